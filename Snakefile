@@ -1,0 +1,33 @@
+# reproduce: papers' tables and figures regenerated from scratch.
+#   snakemake --cores 8 results/table2.csv                      (paper scale, GPU)
+#   snakemake --cores 2 --config scale=smoke results/table2.csv (offline demo)
+import re
+import sys
+
+from snakemake.utils import min_version, validate
+
+from reproduce.pipeline.dag import Dag
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+DAG = Dag(config)
+WORK = str(DAG.work)
+RESULTS = str(DAG.results)
+DATA = str(DAG.data_root)
+RP = f"{sys.executable} -m reproduce"
+
+
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/render.smk"
+
+
+rule all:
+    input:
+        DAG.all_targets(),

@@ -1,0 +1,211 @@
+"""Projected gradient attacks (PGD, FGSM) on models that take images in [0, 1].
+
+Gradients are taken with respect to the input only: the model's parameters
+have ``requires_grad`` switched off for the duration of the attack, so no
+weight gradients are computed (the papers' loops call ``loss.backward()``
+and throw the parameter gradients away) and ``.grad`` of every parameter is
+left exactly as the caller had it.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator, Literal
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+from .losses import check_loss_name, clean_probabilities, per_example_loss
+
+LossFn = Callable[[Tensor], Tensor]
+RandomStart = bool | Literal["normal"]
+
+NORMS = ("linf", "l2")
+BN_MODES = ("eval", "train")
+
+
+@contextmanager
+def attack_mode(model: nn.Module, bn_mode: str) -> Iterator[None]:
+    """Put ``model`` in the attack's train/eval mode with frozen parameters; undo on exit.
+
+    Each submodule's own ``training`` flag is restored (not just the root's),
+    because callers sometimes keep parts of a model in eval mode on purpose
+    (a frozen BatchNorm, a frozen teacher inside a wrapper).
+    """
+    if bn_mode not in BN_MODES:
+        raise ConfigError(f"bn_mode must be one of {BN_MODES}, got {bn_mode!r}")
+    modes = [(m, m.training) for m in model.modules()]
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    model.train(bn_mode == "train")
+    for p in trainable:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
+        for m, was_training in modes:
+            m.training = was_training
+
+
+def _flat_norm(t: Tensor) -> Tensor:
+    """Per-example L2 norm, shaped to broadcast against ``t``."""
+    n = t.flatten(1).norm(dim=1)
+    return n.view(-1, *([1] * (t.dim() - 1)))
+
+
+def random_init(
+    x: Tensor,
+    *,
+    eps: float,
+    norm: str,
+    random_start: RandomStart,
+    start_sigma: float = 0.001,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """The attack's starting point, already clamped to [0, 1]."""
+    if random_start is False:
+        return x.clone()
+    if random_start == "normal":
+        # TRADES / HAT: x + 0.001 N(0, I), not projected (the first step's
+        # projection takes care of that) but a valid image.
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        return (x + start_sigma * noise).clamp(0.0, 1.0)
+    if random_start is not True:
+        raise ConfigError(f"random_start must be True, False or 'normal', got {random_start!r}")
+    if norm == "linf":
+        u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        return (x + (2.0 * u - 1.0) * eps).clamp(0.0, 1.0)
+    # L2: a uniform point in the ball = uniform direction times eps * U^(1/d).
+    direction = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    direction = direction / _flat_norm(direction).clamp_min(1e-12)
+    d = x[0].numel()
+    u = torch.rand((x.shape[0],), generator=generator, device=x.device, dtype=x.dtype)
+    radius = (eps * u.pow(1.0 / d)).view(-1, *([1] * (x.dim() - 1)))
+    return (x + radius * direction).clamp(0.0, 1.0)
+
+
+def _project(x_adv: Tensor, x: Tensor, eps: float, norm: str, lo: Tensor | None, hi: Tensor | None) -> Tensor:
+    if norm == "linf":
+        # lo/hi fold the eps-ball and [0, 1] into one clamp (x itself is in [0, 1]).
+        return torch.clamp(x_adv, lo, hi)
+    delta = x_adv - x
+    scale = (eps / _flat_norm(delta).clamp_min(1e-12)).clamp(max=1.0)
+    # Clamping to [0, 1] after the L2 projection moves each coordinate towards
+    # x's own (valid) value, so it can only shrink the norm: still in the ball.
+    return (x + delta * scale).clamp(0.0, 1.0)
+
+
+def pgd(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor | None,
+    *,
+    eps: float,
+    step_size: float,
+    steps: int,
+    norm: str = "linf",
+    loss: str = "ce",
+    random_start: RandomStart = True,
+    start_sigma: float = 0.001,
+    keep_best: bool = False,
+    bn_mode: str = "eval",
+    loss_fn: LossFn | None = None,
+    generator: torch.Generator | None = None,
+    cw_kappa: float = 50.0,
+) -> Tensor:
+    """Maximise a per-example loss over the ``norm`` ball of radius ``eps`` around ``x``.
+
+    Linf takes sign steps; L2 takes steps along the per-example normalised
+    gradient. Every iterate is projected onto the ball and clamped to [0, 1].
+    ``loss_fn(x_adv) -> (N,)`` replaces ``loss``/``y`` (multi-head methods
+    pass a closure). With ``keep_best`` the iterate of highest loss per example
+    is returned, the final one included (the Subset AT recipe). Returns a
+    detached tensor; the model's modes and parameter gradients are unchanged.
+    """
+    if norm not in NORMS:
+        raise ConfigError(f"attack norm must be one of {NORMS}, got {norm!r}")
+    if loss_fn is None:
+        check_loss_name(loss)
+        if loss != "kl" and y is None:
+            raise ConfigError(f"attack loss {loss!r} needs labels")
+    x = x.detach()
+    if x.is_inference():
+        x = x.clone()
+    lo = hi = None
+    if norm == "linf":
+        lo, hi = (x - eps).clamp(min=0.0), (x + eps).clamp(max=1.0)
+
+    with attack_mode(model, bn_mode), torch.enable_grad():
+        if loss_fn is not None:
+            objective: LossFn = loss_fn
+        else:
+            p_clean = clean_probabilities(model, x) if loss == "kl" else None
+
+            def objective(xa: Tensor) -> Tensor:
+                return per_example_loss(loss, model(xa), y, p_clean=p_clean, cw_kappa=cw_kappa)
+
+        x_adv = random_init(
+            x, eps=eps, norm=norm, random_start=random_start,
+            start_sigma=start_sigma, generator=generator,
+        )
+        best_x: Tensor | None = None
+        best_loss: Tensor | None = None
+
+        def remember(xa: Tensor, losses: Tensor) -> None:
+            nonlocal best_x, best_loss
+            losses = losses.detach()
+            if best_x is None or best_loss is None:
+                best_x, best_loss = xa.clone(), losses.clone()
+                return
+            better = losses > best_loss
+            best_loss = torch.where(better, losses, best_loss)
+            best_x[better] = xa[better]
+
+        for _ in range(steps):
+            x_adv.requires_grad_(True)
+            losses = objective(x_adv)
+            (grad,) = torch.autograd.grad(losses.sum(), x_adv)
+            x_adv = x_adv.detach()
+            if keep_best:
+                remember(x_adv, losses)
+            if norm == "linf":
+                x_adv = x_adv + step_size * grad.sign()
+            else:
+                x_adv = x_adv + step_size * grad / _flat_norm(grad).clamp_min(1e-12)
+            x_adv = _project(x_adv, x, eps, norm, lo, hi)
+
+        if keep_best:
+            # One extra forward pass scores the last iterate, which no step has seen.
+            with torch.no_grad():
+                remember(x_adv, objective(x_adv))
+            assert best_x is not None
+            return best_x.detach()
+    return x_adv.detach()
+
+
+def fgsm(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor | None,
+    *,
+    eps: float,
+    loss: str = "ce",
+    bn_mode: str = "eval",
+    random_start: RandomStart = False,
+    step_size: float | None = None,
+    norm: str = "linf",
+    loss_fn: LossFn | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """One signed-gradient step of size ``step_size`` (default ``eps``).
+
+    With ``random_start=True`` and e.g. ``step_size=1.25 * eps`` this is the
+    "fast AT" FGSM (uniform start, one step, projection back to the ball).
+    """
+    return pgd(
+        model, x, y, eps=eps, step_size=eps if step_size is None else step_size,
+        steps=1, norm=norm, loss=loss, random_start=random_start, bn_mode=bn_mode,
+        loss_fn=loss_fn, generator=generator,
+    )

@@ -1,0 +1,134 @@
+"""Run configs: strict loading, defaults, and the hash that names a run.
+
+A run is fully described by its resolved config; two artifacts asking for the
+same resolved config share one training job because the hash is the same.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from fractions import Fraction
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+# Every key a run config may hold, with its default. Nested dicts are sections;
+# ``None`` in a section default means "no default: required".
+RUN_DEFAULTS: dict[str, Any] = {
+    "name": None,
+    "scale": "paper",
+    "seed": 0,
+    "data": {
+        "primary": None,
+        "aux": [],
+        "train_split": "train",
+        "eval_split": "test",
+        "n_train": None,
+        "augment": True,
+        "pad": 4,
+    },
+    "model": {"name": None, "heads": None, "normalize": "none"},
+    "method": {"name": None},
+    "attack": {
+        "norm": "linf",
+        "eps": "8/255",
+        "step_size": "2/255",
+        "steps": 10,
+        "random_start": True,
+        "keep_best": False,
+        "bn_mode": "train",
+        "loss": "ce",
+    },
+    "optim": {"lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4},
+    "schedule": {
+        "kind": "piecewise",
+        "milestones": [],
+        "gamma": 0.1,
+        "per": "epoch",
+        "warmup_epochs": 0,
+        "pct_start": 0.25,
+    },
+    "epochs": None,
+    "batch_size": 128,
+    # best-checkpoint rule: evaluate `protocol` on the first n of `split` every `every` epochs,
+    # from epoch `after` on (a fraction means a fraction of training, as the BiaMAT AT code does)
+    "selection": {"protocol": None, "split": "test", "n": None, "every": 1, "after": 0},
+    "log_per_instance": False,
+}
+
+SCHEDULE_KINDS = ("piecewise", "onecycle", "constant")
+
+
+def parse_number(value: Any, where: str) -> float:
+    """Numbers may be written as fractions (``8/255``) as the papers do."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(Fraction(value.replace(" ", "")))
+        except (ValueError, ZeroDivisionError):
+            pass
+    raise ConfigError(f"{where}: expected a number or a fraction like 8/255, got {value!r}")
+
+
+def _merge(defaults: Mapping[str, Any], given: Mapping[str, Any], where: str, open_keys: bool) -> dict:
+    out: dict[str, Any] = {}
+    if not isinstance(given, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {type(given).__name__}")
+    unknown = sorted(set(given) - set(defaults))
+    if unknown and not open_keys:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(defaults))}"
+        )
+    for key, default in defaults.items():
+        sub = f"{where}.{key}" if where else key
+        if isinstance(default, dict) and key not in ("heads",):
+            # method parameters are checked by the method itself, so that section is open
+            out[key] = _merge(default, given.get(key, {}) or {}, sub, open_keys=(key == "method"))
+        elif key in given:
+            out[key] = copy.deepcopy(given[key])
+        elif default is None and key in ("name", "epochs"):
+            raise ConfigError(f"{sub}: required key missing")
+        else:
+            out[key] = copy.deepcopy(default)
+    for key in unknown:
+        out[key] = copy.deepcopy(given[key])
+    return out
+
+
+def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
+    """Fill defaults and reject unknown keys; registry names are checked later."""
+    cfg = _merge(RUN_DEFAULTS, raw, "", open_keys=False) if isinstance(raw, Mapping) else None
+    if cfg is None:
+        raise ConfigError(f"{where}: a run config must be a mapping")
+    for section, key in (("data", "primary"), ("model", "name"), ("method", "name")):
+        if not cfg[section].get(key):
+            raise ConfigError(f"{where}: {section}.{key} is required")
+    if not isinstance(cfg["data"]["aux"], list):
+        raise ConfigError(f"{where}: data.aux must be a list of dataset names")
+    if cfg["schedule"]["kind"] not in SCHEDULE_KINDS:
+        raise ConfigError(f"{where}: schedule.kind {cfg['schedule']['kind']!r} not one of {SCHEDULE_KINDS}")
+    if cfg["schedule"]["per"] not in ("epoch", "iteration"):
+        raise ConfigError(f"{where}: schedule.per must be 'epoch' or 'iteration'")
+    if cfg["attack"]["bn_mode"] not in ("train", "eval"):
+        raise ConfigError(f"{where}: attack.bn_mode must be 'train' or 'eval'")
+    for key in ("eps", "step_size"):
+        parse_number(cfg["attack"][key], f"{where}: attack.{key}")
+    if not isinstance(cfg["epochs"], int) or cfg["epochs"] < 1:
+        raise ConfigError(f"{where}: epochs must be a positive integer, got {cfg['epochs']!r}")
+    return cfg
+
+
+def config_hash(cfg: Mapping[str, Any], length: int = 8) -> str:
+    """Hash of everything that changes what training computes (not the name)."""
+    body = {k: v for k, v in cfg.items() if k != "name"}
+    blob = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+def run_id(cfg: Mapping[str, Any]) -> str:
+    return f"{cfg['name']}-{config_hash(cfg)}"

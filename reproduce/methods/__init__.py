@@ -1,0 +1,6 @@
+"""Training methods: one module each, registered by name."""
+
+from .base import METHODS, Method, StepOutput, TrainContext
+from . import standard, trades  # noqa: F401  (registration)
+
+__all__ = ["METHODS", "Method", "StepOutput", "TrainContext"]

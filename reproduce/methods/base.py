@@ -1,0 +1,92 @@
+"""What a training method supplies to the one training loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from ..config import parse_number
+from ..errors import ConfigError
+from ..registry import Registry
+
+
+@dataclass
+class StepOutput:
+    """A batch's loss, optional per-example losses (for per-instance logs) and scalars to log."""
+
+    loss: Tensor
+    per_example: Tensor | None = None
+    stats: dict[str, float] = field(default_factory=dict)
+    # per-step values worth plotting over training (BiaMAT's n_high/n_aux); written to steps.jsonl
+    step_log: dict[str, float] | None = None
+
+
+@dataclass
+class TrainContext:
+    """What a method may need beyond the batch: the run config, data, device."""
+
+    cfg: Mapping[str, Any]
+    device: torch.device
+    num_classes: int
+    datasets: dict[str, Any]  # name -> DeviceDataset (primary train split and any aux splits)
+    steps_per_epoch: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Method:
+    """Base class. Subclasses declare ``params`` (name -> default) and implement ``step``."""
+
+    params: dict[str, Any] = {}
+
+    def __init__(self, cfg: Mapping[str, Any], ctx: TrainContext) -> None:
+        given = {k: v for k, v in cfg["method"].items() if k != "name"}
+        unknown = sorted(set(given) - set(self.params))
+        if unknown:
+            raise ConfigError(
+                f"method {cfg['method']['name']!r}: unknown parameter(s) {', '.join(unknown)}; "
+                f"allowed: {', '.join(sorted(self.params)) or '(none)'}"
+            )
+        self.p = {**self.params, **given}
+        self.cfg = cfg
+        self.ctx = ctx
+        a = cfg["attack"]
+        self.attack_kwargs = dict(
+            eps=parse_number(a["eps"], "attack.eps"),
+            step_size=parse_number(a["step_size"], "attack.step_size"),
+            steps=int(a["steps"]),
+            norm=a["norm"],
+            random_start=a["random_start"],
+            keep_best=bool(a["keep_best"]),
+            bn_mode=a["bn_mode"],
+        )
+
+    def heads(self) -> dict[str, int] | None:
+        """Named output heads the model needs (None: one primary head)."""
+        return None
+
+    def attach(self, model: nn.Module) -> None:
+        """Called once the model exists (methods that keep a frozen copy or hooks)."""
+
+    def epoch_stats(self) -> dict[str, float]:
+        """Per-epoch scalars for metrics.jsonl (e.g. BiaMAT's n_high/n_aux)."""
+        return {}
+
+    def start_epoch(self, model: nn.Module, epoch: int) -> None:
+        """Called before each epoch (warm-up switches, threshold freezing)."""
+
+    def step(self, model: nn.Module, batch: Any, epoch: int, it: int) -> StepOutput:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """Method state saved in every checkpoint (thresholds, caches)."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        pass
+
+
+MethodFactory = Callable[[Mapping[str, Any], TrainContext], Method]
+METHODS: Registry[type[Method]] = Registry("method")

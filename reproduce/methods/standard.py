@@ -1,0 +1,32 @@
+"""Standard training and Madry et al.'s PGD adversarial training."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import nn
+
+from ..attacks import pgd
+from .base import METHODS, Method, StepOutput
+
+
+@METHODS.register("standard")
+class Standard(Method):
+    """Cross-entropy on clean images."""
+
+    def step(self, model: nn.Module, batch, epoch: int, it: int) -> StepOutput:
+        logits = model(batch.x)
+        per = F.cross_entropy(logits, batch.y, reduction="none")
+        acc = (logits.argmax(1) == batch.y).float().mean().item()
+        return StepOutput(per.mean(), per.detach(), {"train_acc": acc})
+
+
+@METHODS.register("at")
+class MadryAT(Method):
+    """Cross-entropy on PGD examples (Madry et al., 2018)."""
+
+    def step(self, model: nn.Module, batch, epoch: int, it: int) -> StepOutput:
+        x_adv = pgd(model, batch.x, batch.y, loss="ce", **self.attack_kwargs)
+        logits = model(x_adv)
+        per = F.cross_entropy(logits, batch.y, reduction="none")
+        acc = (logits.argmax(1) == batch.y).float().mean().item()
+        return StepOutput(per.mean(), per.detach(), {"train_adv_acc": acc})

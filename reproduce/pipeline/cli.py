@@ -1,0 +1,145 @@
+"""Pipeline subcommands: list, plan, render, diff, prepare-data (what the Snakemake rules call)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from ..errors import ConfigError, DatasetMissingError
+from ..io import read_yaml
+
+CONFIG = "config/config.yaml"
+
+
+def workflow_config(args: argparse.Namespace) -> dict[str, Any]:
+    cfg = read_yaml(CONFIG)
+    for key in ("scale", "work_dir", "results_dir", "data_dir"):
+        if getattr(args, key, None):
+            cfg[key] = getattr(args, key)
+    if getattr(args, "download", False):
+        cfg["download"] = True
+    return cfg
+
+
+def _dag(args: argparse.Namespace):
+    from .dag import Dag
+
+    return Dag(workflow_config(args))
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    dag = _dag(args)
+    for paper, spec in dag.specs.items():
+        print(f"{paper}: {spec.title} ({len(spec.runs)} distinct runs)")
+        for a in spec.artifacts.values():
+            print(f"  {a.name:<10} {a.kind:<6} {a.title}")
+            for t in dag.artifact_outputs(a):
+                print(f"      {t}")
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from .plan import format_plan, plan
+
+    p = plan(_dag(args), args.targets)
+    print(json.dumps(p, indent=2) if args.json else format_plan(p))
+    return 0
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from .render import render_figure, render_table
+
+    dag = _dag(args)
+    art = dag.artifact(args.paper, args.artifact)
+    if art.kind == "figure":
+        render_figure(dag, art, args.out)
+    else:
+        render_table(dag, art, args.out)
+    print(f"wrote {args.out} ({dag.scale.name} scale)")
+    return 0
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from .diff import diff_artifact
+
+    dag = _dag(args)
+    art = dag.artifact(args.paper, args.artifact)
+    regenerated = args.regenerated or str(dag.results / art.paper / f"{art.name}.csv")
+    out = args.out or str(dag.results / art.paper / f"{art.name}.diff.csv")
+    res = diff_artifact(art, regenerated, out, scale=dag.scale.name, comparable=dag.scale.comparable)
+    print(f"wrote {out}: " + ", ".join(f"{v} {k}" for k, v in sorted(res["counts"].items())))
+    for c in res["claims"]:
+        print(f"  claim {c['claim']}: published {c['published']}, reproduced {c['reproduced']}")
+    return 0
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    """Make one dataset ready under the scale's data root: generate, verify or import."""
+    from ..data import DATASETS, read_manifest
+
+    dag = _dag(args)
+    name, root = args.dataset, dag.data_root
+    if dag.scale.generated:
+        spec = dag.scale.datasets.get(name)
+        if spec is None:
+            raise ConfigError(f"{dag.scale.path}: data.datasets has no entry for {name!r}")
+        from ..data.synthetic import write_generated
+
+        write_generated(name, root, num_classes=spec["classes"], image_size=spec["size"],
+                        n_train=spec["n_train"], n_test=spec["n_test"], domain=spec["domain"],
+                        related_to=spec.get("related_to"), relatedness=spec.get("relatedness", 0.0))
+        print(f"generated {name} under {root}")
+        return 0
+    DATASETS.get(name, where="prepare-data")
+    try:
+        read_manifest(name, root)
+        print(f"{name}: prepared under {root}")
+        return 0
+    except DatasetMissingError:
+        if not dag.config.get("download"):
+            raise
+    from ..data.importers import import_dataset
+
+    import_dataset(name, root, allow_download=True)
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scale", default=None, help="scale name (default: config/config.yaml)")
+    p.add_argument("--work-dir", dest="work_dir", default=None)
+    p.add_argument("--results-dir", dest="results_dir", default=None)
+    p.add_argument("--data-dir", dest="data_dir", default=None)
+
+
+def add_subcommands(sub: Any) -> None:
+    p = sub.add_parser("list", help="papers, artifacts and their Snakemake targets")
+    _common(p)
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("plan", help="distinct runs and GPU-hours behind targets")
+    p.add_argument("targets", nargs="+", help="artifact outputs (results/table2.csv) or PAPER/ARTIFACT")
+    p.add_argument("--json", action="store_true")
+    _common(p)
+    p.set_defaults(func=_cmd_plan)
+
+    p = sub.add_parser("render", help="render one artifact from its evaluations")
+    p.add_argument("--paper", required=True)
+    p.add_argument("--artifact", required=True)
+    p.add_argument("--out", required=True)
+    _common(p)
+    p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("diff", help="diff a regenerated table against the published values")
+    p.add_argument("--paper", required=True)
+    p.add_argument("--artifact", required=True)
+    p.add_argument("--regenerated", default=None, help="regenerated CSV (default: results/<paper>/<artifact>.csv)")
+    p.add_argument("--out", default=None)
+    _common(p)
+    p.set_defaults(func=_cmd_diff)
+
+    p = sub.add_parser("prepare-data", help="generate (smoke) or verify/import (real scales) one dataset")
+    p.add_argument("dataset")
+    p.add_argument("--download", action="store_true", help="allow downloading official archives")
+    _common(p)
+    p.set_defaults(func=_cmd_prepare)

@@ -1,0 +1,5 @@
+"""Training: the loop, LR schedules, checkpoints."""
+
+from .loop import train
+
+__all__ = ["train"]

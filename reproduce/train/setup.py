@@ -1,0 +1,113 @@
+"""Turning a resolved run config into device-resident data and a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+
+
+def select_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available on this machine")
+    return torch.device(device)
+
+
+def subset_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """A class-balanced, seeded subset: small CPU scales keep every class represented."""
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    per = max(1, n // len(classes))
+    picks = [rng.permutation(np.flatnonzero(labels == c))[:per] for c in classes]
+    return np.sort(np.concatenate(picks))[:n]
+
+
+def load_run_data(cfg: Mapping[str, Any], root: str | Path, device: torch.device) -> dict[str, Any]:
+    """Primary train/eval splits and every auxiliary train split, loaded once onto the device."""
+    from ..data import DeviceDataset, load_split, read_manifest
+
+    d = cfg["data"]
+    primary = d["primary"]
+    man = read_manifest(primary, root)
+    x, y = load_split(primary, d["train_split"], root)
+    if d["n_train"]:
+        keep = subset_indices(y, int(d["n_train"]), int(cfg["seed"]))
+        x, y = x[keep], y[keep]
+    train = {primary: DeviceDataset(x, y, device)}
+    provenance = {primary: _prov(man)}
+    for aux in d["aux"]:
+        ax, ay = load_split(aux, "train", root)
+        train[aux] = DeviceDataset(ax, ay, device)
+        provenance[aux] = _prov(read_manifest(aux, root))
+    ex, ey = load_split(primary, d["eval_split"], root)
+    sel_split = cfg["selection"]["split"]
+    selection = load_split(primary, sel_split, root) if sel_split != d["eval_split"] else None
+    steps = len(y) // int(cfg["batch_size"])
+    if steps < 1:
+        raise ConfigError(f"run {cfg['name']}: batch_size {cfg['batch_size']} exceeds the {len(y)} training images")
+    return {"train": train, "eval": (ex, ey), "num_classes": int(man["num_classes"]),
+            "image_size": int(x.shape[1]), "channels": int(x.shape[3]), "steps_per_epoch": steps, "selection": selection,
+            "provenance": provenance, "manifests": {primary: man}}
+
+
+def _prov(man: Mapping[str, Any]) -> dict[str, Any]:
+    return {"name": man.get("name"), "synthetic": bool(man.get("synthetic", False)),
+            "splits": {k: v.get("images_sha256") for k, v in man.get("splits", {}).items()}}
+
+
+def model_normalization(cfg: Mapping[str, Any], channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-dataset mean/std when the paper's code normalizes inside the model, else identity."""
+    if cfg["model"]["normalize"] == "none":
+        return (0.0,) * channels, (1.0,) * channels
+    if cfg["model"]["normalize"] != "dataset":
+        raise ConfigError(f"run {cfg['name']}: model.normalize must be 'none' or 'dataset'")
+    from ..data import DATASETS
+
+    info = DATASETS.get(cfg["data"]["primary"], where="data.primary")
+    return tuple(info.mean), tuple(info.std)
+
+
+def build_for_run(cfg: Mapping[str, Any], data: Mapping[str, Any], device: torch.device,
+                  heads: dict[str, int] | None = None) -> torch.nn.Module:
+    from ..models import build_model
+
+    mean, std = model_normalization(cfg, data["channels"])
+    model = build_model(cfg["model"]["name"], data["num_classes"], mean=mean, std=std,
+                        heads=heads or cfg["model"]["heads"], image_size=data["image_size"],
+                        in_channels=data["channels"])
+    return model.to(device)
+
+
+def build_from_run_dir(run_dir: str | Path, data_root: str | Path, device: torch.device,
+                       checkpoint_name: str = "best.pt") -> tuple[dict[str, Any], torch.nn.Module, dict[str, Any]]:
+    """Rebuild a trained model for evaluation: (resolved config, model in eval mode, checkpoint meta)."""
+    from .. import io
+    from ..config import resolve_run
+    from ..data import read_manifest
+    from . import checkpoint
+
+    run = Path(run_dir)
+    ck_path = run / checkpoint_name
+    if not (run / "config.yaml").exists() or not ck_path.exists():
+        raise ConfigError(f"{ck_path}: no trained checkpoint here; train the run first "
+                          f"(reproduce train --config CONFIG --out {run})")
+    cfg = resolve_run(io.read_yaml(run / "config.yaml"), where=str(run / "config.yaml"))
+    ck = checkpoint.load(ck_path, device)
+    state = ck["model"]
+    # head names and sizes are read back from the weights, so any method's model reloads alike
+    heads = {k.split(".")[1]: int(v.shape[0]) for k, v in state.items()
+             if k.startswith("heads.") and k.endswith(".weight")}
+    man = read_manifest(cfg["data"]["primary"], data_root)
+    data = {"num_classes": int(man["num_classes"]), "image_size": int(man["image_size"]),
+            "channels": int(man.get("channels", 3))}
+    model = build_for_run(cfg, data, device, heads=heads or None)
+    model.load_state_dict(state)
+    model.eval()
+    meta = {k: v for k, v in ck.items() if k != "model"}
+    return cfg, model, meta

@@ -1,0 +1,137 @@
+"""The training loop: resume after SIGKILL is exact, LR schedules, NaN stops, bad configs fail cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from reproduce.data.synthetic import write_generated
+from reproduce.errors import ConfigError, TrainingDivergedError
+from reproduce.train import train
+from reproduce.train.schedule import lr_at, onecycle_lr
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cfg(**over):
+    cfg = {
+        "name": "t-at", "scale": "test", "seed": 3,
+        "data": {"primary": "toy", "augment": True},
+        "model": {"name": "small_cnn"},
+        "method": {"name": "at"},
+        "attack": {"eps": "8/255", "step_size": "2/255", "steps": 2, "bn_mode": "train"},
+        "optim": {"lr": 0.05, "weight_decay": 5e-4},
+        "schedule": {"kind": "piecewise", "milestones": [2], "gamma": 0.1},
+        "epochs": 3, "batch_size": 32,
+        "selection": {"protocol": "pgd20", "n": 64},
+    }
+    for k, v in over.items():
+        cfg[k] = v
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def toy_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    write_generated("toy", root, num_classes=4, image_size=16, n_train=256, n_test=64, domain=0)
+    return root
+
+
+def _metrics(run: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    for r in rows:
+        r.pop("seconds")
+    return rows
+
+
+def test_training_writes_outputs_and_selects_best(toy_root, tmp_path):
+    summary = train(_cfg(), tmp_path / "run", data_root=toy_root, device="cpu", progress=False)
+    run = tmp_path / "run"
+    for f in ("last.pt", "best.pt", "metrics.jsonl", "config.yaml", "done.json"):
+        assert (run / f).exists(), f
+    rows = _metrics(run)
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    scores = [r["selection_pgd20"] for r in rows]
+    assert summary["best"]["score"] == max(scores)
+    assert rows[2]["lr"] == pytest.approx(0.005)  # milestone at epoch index 2
+    # a finished run is not trained again
+    assert train(_cfg(), run, data_root=toy_root, device="cpu", progress=False) == summary
+
+
+def test_sigkill_mid_epoch_then_restart_gives_identical_metrics(toy_root, tmp_path):
+    cfg = _cfg(epochs=3, batch_size=16, name="t-kill")
+    cfg_path = tmp_path / "cfg.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    cmd = [sys.executable, "-m", "reproduce", "train", "--config", str(cfg_path), "--data-root", str(toy_root),
+           "--device", "cpu", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ref = subprocess.run(cmd + ["--out", str(tmp_path / "ref")], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert ref.returncode == 0, ref.stderr
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(cmd + ["--out", str(run)], env=env, cwd=ROOT)
+    deadline = time.time() + 120
+    while not (run / "metrics.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert (run / "metrics.jsonl").exists(), "first epoch never finished"
+    epoch_seconds = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])["seconds"]
+    time.sleep(epoch_seconds / 2)  # half way through the second epoch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "done.json").exists()
+    assert len(_metrics(run)) == 1, "the kill should land during the second epoch"
+    again = subprocess.run(cmd + ["--out", str(run)], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert _metrics(run) == _metrics(tmp_path / "ref")
+    assert not list(run.glob(".*.tmp")), "temporary files left behind"
+
+
+def test_nan_loss_stops_with_epoch_and_batch(toy_root, tmp_path):
+    cfg = _cfg(optim={"lr": 1e12, "weight_decay": 0.0}, method={"name": "standard"}, epochs=2)
+    with pytest.raises(TrainingDivergedError, match=r"epoch \d+, batch \d+"):
+        train(cfg, tmp_path / "nan", data_root=toy_root, device="cpu", progress=False)
+
+
+@pytest.mark.parametrize("over, needle", [
+    ({"epoch": 3}, "epoch"),
+    ({"method": {"name": "madry"}}, "madry"),
+    ({"model": {"name": "wrn-99-1"}}, "wrn-99-1"),
+    ({"method": {"name": "trades", "gamma": 1}}, "gamma"),
+])
+def test_bad_config_fails_before_writing(toy_root, tmp_path, over, needle):
+    run = tmp_path / "bad"
+    with pytest.raises(ConfigError, match=needle):
+        train(_cfg(**over), run, data_root=toy_root, device="cpu", progress=False)
+    assert not (run / "last.pt").exists() and not (run / "done.json").exists()
+
+
+def test_cli_reports_errors_without_traceback(tmp_path, toy_root):
+    cfg_path = tmp_path / "cfg.yaml"
+    cfg_path.write_text(yaml.safe_dump(_cfg(data={"primary": "nonexistent"})))
+    r = subprocess.run([sys.executable, "-m", "reproduce", "train", "--config", str(cfg_path), "--out",
+                        str(tmp_path / "x"), "--data-root", str(toy_root)], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "nonexistent" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "x" / "done.json").exists()
+
+
+def test_schedules():
+    sched = {"kind": "piecewise", "milestones": [0.6, 0.9], "gamma": 0.1, "per": "epoch", "warmup_epochs": 0}
+    assert lr_at(sched, 0.1, 100, 59, 0, 10) == pytest.approx(0.1)
+    assert lr_at(sched, 0.1, 100, 60, 0, 10) == pytest.approx(0.01)
+    assert lr_at(sched, 0.1, 100, 90, 0, 10) == pytest.approx(0.001)
+    import torch
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.21)
+    ref = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.21, total_steps=50, pct_start=0.25)
+    for step in range(50):
+        assert onecycle_lr(step, 50, 0.21, 0.25) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-6), step
+        opt.step()
+        ref.step()
