@@ -15,10 +15,10 @@ configfile: "config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
-DAG = Dag(config)
-WORK = str(DAG.work)
-RESULTS = str(DAG.results)
-DATA = str(DAG.data_root)
+PIPE = Dag(config)
+WORK = str(PIPE.work)
+RESULTS = str(PIPE.results)
+DATA = str(PIPE.data_root)
 RP = f"{sys.executable} -m reproduce"
 
 
@@ -30,4 +30,4 @@ include: "workflow/rules/render.smk"
 
 rule all:
     input:
-        DAG.all_targets(),
+        PIPE.all_targets(),

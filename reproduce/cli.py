@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-root", default=default_data_root())
     t.add_argument("--device", default="auto")
     t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("evaluate", help="evaluate a trained run under a named protocol")
@@ -104,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--data-root", default=default_data_root())
     e.add_argument("--device", default="auto")
+    e.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     e.set_defaults(func=_cmd_evaluate)
 
     from .data import cli as data_cli
@@ -118,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "threads", None):
+        import torch
+
+        # Snakemake runs several jobs side by side: each keeps to the cores it was given
+        torch.set_num_threads(args.threads)
     try:
         return int(args.func(args) or 0)
     except ReproduceError as e:

@@ -75,24 +75,26 @@ def parse_number(value: Any, where: str) -> float:
     raise ConfigError(f"{where}: expected a number or a fraction like 8/255, got {value!r}")
 
 
-def _merge(defaults: Mapping[str, Any], given: Mapping[str, Any], where: str, open_keys: bool) -> dict:
+def _merge(defaults: Mapping[str, Any], given: Mapping[str, Any], where: str, open_keys: bool,
+           prefix: str = "") -> dict:
     out: dict[str, Any] = {}
+    loc = f"{prefix}{where}" if where else prefix.rstrip(". ") or "run"
     if not isinstance(given, Mapping):
-        raise ConfigError(f"{where}: expected a mapping, got {type(given).__name__}")
+        raise ConfigError(f"{loc}: expected a mapping, got {type(given).__name__}")
     unknown = sorted(set(given) - set(defaults))
     if unknown and not open_keys:
         raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(defaults))}"
+            f"{loc}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(defaults))}"
         )
     for key, default in defaults.items():
         sub = f"{where}.{key}" if where else key
         if isinstance(default, dict) and key not in ("heads",):
             # method parameters are checked by the method itself, so that section is open
-            out[key] = _merge(default, given.get(key, {}) or {}, sub, open_keys=(key == "method"))
+            out[key] = _merge(default, given.get(key, {}) or {}, sub, (key == "method"), prefix)
         elif key in given:
             out[key] = copy.deepcopy(given[key])
         elif default is None and key in ("name", "epochs"):
-            raise ConfigError(f"{sub}: required key missing")
+            raise ConfigError(f"{prefix}{sub}: required key missing")
         else:
             out[key] = copy.deepcopy(default)
     for key in unknown:
@@ -102,7 +104,7 @@ def _merge(defaults: Mapping[str, Any], given: Mapping[str, Any], where: str, op
 
 def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
     """Fill defaults and reject unknown keys; registry names are checked later."""
-    cfg = _merge(RUN_DEFAULTS, raw, "", open_keys=False) if isinstance(raw, Mapping) else None
+    cfg = _merge(RUN_DEFAULTS, raw, "", False, prefix=f"{where}.") if isinstance(raw, Mapping) else None
     if cfg is None:
         raise ConfigError(f"{where}: a run config must be a mapping")
     for section, key in (("data", "primary"), ("model", "name"), ("method", "name")):

@@ -94,9 +94,20 @@ def test_sigkill_mid_epoch_then_restart_gives_identical_metrics(toy_root, tmp_pa
 
 
 def test_nan_loss_stops_with_epoch_and_batch(toy_root, tmp_path):
-    cfg = _cfg(optim={"lr": 1e12, "weight_decay": 0.0}, method={"name": "standard"}, epochs=2)
-    with pytest.raises(TrainingDivergedError, match=r"epoch \d+, batch \d+"):
+    from reproduce.methods import METHODS, StepOutput
+    from reproduce.methods.standard import Standard
+
+    if "test-nan" not in METHODS:
+        @METHODS.register("test-nan")
+        class NanAtBatch3(Standard):
+            def step(self, model, batch, epoch, it):
+                out = super().step(model, batch, epoch, it)
+                return StepOutput(out.loss * float("nan"), None, {}) if (epoch, it) == (1, 2) else out
+
+    cfg = _cfg(method={"name": "test-nan"}, epochs=3)
+    with pytest.raises(TrainingDivergedError, match=r"epoch 2, batch 3"):
         train(cfg, tmp_path / "nan", data_root=toy_root, device="cpu", progress=False)
+    assert not (tmp_path / "nan" / "done.json").exists()
 
 
 @pytest.mark.parametrize("over, needle", [

@@ -111,7 +111,7 @@ def import_dataset(
     *,
     from_archive: str | os.PathLike[str] | None = None,
     from_folder: str | os.PathLike[str] | None = None,
-    download_ok: bool = False,
+    allow_download: bool = False,
     sha256: Sequence[str] = (),
     checksums: Mapping[str, str] | None = None,
     expected_sizes: Mapping[str, int] | None = None,
@@ -122,7 +122,7 @@ def import_dataset(
 
     Exactly one source: ``from_archive`` (official file, or a directory holding
     the official files), ``from_folder`` (extracted files or an image tree), or
-    ``download_ok=True`` (fetch the official files; never implicit). Derived
+    ``allow_download=True`` (fetch the official files; never implicit). Derived
     datasets (imgnet100/900) need no source. An already prepared dataset is
     left alone unless ``force``.
     """
@@ -132,13 +132,13 @@ def import_dataset(
         if progress:
             progress(f"{name} is already prepared at {dataset_dir(name, root_p)} (use --force to re-import)")
         return dataset_dir(name, root_p)
-    given = sum(x is not None for x in (from_archive, from_folder)) + bool(download_ok)
+    given = sum(x is not None for x in (from_archive, from_folder)) + bool(allow_download)
     if info.derived_from is None and given != 1:
         raise ReproduceError(
             f"data import {name}: give exactly one of --from-archive PATH, --from-folder DIR or --download "
             f"(expected: {info.import_hint}; official source: {info.homepage})"
         )
-    if download_ok:
+    if allow_download:
         dest = root_p / ".downloads" / name
         from_archive = download(info, dest, progress)
     req = ImportRequest(
@@ -379,57 +379,4 @@ def import_svhn(req: ImportRequest) -> Path:
             if fname in files:
                 req.say(f"svhn/{split}: reading {files[fname]}")
                 req.check_count(split, _read_svhn_mat(files[fname], w, split))
-    return w.final
-
-
-# -- CIFAR-10-C .npy files -------------------------------------------------------------
-
-
-@IMPORTERS.register("cifar10c")
-def import_cifar10c(req: ImportRequest) -> Path:
-    from .catalog import CIFAR10C_CORRUPTIONS, CIFAR10C_SEVERITIES
-
-    info = req.info
-    names = [f"{c}.npy" for c in CIFAR10C_CORRUPTIONS] + ["labels.npy"]
-    tar: tarfile.TarFile | None = None
-    members: dict[str, Any] = {}
-    if req.from_folder is not None:
-        folder = req.from_folder
-        if (folder / "CIFAR-10-C").is_dir():
-            folder = folder / "CIFAR-10-C"
-        members = {n: folder / n for n in names if (folder / n).is_file()}
-    else:
-        assert req.from_archive is not None
-        files = find_files(info, req.from_archive)
-        fname = info.archives[0].filename
-        req.verify(files[fname], fname)
-        tar = tarfile.open(files[fname], "r:")
-        members = {m.name.rsplit("/", 1)[-1]: m for m in tar.getmembers() if m.isfile()}
-
-    def read(n: str) -> np.ndarray:
-        if tar is None:
-            return np.load(members[n], allow_pickle=False)
-        f = tar.extractfile(members[n])
-        assert f is not None
-        return np.lib.format.read_array(f, allow_pickle=False)
-
-    try:
-        missing = [n for n in names if n not in members]
-        if missing:
-            raise ReproduceError(f"cifar10-c: {', '.join(missing)} not found in {req.from_archive or req.from_folder}")
-        labels = read("labels.npy").astype(np.int64)
-        per = labels.shape[0] // len(CIFAR10C_SEVERITIES)
-        with req.writer() as w:
-            for c in CIFAR10C_CORRUPTIONS:
-                req.say(f"cifar10-c: {c}")
-                images = read(f"{c}.npy")
-                if images.dtype != np.uint8 or images.shape != (labels.shape[0], 32, 32, 3):
-                    raise ReproduceError(f"cifar10-c/{c}.npy: unexpected {images.dtype}{images.shape}")
-                for k, s in enumerate(CIFAR10C_SEVERITIES):
-                    sl = slice(k * per, (k + 1) * per)
-                    req.check_count(f"{c}-{s}", per)
-                    w.add_split(f"{c}-{s}", images[sl], labels[sl])
-    finally:
-        if tar is not None:
-            tar.close()
     return w.final

@@ -1,5 +1,5 @@
 """Importers for the big auxiliary datasets: downsampled ImageNet, its
-ImgNet100/900 class split, the TinyImages 500k pickle and Places365."""
+ImgNet100/900 class split, the TinyImages 500k pickle, Places365, CIFAR-10-C."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import ReproduceError
 from .archives import find_files, safe_unpickle
+from .catalog import CIFAR10C_CORRUPTIONS, CIFAR10C_SEVERITIES
 from .importers import IMPORTERS, ImportRequest
 from .prepared import load_split, read_manifest
 
@@ -206,6 +207,8 @@ def import_places365(req: ImportRequest) -> Path:
                     assert f is not None
                     texts[base] = f.read().decode()
     classes, entries = _parse_lists(texts)
+    if len(classes) != info.num_classes:
+        raise ReproduceError(f"{info.name}: categories_places365.txt lists {len(classes)} classes, expected {info.num_classes}")
     with req.writer(classes=classes) as w:
         for split in info.splits:
             table = entries[split]
@@ -229,4 +232,55 @@ def import_places365(req: ImportRequest) -> Path:
                         images[hit[0]] = _resize(f.read(), size)
                         labels[hit[0]] = hit[1]
             w.commit(split)
+    return w.final
+
+
+# -- CIFAR-10-C .npy files -------------------------------------------------------------
+
+
+@IMPORTERS.register("cifar10c")
+def import_cifar10c(req: ImportRequest) -> Path:
+    info = req.info
+    names = [f"{c}.npy" for c in CIFAR10C_CORRUPTIONS] + ["labels.npy"]
+    tar: tarfile.TarFile | None = None
+    members: dict[str, Any] = {}
+    if req.from_folder is not None:
+        folder = req.from_folder
+        if (folder / "CIFAR-10-C").is_dir():
+            folder = folder / "CIFAR-10-C"
+        members = {n: folder / n for n in names if (folder / n).is_file()}
+    else:
+        assert req.from_archive is not None
+        files = find_files(info, req.from_archive)
+        fname = info.archives[0].filename
+        req.verify(files[fname], fname)
+        tar = tarfile.open(files[fname], "r:")
+        members = {m.name.rsplit("/", 1)[-1]: m for m in tar.getmembers() if m.isfile()}
+
+    def read(n: str) -> np.ndarray:
+        if tar is None:
+            return np.load(members[n], allow_pickle=False)
+        f = tar.extractfile(members[n])
+        assert f is not None
+        return np.lib.format.read_array(f, allow_pickle=False)
+
+    try:
+        missing = [n for n in names if n not in members]
+        if missing:
+            raise ReproduceError(f"cifar10-c: {', '.join(missing)} not found in {req.from_archive or req.from_folder}")
+        labels = read("labels.npy").astype(np.int64)
+        per = labels.shape[0] // len(CIFAR10C_SEVERITIES)
+        with req.writer() as w:
+            for c in CIFAR10C_CORRUPTIONS:
+                req.say(f"cifar10-c: {c}")
+                images = read(f"{c}.npy")
+                if images.dtype != np.uint8 or images.shape != (labels.shape[0], 32, 32, 3):
+                    raise ReproduceError(f"cifar10-c/{c}.npy: unexpected {images.dtype}{images.shape}")
+                for k, s in enumerate(CIFAR10C_SEVERITIES):
+                    sl = slice(k * per, (k + 1) * per)
+                    req.check_count(f"{c}-{s}", per)
+                    w.add_split(f"{c}-{s}", images[sl], labels[sl])
+    finally:
+        if tar is not None:
+            tar.close()
     return w.final

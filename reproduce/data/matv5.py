@@ -86,7 +86,7 @@ def _element(src: _Raw | _Inflate, endian: str, where: str) -> tuple[int, bytes]
     if small is not None:
         return typ, small
     data = _exact(src, n, where)
-    _exact(src, _pad(n), where)
+    src.read(_pad(n))  # lenient: padding may be cut at the stream end
     return typ, data
 
 
@@ -121,10 +121,10 @@ def _matrix(
             k = min(chunk, dims[-1] - start)
             block = np.frombuffer(_exact(src, k * per, where), dtype=store).astype(target)
             sink(block.reshape((k, *dims[:-1][::-1])))
-        _exact(src, _pad(n), where)
+        src.read(_pad(n))  # lenient: padding may be cut at the stream end
         return name, None
     data = np.frombuffer(_exact(src, n, where), dtype=store).astype(target)
-    _exact(src, _pad(n), where)
+    src.read(_pad(n))  # lenient: padding may be cut at the stream end
     return name, data.reshape(dims, order="F")
 
 

@@ -93,9 +93,12 @@ class _NpyAppender:
     def append(self, a: np.ndarray) -> None:
         if a.shape[1:] != self.tail or a.dtype != self.dtype:
             raise ValueError(f"{self.path.name}: got {a.dtype}{a.shape}, want {self.dtype}(N, *{self.tail})")
-        data = memoryview(np.ascontiguousarray(a)).cast("B")
-        self.f.write(data)
-        self.sha.update(data)
+        # In row chunks: a transposed view is never copied whole.
+        step = max(1, _CHUNK_BYTES // max(1, a[:1].nbytes))
+        for i in range(0, a.shape[0], step):
+            data = memoryview(np.ascontiguousarray(a[i : i + step])).cast("B")
+            self.f.write(data)
+            self.sha.update(data)
         self.n += a.shape[0]
 
     def close(self) -> str:
@@ -361,10 +364,14 @@ def import_command(name: str, root: str | os.PathLike[str] | None = None) -> str
 
 
 def missing_error(name: str, root: str | os.PathLike[str] | None = None, why: str = "") -> DatasetMissingError:
-    path = dataset_dir(name, root) / MANIFEST
+    path = (dataset_dir(name, root) / MANIFEST).absolute()
     if name in DATASETS:
         info: DatasetInfo | None = DATASETS.get(name)
-        source = f"{info.title} comes from {info.source_text()}; licence: {info.licence}."
+        assert info is not None
+        if info.derived_from:
+            source = f"{info.title} is derived from {info.derived_from} ({info.homepage.split('(')[-1].rstrip(')')})."
+        else:
+            source = f"{info.title} comes from {info.source_text()}; licence: {info.licence}."
     else:
         info = None
         source = f"{name!r} is not in the dataset catalog (known: {', '.join(DATASETS.names())})."

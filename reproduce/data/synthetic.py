@@ -2,27 +2,33 @@
 
 Each image = domain background (smooth colour field + oriented stripe
 texture, in the domain's colour statistics)
-           + the class prototype: a large, smooth colour layout (the *robust*
-             signal), randomly shifted and scaled, plus a weaker prototype of
-             another class as a distractor
+           + the class object (the *robust* signal): a soft-edged square 5/8
+             of the image wide, with a class colour and a coarse 3x3 colour
+             pattern, at a random position and contrast, plus a fainter
+             object of another class as a distractor
            + a class-specific periodic +-1 tile of amplitude 4/255 (the
              *non-robust* signal: predictive, but an 8/255 perturbation can
              erase it and paint another class's tile)
            + uniform pixel noise.
-Neither signal alone decides the class (shifts, distractors and noise blur
-the prototypes; 20% of images carry another class's tile), so a small CNN
-learns well above chance without saturating, and an undefended model that
-leans on the tiles loses accuracy under an 8/255 attack.
+Neither signal alone decides the class (distractors and noise blur the
+objects; 20% of images carry another class's tile). Measured with the
+smoke-scale small_cnn (SGD 0.1, inputs normalized): 16x16, 640 images,
+3 epochs -> 48-76% clean accuracy (10 classes), under 12% after PGD-10 at
+8/255; 32x32, 5000 images, 5 epochs -> 74-90% clean, under 3% PGD-10, and
+with PGD-3 adversarial training 58-76% clean, 37-41% PGD-10 (domains 0, 2).
 
 Domains (integer ids) differ in background colour, smoothness, texture and
 colour mixing. ``related_to=D, relatedness=r`` makes this domain's class
 prototypes the blend ``r * prototype_D[c % related_classes] + (1 - r) * own[c]``:
 an auxiliary domain that shares robust features with a primary one
 (ImageNet-like, r near 1) or not (SVHN-like, r = 0). Tiles are never shared.
+Prototypes and tiles are drawn per (domain, class), so class c of a domain is
+the same whatever the class count.
 
 Everything is integer arithmetic on numpy ``Generator.integers`` draws
-(fixed-point, 1/16 of a grey level), so the same arguments give bit-identical
-arrays on every machine for a given numpy version (recorded in the manifest).
+(fixed-point, 1/16 of a grey level; integer matmuls are exact), so the same
+arguments give bit-identical arrays on every machine for a given numpy
+version (recorded in the manifest).
 """
 
 from __future__ import annotations
@@ -41,7 +47,8 @@ F = 16  # fixed-point sub-levels per grey level
 _SPLIT_CODE = {"train": 1, "test": 2}
 
 # Signal strengths, in grey levels (of 255).
-PROTO_AMP = 64  # robust prototype: coarse grid values in [-PROTO_AMP, PROTO_AMP]
+PROTO_BASE = 80  # robust prototype: class colour in [-PROTO_BASE, PROTO_BASE] ...
+PROTO_PAT = 64  # ... plus a 3x3 pattern in [-PROTO_PAT, PROTO_PAT], upsampled
 TILE_AMP = 4  # non-robust tile amplitude (4/255: an 8/255 attack can flip it)
 TILE_P = 0.8  # share of images whose tile matches their label
 
@@ -75,12 +82,12 @@ class _Domain:
     def __init__(self, domain: int, channels: int) -> None:
         r = _rng(1, domain)
         c = channels
-        self.bg_mean = r.integers(50, 206, size=c) * F
+        self.bg_mean = r.integers(70, 187, size=c) * F
         self.bg_grid = int(r.integers(2, 6))
-        self.bg_amp = int(r.integers(10, 36)) * F
+        self.bg_amp = int(r.integers(20, 61)) * F
         self.tex_period = int(r.integers(3, 10))
         self.tex_dir = (int(r.integers(-2, 3)), int(r.integers(1, 3)))
-        self.tex_amp = int(r.integers(6, 24)) * F
+        self.tex_amp = int(r.integers(10, 31)) * F
         self.tex_colour = r.integers(-64, 65, size=c)  # /64
         # Colour mixing about the mean, /64: identity plus a domain-specific twist.
         self.mix = np.eye(c, dtype=np.int64) * 64 + r.integers(-24, 25, size=(c, c))
@@ -88,9 +95,19 @@ class _Domain:
         self.tile = int(r.integers(3, 6))
 
 
-def _own_prototypes(domain: int, num_classes: int, channels: int, grid: int = 3) -> np.ndarray:
-    r = _rng(2, domain)
-    return r.integers(-PROTO_AMP, PROTO_AMP + 1, size=(num_classes, grid, grid, channels)) * F
+def _own_prototypes(domain: int, classes: np.ndarray, channels: int, grid: int = 3) -> np.ndarray:
+    """A base colour plus a coarse pattern per class (fixed point).
+
+    One generator per (domain, class): class c looks the same whatever the
+    class count. The base colour is learned in a few steps; the pattern
+    separates classes whose colours are close.
+    """
+    out = []
+    for c in classes:
+        r = _rng(2, domain, int(c))
+        base = r.integers(-PROTO_BASE, PROTO_BASE + 1, size=(1, 1, channels))
+        out.append(base + r.integers(-PROTO_PAT, PROTO_PAT + 1, size=(grid, grid, channels)))
+    return np.stack(out) * F
 
 
 def prototypes(
@@ -103,12 +120,12 @@ def prototypes(
     related_classes: int | None = None,
 ) -> np.ndarray:
     """Coarse class prototypes (classes x 3 x 3 x channels, fixed point)."""
-    own = _own_prototypes(domain, num_classes, channels)
+    own = _own_prototypes(domain, np.arange(num_classes), channels)
     if related_to is None or relatedness <= 0:
         return own
     k = int(round(min(relatedness, 1.0) * 16))
     rc = related_classes or num_classes
-    other = _own_prototypes(related_to, rc, channels)[np.arange(num_classes) % rc]
+    other = _own_prototypes(related_to, np.arange(num_classes) % rc, channels)
     return (k * other + (16 - k) * own) // 16
 
 
@@ -130,7 +147,7 @@ def _objects(protos: np.ndarray, size: int) -> np.ndarray:
 
 
 def _tiles(domain: int, num_classes: int, channels: int, k: int) -> np.ndarray:
-    return _rng(3, domain).integers(0, 2, size=(num_classes, k, k, channels)) * 2 - 1
+    return np.stack([_rng(3, domain, c).integers(0, 2, size=(k, k, channels)) for c in range(num_classes)]) * 2 - 1
 
 
 def _render(

@@ -19,10 +19,20 @@ authors' code (see pipelines/biamat/HPARAMS.md sections 4 and 12):
 ``labels: ytilde`` (naive BiaMAT) routes every aux sample high and
 ``labels: yer`` (the shuffle test) every one low; both skip warm-up unless
 ``warmup_epochs`` is given.
+
+Where the paper text and the authors' code differ, the default follows the
+code (it made the published numbers) and the paper is an option:
+``warmup_aux_forward`` true (aux images in the warm-up batches with weight 0,
+so BatchNorm sees them) vs false ("warm-up training on D");
+``threshold_batch`` first_after_warmup vs last_warmup (Algorithm 1 line 8:
+the last warm-up batch, scored after its update). ``aux_loss: ce`` is the
+code's TRADES variant for CIFAR-100 (only the aux-head term becomes CE on the
+adversarial example).
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Mapping
 
 import torch
@@ -41,7 +51,6 @@ from .biamat_loss import (
     natural_probs,
     trades_terms,
 )
-from .biamat_stream import AuxStream
 
 CHOICES = {
     "base": ("at", "trades"),
@@ -60,6 +69,34 @@ def _eval_confidence(model: nn.Module, x: Tensor, head: str) -> Tensor:
     """
     with attack_mode(model, "eval"), torch.no_grad():
         return F.softmax(model(x, head=head), dim=1).amax(dim=1)
+
+
+class AuxStream:
+    """An aux dataset's endless batch stream, addressed by the global training step.
+
+    Batch k is a pure function of (run seed, aux index, k) (``reproduce.data.infinite``),
+    so a resumed run draws exactly the batches of an uninterrupted one with no saved
+    state; the live iterator is only rebuilt when the requested step is not the next one.
+    """
+
+    def __init__(self, ds: Any, batch_size: int, *, seed: int, index: int, augment: bool, pad: int) -> None:
+        # a seed of its own: with the run seed itself an aux split of the primary's size
+        # would be shuffled (and cropped) in lockstep with the primary batches
+        digest = hashlib.sha256(f"biamat-aux:{int(seed)}:{int(index)}".encode()).digest()
+        self.seed = int.from_bytes(digest[:4], "little") >> 1
+        self.ds, self.batch_size, self.augment, self.pad = ds, int(batch_size), augment, pad
+        self._it: Any = None
+        self._pos = -1
+
+    def batch_at(self, k: int) -> tuple[Tensor, Tensor]:
+        if self._it is None or self._pos != k:
+            from ..data import infinite
+
+            self._it = infinite(self.ds, self.batch_size, seed=self.seed, start_step=k,
+                                augment=self.augment, pad=self.pad)
+        b = next(self._it)
+        self._pos = k + 1
+        return b.x, b.y
 
 
 @METHODS.register("biamat")
@@ -111,6 +148,16 @@ class BiaMAT(Method):
         if isinstance(w, bool) or not isinstance(w, int) or w < 0:
             raise ConfigError(f"method biamat: warmup_epochs must be an integer >= 0, got {w!r}")
         self.warmup_steps = w * int(ctx.steps_per_epoch)
+        shape = tuple(ctx.datasets[cfg["data"]["primary"]].images.shape[1:])
+        for name in self.aux_names:
+            if tuple(ctx.datasets[name].images.shape[1:]) != shape:
+                raise ConfigError(f"method biamat: aux dataset {name!r} has images of shape "
+                                  f"{tuple(ctx.datasets[name].images.shape[1:])}, the primary {shape}; "
+                                  "aux data are resized to the primary size when prepared (001: 'resized "
+                                  "to the primary data size')")
+            if len(ctx.datasets[name]) < n_aux // k:
+                raise ConfigError(f"method biamat: aux dataset {name!r} has {len(ctx.datasets[name])} "
+                                  f"images, fewer than one aux batch of {n_aux // k}")
         d = cfg["data"]
         seed = int(cfg["seed"])
         self.streams = [
@@ -217,28 +264,29 @@ class BiaMAT(Method):
         layout = Layout(len(batch.y), segments, y_cat, high_all, int(self.ctx.num_classes), model.primary)
         return torch.cat(xs), layout
 
-    def adversarial(self, model: nn.Module, x: Tensor, layout: Layout) -> tuple[Tensor, Any]:
+    def adversarial(self, model: nn.Module, x: Tensor, layout: Layout) -> Tensor:
         """One attack on the whole concatenated batch: the unweighted sum of per-sample terms.
 
-        Returns (x_adv, natural head probabilities for TRADES or None).
+        Unweighted as in the authors' ``xent_merge``: alpha scales only the training loss.
+        In train BN mode the samples share batch statistics, so a weighted objective would
+        move even the primary examples.
         """
         kw = self.attack_kwargs
         if self.p["base"] == "at":
             return pgd(model, x, None, loss_fn=lambda xa: ce_terms(head_logits(model, xa, layout), layout),
-                       **kw), None
+                       **kw)
         # TRADES: the KL's reference is each sample's clean prediction on its own head, taken
         # in the attack's BN mode as the TRADES code does (model.eval() around the whole attack)
         with attack_mode(model, kw["bn_mode"]), torch.no_grad():
             p_nat = natural_probs(head_logits(model, x, layout))
         high_ce = self.p["aux_loss"] == "ce"
-        x_adv = pgd(model, x, None, **kw,
-                    loss_fn=lambda xa: kl_attack_terms(head_logits(model, xa, layout), p_nat, layout, high_ce))
-        return x_adv, p_nat
+        return pgd(model, x, None, **kw,
+                   loss_fn=lambda xa: kl_attack_terms(head_logits(model, xa, layout), p_nat, layout, high_ce))
 
     def _train(self, model: nn.Module, batch: Any, aux: list[tuple[Tensor, Tensor]], high: Tensor,
                alpha: float) -> tuple[StepOutput, Any]:
         x, layout = self._layout(model, batch, aux, high)
-        x_adv, _ = self.adversarial(model, x, layout)
+        x_adv = self.adversarial(model, x, layout)
         if self.p["base"] == "at":
             adv = head_logits(model, x_adv, layout)
             terms = ce_terms(adv, layout)

@@ -38,12 +38,6 @@ class Layout:
     def n(self) -> int:
         return int(self.y.shape[0])
 
-    def aux_rows(self) -> Tensor:
-        """Bool (N,) mask of every aux sample."""
-        m = torch.zeros(self.n, dtype=torch.bool, device=self.y.device)
-        m[self.n_primary:] = True
-        return m
-
 
 def yer_target(num_classes: int, n: int, device: torch.device | str = "cpu") -> Tensor:
     """y^ER: the uniform distribution over the primary classes, one row per sample."""
@@ -82,7 +76,7 @@ def _route(layout: Layout, on_primary: Tensor, per_segment: dict[str, Tensor]) -
     parts = [on_primary[: layout.n_primary]]
     for name, a, b in layout.segments:
         parts.append(torch.where(layout.high[a:b], per_segment[name], on_primary[a:b]))
-    return torch.cat(parts) if parts else on_primary
+    return torch.cat(parts)
 
 
 def _on_primary_head(pri: Tensor, layout: Layout) -> Tensor:

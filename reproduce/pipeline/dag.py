@@ -78,13 +78,7 @@ class Dag:
 
     def alias_sources(self) -> dict[str, str]:
         """results-relative alias -> the artifact CSV it copies."""
-        out = {}
-        for a in self.artifacts():
-            for alias in a.aliases:
-                rel = str(Path(alias).relative_to(self.results.name)) if alias.startswith(self.results.name + "/") \
-                    else alias
-                out[rel] = str(self.results / a.paper / f"{a.name}.csv")
-        return out
+        return {alias: str(self.results / a.paper / f"{a.name}.csv") for a in self.artifacts() for alias in a.aliases}
 
     # --- inputs
     def datasets_of(self, run_id: str) -> list[str]:

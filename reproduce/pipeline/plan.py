@@ -41,7 +41,7 @@ def plan(dag, targets: list[str]) -> dict[str, Any]:
     arts = []
     for t in targets:
         hit = [a for a in dag.artifacts() if t in dag.artifact_outputs(a) or t in (f"{a.paper}/{a.name}", a.name)
-               or any(str(dag.results / al) == t or al == t for al in a.aliases)]
+               or t in a.aliases]
         if not hit:
             raise ConfigError(f"target {t!r} is no artifact output; see `reproduce list`")
         arts += [a for a in hit if a not in arts]

@@ -61,6 +61,7 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
     ctx = TrainContext(cfg=cfg, device=dev, num_classes=data["num_classes"], datasets=data["train"],
                        steps_per_epoch=data["steps_per_epoch"], extra={"data_root": str(data_root)})
     method = METHODS.get(cfg["method"]["name"], where="method.name")(cfg, ctx)
+    torch.manual_seed(int(cfg["seed"]))  # weight init depends on the seed only
     model = build_for_run(cfg, data, dev, heads=method.heads())
     method.attach(model)
     # only now that data, method and model are known good does the run directory appear

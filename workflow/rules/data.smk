@@ -11,5 +11,5 @@ rule prepare_data:
     log:
         f"{WORK}/logs/prepare_data/{{dataset}}.log",
     shell:
-        "{RP} prepare-data {wildcards.dataset} --scale {DAG.scale.name} --work-dir {config[work_dir]} "
+        "{RP} prepare-data {wildcards.dataset} --scale {PIPE.scale.name} --work-dir {config[work_dir]} "
         "--data-dir {config[data_dir]} {params.download} > {log} 2>&1 || (cat {log} >&2; exit 1)"

@@ -1,12 +1,12 @@
 # Tables (CSV + Markdown), figures (PNG + PDF + data CSV), diffs against the published values.
-TABLES = "|".join(a.name for a in DAG.artifacts("table")) or "^$"
-FIGURES = "|".join(a.name for a in DAG.artifacts("figure")) or "^$"
-PAPERS = "|".join(DAG.specs)
+TABLES = "|".join(a.name for a in PIPE.artifacts("table")) or "^$"
+FIGURES = "|".join(a.name for a in PIPE.artifacts("figure")) or "^$"
+PAPERS = "|".join(PIPE.specs)
 
 
 rule render_table:
     input:
-        lambda w: DAG.artifact_evals(DAG.artifact(w.paper, w.artifact)),
+        lambda w: PIPE.artifact_evals(PIPE.artifact(w.paper, w.artifact)),
     output:
         csv=f"{RESULTS}/{{paper}}/{{artifact}}.csv",
         md=f"{RESULTS}/{{paper}}/{{artifact}}.md",
@@ -14,13 +14,13 @@ rule render_table:
         paper=PAPERS,
         artifact=TABLES,
     shell:
-        "{RP} render --paper {wildcards.paper} --artifact {wildcards.artifact} --scale {DAG.scale.name} "
+        "{RP} render --paper {wildcards.paper} --artifact {wildcards.artifact} --scale {PIPE.scale.name} "
         "--work-dir {config[work_dir]} --results-dir {config[results_dir]} --out {output.csv}"
 
 
 rule render_figure:
     input:
-        lambda w: DAG.artifact_evals(DAG.artifact(w.paper, w.artifact)),
+        lambda w: PIPE.artifact_evals(PIPE.artifact(w.paper, w.artifact)),
     output:
         png=f"{RESULTS}/{{paper}}/{{artifact}}.png",
         pdf=f"{RESULTS}/{{paper}}/{{artifact}}.pdf",
@@ -29,7 +29,7 @@ rule render_figure:
         paper=PAPERS,
         artifact=FIGURES,
     shell:
-        "{RP} render --paper {wildcards.paper} --artifact {wildcards.artifact} --scale {DAG.scale.name} "
+        "{RP} render --paper {wildcards.paper} --artifact {wildcards.artifact} --scale {PIPE.scale.name} "
         "--work-dir {config[work_dir]} --results-dir {config[results_dir]} --out {output.png}"
 
 
@@ -44,11 +44,11 @@ rule diff:
         paper=PAPERS,
         artifact=TABLES,
     shell:
-        "{RP} diff --paper {wildcards.paper} --artifact {wildcards.artifact} --scale {DAG.scale.name} "
+        "{RP} diff --paper {wildcards.paper} --artifact {wildcards.artifact} --scale {PIPE.scale.name} "
         "--work-dir {config[work_dir]} --results-dir {config[results_dir]} --regenerated {input} --out {output.csv}"
 
 
-ALIASES = DAG.alias_sources()
+ALIASES = PIPE.alias_sources()
 
 
 rule alias:

@@ -1,20 +1,20 @@
 # One job per distinct run: artifacts sharing a run share this job.
 rule train:
     input:
-        lambda w: DAG.train_inputs(w.run_id),
+        lambda w: PIPE.train_inputs(w.run_id),
     output:
         f"{WORK}/runs/{{run_id}}/done.json",
     params:
-        run=lambda w: DAG.train_args(w.run_id),
-        out=lambda w: DAG.run_dir(w.run_id),
-    threads: lambda w: DAG.resources(w.run_id)["cpus_per_task"]
+        run=lambda w: PIPE.train_args(w.run_id),
+        out=lambda w: PIPE.run_dir(w.run_id),
+    threads: lambda w: PIPE.resources(w.run_id)["cpus_per_task"]
     resources:
-        gpu=lambda w: DAG.resources(w.run_id)["gpu"],
-        runtime=lambda w: DAG.resources(w.run_id)["runtime"],
-        mem_mb=lambda w: DAG.resources(w.run_id)["mem_mb"],
-        cpus_per_task=lambda w: DAG.resources(w.run_id)["cpus_per_task"],
+        gpu=lambda w: PIPE.resources(w.run_id)["gpu"],
+        runtime=lambda w: PIPE.resources(w.run_id)["runtime"],
+        mem_mb=lambda w: PIPE.resources(w.run_id)["mem_mb"],
+        cpus_per_task=lambda w: PIPE.resources(w.run_id)["cpus_per_task"],
     log:
         f"{WORK}/logs/train/{{run_id}}.log",
     shell:
         "{RP} train {params.run} --out {params.out} --data-root {DATA} --device {config[device]} "
-        "--no-progress > {log} 2>&1 || (tail -n 20 {log} >&2; exit 1)"
+        "--no-progress --threads {threads} > {log} 2>&1 || (tail -n 20 {log} >&2; exit 1)"

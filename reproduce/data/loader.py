@@ -1,0 +1,213 @@
+"""Batches straight from a uint8 tensor on the training device.
+
+A split lives on the device as one uint8 NCHW tensor; each batch is gathered,
+augmented (zero-padded random crop + horizontal flip, vectorized) and only
+then converted to float. All randomness comes from a CPU ``torch.Generator``
+seeded from ``(seed, epoch)``, so an epoch's batches are a pure function of
+those two numbers: resuming after a crash needs no saved loader state, and
+CPU and GPU runs see the same batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Batch:
+    """``x`` float [0, 1] NCHW, ``y`` long, ``idx`` long indices into the split.
+
+    ``crop`` (B x 2: top, left offsets into the zero-padded image) and ``flip``
+    (B bool) describe the augmentation when it was applied (methods that cache
+    per-instance perturbations at padded size need them). Unpacks as
+    ``x, y, idx = batch``.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    idx: torch.Tensor
+    crop: torch.Tensor | None = None
+    flip: torch.Tensor | None = None
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return iter((self.x, self.y, self.idx))
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+class DeviceDataset:
+    """One split held on ``device``: ``images`` uint8 (N, C, H, W), ``labels`` long (N,).
+
+    ``indices`` (optional, length N) are the instance ids reported in
+    ``Batch.idx``; by default ``arange(N)``. A subset made with ``subset``
+    keeps the ids of the full split, so per-instance statistics line up.
+    """
+
+    def __init__(
+        self,
+        images_nhwc_uint8: np.ndarray | torch.Tensor,
+        labels: np.ndarray | torch.Tensor,
+        device: str | torch.device = "cpu",
+        *,
+        indices: np.ndarray | torch.Tensor | None = None,
+    ) -> None:
+        if images_nhwc_uint8.ndim != 4 or images_nhwc_uint8.dtype not in (np.uint8, torch.uint8):
+            raise ValueError(
+                f"images must be uint8 N x H x W x C, got {images_nhwc_uint8.dtype} {tuple(images_nhwc_uint8.shape)}"
+            )
+        self.device = torch.device(device)
+        n, h, w, c = images_nhwc_uint8.shape
+        self.images = torch.empty((n, c, h, w), dtype=torch.uint8, device=self.device)
+        # Copy in chunks: a memory-mapped split never needs a second full copy in RAM.
+        step = max(1, (64 << 20) // max(1, h * w * c))
+        for i in range(0, n, step):
+            chunk = images_nhwc_uint8[i : i + step]
+            t = torch.from_numpy(np.array(chunk)) if isinstance(chunk, np.ndarray) else chunk
+            self.images[i : i + step] = t.to(self.device).permute(0, 3, 1, 2)
+        self.labels = torch.as_tensor(np.asarray(labels) if isinstance(labels, np.ndarray) else labels).to(
+            self.device, torch.long
+        )
+        if self.labels.shape != (self.images.shape[0],):
+            raise ValueError(f"{tuple(self.labels.shape)} labels for {self.images.shape[0]} images")
+        n = self.images.shape[0]
+        ids = torch.arange(n) if indices is None else torch.as_tensor(np.asarray(indices)).long()
+        if ids.shape != (n,):
+            raise ValueError("indices must have one entry per image")
+        self.indices = ids.to(self.device)
+
+    @classmethod
+    def from_prepared(
+        cls, name: str, split: str, root: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu"
+    ) -> "DeviceDataset":
+        from .prepared import load_split
+
+        images, labels = load_split(name, split, root)
+        return cls(images, labels, device)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def subset(self, positions: np.ndarray | torch.Tensor) -> "DeviceDataset":
+        """The images at ``positions`` (0..len-1) of this dataset, keeping their ids."""
+        pos = torch.as_tensor(np.asarray(positions) if isinstance(positions, np.ndarray) else positions).long()
+        pos = pos.to(self.device)
+        out = DeviceDataset.__new__(DeviceDataset)
+        out.device = self.device
+        out.images = self.images[pos]
+        out.labels = self.labels[pos]
+        out.indices = self.indices[pos]
+        return out
+
+    def batch(self, positions: torch.Tensor) -> Batch:
+        """Un-augmented batch of the images at ``positions`` (evaluation)."""
+        pos = positions.to(self.device)
+        return Batch(self.images[pos].float().div_(255), self.labels[pos], self.indices[pos])
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator behind one epoch's order and augmentation."""
+    digest = hashlib.sha256(f"reproduce.loader:{int(seed)}:{int(epoch)}".encode()).digest()
+    return torch.Generator(device="cpu").manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+
+
+def augment_batch(
+    images: torch.Tensor, crop: torch.Tensor, flip: torch.Tensor, pad: int
+) -> torch.Tensor:
+    """Crop ``images`` (uint8 B x C x H x W) from their ``pad``-zero-padded versions
+    at offsets ``crop`` (B x 2, each in [0, 2*pad]) and mirror where ``flip``."""
+    b, c, h, w = images.shape
+    dev = images.device
+    hp, wp = h + 2 * pad, w + 2 * pad
+    padded = torch.zeros((b, c, hp, wp), dtype=images.dtype, device=dev)
+    padded[:, :, pad : pad + h, pad : pad + w] = images
+    rows = crop[:, 0:1].to(dev) + torch.arange(h, device=dev)  # (B, H)
+    cols = crop[:, 1:2].to(dev) + torch.arange(w, device=dev)  # (B, W)
+    cols = torch.where(flip.to(dev)[:, None], cols.flip(1), cols)
+    # One gather over flattened pixels: ~7x faster on CPU than 4-way advanced indexing.
+    flat = (rows[:, :, None] * wp + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
+    return padded.view(b, c, hp * wp).gather(2, flat).view(b, c, h, w)
+
+
+def iterate(
+    ds: DeviceDataset,
+    batch_size: int,
+    *,
+    shuffle: bool = True,
+    augment: bool = False,
+    pad: int = 4,
+    seed: int = 0,
+    epoch: int = 0,
+    drop_last: bool = False,
+    start_batch: int = 0,
+) -> Iterator[Batch]:
+    """One epoch of batches; identical for identical ``(seed, epoch)``.
+
+    Each instance's crop and flip are drawn per epoch for the whole split, so
+    they do not depend on ``batch_size``. ``start_batch`` skips batches
+    without producing them (resume in the middle of an epoch).
+    """
+    n = len(ds)
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    g = epoch_generator(seed, epoch)
+    order = torch.randperm(n, generator=g) if shuffle else torch.arange(n)
+    if augment:
+        crops = torch.randint(0, 2 * pad + 1, (n, 2), generator=g)
+        flips = torch.randint(0, 2, (n,), generator=g).bool()
+    stop = (n // batch_size) * batch_size if drop_last else n
+    for start in range(start_batch * batch_size, stop, batch_size):
+        pos = order[start : start + batch_size]
+        pos_d = pos.to(ds.device)
+        u8 = ds.images[pos_d]
+        crop = flip = None
+        if augment:
+            crop, flip = crops[pos], flips[pos]
+            u8 = augment_batch(u8, crop, flip, pad)
+        yield Batch(u8.float().div_(255), ds.labels[pos_d], ds.indices[pos_d], crop, flip)
+
+
+def batches_per_epoch(n: int, batch_size: int, drop_last: bool) -> int:
+    return n // batch_size if drop_last else -(-n // batch_size)
+
+
+def infinite(
+    ds: DeviceDataset,
+    batch_size: int,
+    *,
+    seed: int,
+    start_step: int = 0,
+    augment: bool = False,
+    shuffle: bool = True,
+    pad: int = 4,
+    drop_last: bool = True,
+) -> Iterator[Batch]:
+    """An endless stream of batches: epochs 0, 1, 2, ... chained, each reshuffled.
+
+    The stream is a pure function of ``seed``: starting at ``start_step``
+    yields exactly what an uninterrupted stream yields from that step on (an
+    auxiliary loader paired with the primary one resumes from the step count).
+    """
+    per = batches_per_epoch(len(ds), batch_size, drop_last)
+    if per == 0:
+        raise ValueError(f"dataset of {len(ds)} is smaller than one batch of {batch_size} (drop_last)")
+    epoch, skip = divmod(start_step, per)
+    while True:
+        yield from iterate(
+            ds,
+            batch_size,
+            shuffle=shuffle,
+            augment=augment,
+            pad=pad,
+            seed=seed,
+            epoch=epoch,
+            drop_last=drop_last,
+            start_batch=skip,
+        )
+        epoch, skip = epoch + 1, 0

@@ -1,0 +1,109 @@
+"""The Snakemake DAG: paper-scale dry runs plan the right jobs; the smoke DAG survives SIGKILL."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+
+
+def _snakemake(args: list[str], cwd: Path = ROOT, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=900, **kw)
+
+
+def _job_counts(out: str) -> dict[str, int]:
+    table = out.split("Job stats:")[-1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
+
+
+def test_paper_dry_run_plans_30_trainings_without_data():
+    r = _snakemake(["-n", "--config", "scale=paper", "data_dir=/nonexistent", "--",
+                    "results/biamat/table1.csv", "results/table2.csv"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    counts = _job_counts(r.stdout)
+    assert counts["train"] == 30, counts
+    assert counts["prepare_data"] == 8
+
+
+def test_slurm_profile_dry_run_requests_a_gpu_per_training():
+    r = _snakemake(["--profile", "workflow/profiles/slurm", "-n", "--config", "scale=paper", "--",
+                    "results/table2.csv"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    blocks = [b for b in r.stdout.split("\n\n") if "rule train:" in b]
+    assert len(blocks) == 22
+    assert all(re.search(r"resources:.*\bgpu=1\b", b) for b in blocks)
+    assert all("slurm_account=" in b for b in blocks)
+
+
+def test_every_target_dry_runs_at_paper_scale():
+    r = _snakemake(["-n", "--config", "scale=paper", "--", "all"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert _job_counts(r.stdout)["train"] == 46
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    """A copy of the workflow with a still smaller `ci` scale, so runs stay seconds long."""
+    box = tmp_path_factory.mktemp("wf")
+    for name in ("Snakefile", "workflow", "config", "pipelines"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, box / name)
+    smoke = yaml.safe_load((ROOT / "config/scales/smoke.yaml").read_text())
+    smoke["scale"] = "ci"
+    smoke["run_overrides"]["epochs"] = 2
+    smoke["eval"]["n"] = 40
+    for d in smoke["data"]["datasets"].values():
+        d.update(n_train=256, n_test=40)
+    (box / "config/scales/ci.yaml").write_text(yaml.safe_dump(smoke))
+    return box
+
+
+def _cells(path: Path) -> dict[tuple[str, str], str]:
+    with open(path) as f:
+        return {(r["row"], c): r[c] for r in csv.DictReader(f) for c in ("clean", "pgd100", "cw100", "aa")}
+
+
+TARGETS = ["results/biamat/table6.csv", "results/biamat/table6.diff.csv"]
+
+
+def test_smoke_dag_killed_and_restarted_gives_the_same_numbers(sandbox):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ref = _snakemake(["--cores", "2", "--config", "scale=ci", "work_dir=w_ref", "results_dir=r_ref", "--",
+                      *[t.replace("results/", "r_ref/") for t in TARGETS]], cwd=sandbox, env=env)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    args = ["--cores", "2", "--config", "scale=ci", "work_dir=w_kill", "results_dir=r_kill", "--",
+            *[t.replace("results/", "r_kill/") for t in TARGETS]]
+    proc = subprocess.Popen([SNAKEMAKE, *args], cwd=sandbox, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runs = sandbox / "w_kill/ci/runs"
+    deadline = time.time() + 300
+    # kill the whole process group once one run has finished and another is mid-training
+    while time.time() < deadline:
+        done = list(runs.glob("*/done.json")) if runs.exists() else []
+        started = list(runs.glob("*/last.pt")) if runs.exists() else []
+        if done and len(started) > len(done):
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (sandbox / "r_kill/biamat/table6.csv").exists()
+    assert _snakemake(["--unlock", *args], cwd=sandbox, env=env).returncode == 0
+    again = _snakemake(["--rerun-incomplete", *args], cwd=sandbox, env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert _cells(sandbox / "r_kill/biamat/table6.csv") == _cells(sandbox / "r_ref/biamat/table6.csv")
+    diff = (sandbox / "r_kill/biamat/table6.diff.csv").read_text()
+    assert "not comparable (ci scale)" in diff and "match" not in diff
+    md = (sandbox / "r_kill/biamat/table6.md").read_text()
+    assert "NOT COMPARABLE" in md
