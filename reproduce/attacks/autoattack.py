@@ -186,6 +186,8 @@ class _OfficialAPIAutoAttack:
         self._aa.verbose = verbose
 
     def __getattr__(self, name: str) -> Any:  # apgd, fab, square, attacks_to_run, ...
+        if name == "_aa":  # not built yet (failed __init__): avoid infinite recursion
+            raise AttributeError(name)
         return getattr(self._aa, name)
 
     def run_standard_evaluation(self, x_orig: Tensor, y_orig: Tensor, bs: int = 250,

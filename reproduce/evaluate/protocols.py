@@ -127,7 +127,7 @@ def evaluate(
     seed: int = 0,
     n: int | None = None,
 ) -> dict[str, Any]:
-    """Evaluate ``model`` (inputs in [0, 1], logits out) under one protocol.
+    """Evaluate ``model`` (inputs in [0, 1], logits out, already on ``device``) under one protocol.
 
     An example counts as correct under an attack only if it is classified
     correctly both clean and at every restart's adversarial point (the

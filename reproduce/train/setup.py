@@ -53,7 +53,7 @@ def load_run_data(cfg: Mapping[str, Any], root: str | Path, device: torch.device
         raise ConfigError(f"run {cfg['name']}: batch_size {cfg['batch_size']} exceeds the {len(y)} training images")
     return {"train": train, "eval": (ex, ey), "num_classes": int(man["num_classes"]),
             "image_size": int(x.shape[1]), "channels": int(x.shape[3]), "steps_per_epoch": steps, "selection": selection,
-            "provenance": provenance, "manifests": {primary: man}}
+            "provenance": provenance, "manifest": man}
 
 
 def _prov(man: Mapping[str, Any]) -> dict[str, Any]:
@@ -61,23 +61,27 @@ def _prov(man: Mapping[str, Any]) -> dict[str, Any]:
             "splits": {k: v.get("images_sha256") for k, v in man.get("splits", {}).items()}}
 
 
-def model_normalization(cfg: Mapping[str, Any], channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-dataset mean/std when the paper's code normalizes inside the model, else identity."""
+def model_normalization(cfg: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-dataset mean/std when the paper's code normalizes inside the model, else identity.
+
+    The statistics come from the prepared dataset's manifest, so generated stand-ins use their own.
+    """
+    channels = data["channels"]
     if cfg["model"]["normalize"] == "none":
         return (0.0,) * channels, (1.0,) * channels
     if cfg["model"]["normalize"] != "dataset":
         raise ConfigError(f"run {cfg['name']}: model.normalize must be 'none' or 'dataset'")
-    from ..data import DATASETS
-
-    info = DATASETS.get(cfg["data"]["primary"], where="data.primary")
-    return tuple(info.mean), tuple(info.std)
+    man = data["manifest"]
+    if not man.get("mean") or not man.get("std"):
+        raise ConfigError(f"dataset {cfg['data']['primary']!r}: manifest has no mean/std for model.normalize: dataset")
+    return tuple(man["mean"]), tuple(man["std"])
 
 
 def build_for_run(cfg: Mapping[str, Any], data: Mapping[str, Any], device: torch.device,
                   heads: dict[str, int] | None = None) -> torch.nn.Module:
     from ..models import build_model
 
-    mean, std = model_normalization(cfg, data["channels"])
+    mean, std = model_normalization(cfg, data)
     model = build_model(cfg["model"]["name"], data["num_classes"], mean=mean, std=std,
                         heads=heads or cfg["model"]["heads"], image_size=data["image_size"],
                         in_channels=data["channels"])
@@ -105,7 +109,7 @@ def build_from_run_dir(run_dir: str | Path, data_root: str | Path, device: torch
              if k.startswith("heads.") and k.endswith(".weight")}
     man = read_manifest(cfg["data"]["primary"], data_root)
     data = {"num_classes": int(man["num_classes"]), "image_size": int(man["image_size"]),
-            "channels": int(man.get("channels", 3))}
+            "channels": int(man.get("channels", 3)), "manifest": man}
     model = build_for_run(cfg, data, device, heads=heads or None)
     model.load_state_dict(state)
     model.eval()
