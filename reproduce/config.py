@@ -116,8 +116,9 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
         raise ConfigError(f"{where}: schedule.kind {cfg['schedule']['kind']!r} not one of {SCHEDULE_KINDS}")
     if cfg["schedule"]["per"] not in ("epoch", "iteration"):
         raise ConfigError(f"{where}: schedule.per must be 'epoch' or 'iteration'")
-    if cfg["attack"]["bn_mode"] not in ("train", "eval"):
-        raise ConfigError(f"{where}: attack.bn_mode must be 'train' or 'eval'")
+    if cfg["attack"]["bn_mode"] not in ("train", "eval", "train-update"):
+        raise ConfigError(f"{where}: attack.bn_mode must be 'eval', 'train' (batch statistics, running "
+                          "statistics kept) or 'train-update' (running statistics updated by the attack)")
     for key in ("eps", "step_size"):
         parse_number(cfg["attack"][key], f"{where}: attack.{key}")
     if not isinstance(cfg["epochs"], int) or cfg["epochs"] < 1:

@@ -209,15 +209,28 @@ def test_bn_mode_eval_leaves_running_stats_and_restores_mode(batch, start_traini
 
 
 @pytest.mark.parametrize("start_training", [True, False])
-def test_bn_mode_train_updates_running_stats_and_restores_mode(batch, start_training):
+def test_bn_mode_train_update_updates_running_stats_and_restores_mode(batch, start_training):
     x, y = batch
     model = TinyNet()
     model.train(start_training)
     before = model.bn.running_mean.clone()
-    pgd(model, x, y, eps=0.03, step_size=0.01, steps=3, bn_mode="train")
+    pgd(model, x, y, eps=0.03, step_size=0.01, steps=3, bn_mode="train-update")
     assert model.training is start_training and model.bn.training is start_training
     assert not torch.equal(model.bn.running_mean, before)
     assert int(model.bn.num_batches_tracked) == 3
+
+
+def test_bn_mode_train_uses_batch_stats_but_keeps_running_stats(batch):
+    x, y = batch
+    model = TinyNet().train()
+    before = (model.bn.running_mean.clone(), model.bn.running_var.clone(), int(model.bn.num_batches_tracked))
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    x_train = pgd(model, x, y, eps=0.03, step_size=0.01, steps=3, bn_mode="train", generator=g())
+    assert torch.equal(model.bn.running_mean, before[0]) and torch.equal(model.bn.running_var, before[1])
+    assert int(model.bn.num_batches_tracked) == before[2]
+    # batch statistics were used: the attack differs from one run with running statistics
+    x_eval = pgd(model, x, y, eps=0.03, step_size=0.01, steps=3, bn_mode="eval", generator=g())
+    assert not torch.equal(x_train, x_eval)
 
 
 def test_mixed_submodule_modes_are_restored(batch):

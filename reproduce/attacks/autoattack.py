@@ -136,7 +136,7 @@ def run_autoattack(
     elif attacks:
         raise ConfigError(f"AutoAttack version {version!r} fixes its attacks; use version 'custom'")
     aa_norm = _norm_name(norm)
-    x = x.detach().to(device).float()
+    x = x.detach().to(device).float().contiguous()  # AutoAttack .view()s gradients shaped like x
     y = y.detach().to(device).long()
     net = PrimaryLogits(model)
     which = backend()

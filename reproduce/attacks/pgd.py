@@ -22,7 +22,11 @@ LossFn = Callable[[Tensor], Tensor]
 RandomStart = bool | Literal["normal"]
 
 NORMS = ("linf", "l2")
-BN_MODES = ("eval", "train")
+# eval: running statistics; train: batch statistics with running statistics left untouched
+# (the BiaMAT AT code's TensorFlow attack, whose moving averages update only with the train op);
+# train-update: batch statistics and PyTorch's running-statistics update at every attack step
+# (what PyTorch code that attacks in model.train() does).
+BN_MODES = ("eval", "train", "train-update")
 
 
 @contextmanager
@@ -37,7 +41,8 @@ def attack_mode(model: nn.Module, bn_mode: str) -> Iterator[None]:
         raise ConfigError(f"bn_mode must be one of {BN_MODES}, got {bn_mode!r}")
     modes = [(m, m.training) for m in model.modules()]
     trainable = [p for p in model.parameters() if p.requires_grad]
-    model.train(bn_mode == "train")
+    saved = _bn_buffers(model) if bn_mode == "train" else []
+    model.train(bn_mode != "eval")
     for p in trainable:
         p.requires_grad_(False)
     try:
@@ -47,6 +52,19 @@ def attack_mode(model: nn.Module, bn_mode: str) -> Iterator[None]:
             p.requires_grad_(True)
         for m, was_training in modes:
             m.training = was_training
+        for buf, value in saved:
+            buf.copy_(value)
+
+
+def _bn_buffers(model: nn.Module) -> list[tuple[Tensor, Tensor]]:
+    """Copies of every BatchNorm running statistic, to put back after a train-mode attack."""
+    out = []
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+            for buf in (m.running_mean, m.running_var, m.num_batches_tracked):
+                if buf is not None:
+                    out.append((buf, buf.detach().clone()))
+    return out
 
 
 def _flat_norm(t: Tensor) -> Tensor:

@@ -98,11 +98,12 @@ def _as_float_nchw(images: np.ndarray | Tensor) -> Tensor:
         if images.dtype == np.uint8:
             if images.ndim != 4:
                 raise ConfigError(f"uint8 images must be N x H x W x C, got shape {images.shape}")
-            return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+            return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
         return torch.from_numpy(np.asarray(images, dtype=np.float32))
+    # contiguous: AutoAttack's checks .view() the input gradient, which fails on permuted layouts
     if images.dtype == torch.uint8:
-        return images.float().div(255.0)
-    return images.float()
+        return images.float().div(255.0).contiguous()
+    return images.float().contiguous()
 
 
 def _labels(labels: np.ndarray | Tensor) -> Tensor:
