@@ -17,8 +17,10 @@ OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 
 
 def _num(v: Any) -> float | None:
+    if v is None or str(v).strip() == "":
+        return None
     try:
-        return float(v) if str(v).strip() != "" else None
+        return float(v)
     except ValueError:
         return None
 

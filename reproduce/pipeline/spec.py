@@ -111,6 +111,23 @@ def _expand_runs(path: Path, raw: Mapping[str, Any]) -> dict[str, tuple[dict[str
     return out
 
 
+def _add_derived_runs(path: Path, raw: Mapping[str, Any], runs: dict[str, tuple[dict[str, Any], str]]) -> None:
+    """Rows written as {from: RUN, set: {dotted.key: value}} define a run named after the row."""
+    for aname, a in raw["artifacts"].items():
+        for rid, r in (a.get("rows") or {}).items():
+            if not isinstance(r, dict) or "from" not in r:
+                continue
+            if r["from"] not in runs:
+                raise ConfigError(f"{path}: artifacts.{aname}.rows.{rid}.from names unknown run {r['from']!r}")
+            cfg = deep_merge(runs[r["from"]][0], {})
+            for key, value in r["set"].items():
+                set_dotted(cfg, key, value)
+            cfg["name"] = rid
+            if rid in runs and runs[rid][0] != cfg:
+                raise ConfigError(f"{path}: artifacts.{aname}.rows.{rid}: a different run named {rid!r} exists")
+            runs[rid] = (cfg, f"derived from {r['from']}: " + ", ".join(f"{k}={v}" for k, v in r["set"].items()))
+
+
 def _check_registries(path: Path, name: str, cfg: Mapping[str, Any]) -> None:
     from ..data import DATASETS
     from ..methods import METHODS
@@ -181,6 +198,7 @@ def load_spec(path: str | Path, check_registries: bool = True) -> PaperSpec:
     if raw["paper"] != path.parent.name:
         raise ConfigError(f"{path}: paper is {raw['paper']!r} but the folder is {path.parent.name!r}")
     expanded = _expand_runs(path, raw)
+    _add_derived_runs(path, raw, expanded)
     paper_scale = load_scale("paper")
     runs: dict[str, dict[str, Any]] = {}
     aliases: dict[str, str] = {}
@@ -209,7 +227,7 @@ def load_spec(path: str | Path, check_registries: bool = True) -> PaperSpec:
         rows: dict[str, str] = {}
         row_protocols: dict[str, dict[str, str]] = {}
         for rid, r in (a.get("rows") or {}).items():
-            run = r if isinstance(r, str) else r["run"]
+            run = r if isinstance(r, str) else r.get("run", rid)
             rows[rid] = spec.canonical(run, where=f"artifacts.{aname}.rows.{rid}")
             set_name = (r.get("protocols") if isinstance(r, dict) else None) or a.get("protocols")
             if a["kind"] == "table":
