@@ -9,6 +9,8 @@ under ``<root>/<name>`` until the whole dataset is complete.
 
 from __future__ import annotations
 
+import itertools
+
 import os
 import tarfile
 from dataclasses import dataclass, field
@@ -195,7 +197,7 @@ def import_image_folder(
     Class index = position in ``classes`` when given (a catalog's official
     order), else the sorted class folder names of the first split. Images keep
     their size (which must be ``image_size`` when given); within a split they
-    are ordered by class index, then file name.
+    are interleaved across classes (file-name order within a class).
     """
     folder = Path(folder).expanduser()
     present = [s for s in splits if (folder / s).is_dir()]
@@ -215,7 +217,11 @@ def import_image_folder(
                 f"{folder / split}: class folders {unknown[:5]} are not among the {len(classes)} classes "
                 f"({', '.join(list(classes)[:10])}{', ...' if len(classes) > 10 else ''})"
             )
-        plan[split] = [(p, index[c]) for c in classes if (folder / split / c).is_dir() for p in _list_images(folder / split / c)]
+        per_class = [[(p, index[c]) for p in _list_images(folder / split / c)]
+                     for c in classes if (folder / split / c).is_dir()]
+        # interleaved (the i-th image of every class, then the (i+1)-th): evaluations on "the
+        # first n examples" of a split then see every class, not class 0 only
+        plan[split] = [item for group in itertools.zip_longest(*per_class) for item in group if item is not None]
         if not plan[split]:
             raise ReproduceError(f"{folder / split}: no images found")
         if expected_sizes and split in expected_sizes and expected_sizes[split] != len(plan[split]):
