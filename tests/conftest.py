@@ -53,3 +53,14 @@ def cifar10_jpeg_tree(request: pytest.FixtureRequest) -> Path:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return tree
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small tensors gain nothing from threads, and on a shared 2-core box they oversubscribe."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -10,25 +10,13 @@ from torch import nn
 from reproduce.attacks import ATTACKS, cw_loss, cw_margin, fgsm, kl_loss, pgd
 from reproduce.errors import ConfigError
 
+from .toys import template_data
+
 C = 4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a shared 2-core box they oversubscribe."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def make_data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Noisy copies of C fixed random templates: learnable in a second, not linearly trivial."""
-    templates = torch.rand(C, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, C, (n,), generator=g)
-    x = 0.5 + 0.3 * (templates[y] - 0.5) + 0.15 * torch.randn(n, 3, 8, 8, generator=g)
-    return x.clamp(0, 1), y
+    return template_data(n, seed, C, amplitude=0.3, noise=0.15)
 
 
 class TinyNet(nn.Module):

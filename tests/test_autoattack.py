@@ -13,24 +13,13 @@ from reproduce.attacks import run_autoattack
 from reproduce.attacks.autoattack import backend, import_robustbench
 from reproduce.errors import ConfigError
 
+from .toys import template_data
+
 C = 10  # the standard version targets 9 classes, so the toy task needs 10
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a shared 2-core box they oversubscribe."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def make_data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    templates = torch.rand(C, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, C, (n,), generator=g)
-    x = 0.5 + 0.4 * (templates[y] - 0.5) + 0.1 * torch.randn(n, 3, 8, 8, generator=g)
-    return x.clamp(0, 1), y
+    return template_data(n, seed, C, amplitude=0.4, noise=0.1)
 
 
 class TwoHeadNet(nn.Module):

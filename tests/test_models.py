@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Iterator
 
 import pytest
 import torch
@@ -12,16 +11,6 @@ from torch import nn
 
 from reproduce.errors import ConfigError, UnknownNameError
 from reproduce.models import MODELS, Classifier, build_model, count_parameters
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # These tests run tiny ops; on a shared 2-core machine intra-op threads
-    # contending with other processes made them >10x slower, one thread not.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def wrn_param_count(depth: int, widen: int, num_classes: int, in_channels: int = 3) -> int:

@@ -16,15 +16,6 @@ from reproduce.evaluate import PROTOCOLS, Protocol, evaluate
 C = 10
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a shared 2-core box they oversubscribe."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 EXPECTED = {
     # name: (kind, norm, eps, step_size, steps, restarts, random_start, version, attacks)
     "clean": ("clean", "linf", 0.0, 0.0, 0, 1, False, None, None),
