@@ -56,6 +56,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .config import config_hash
     from .data import load_split
     from .evaluate import evaluate
+    from .pipeline.provenance import git_commit
     from .train.setup import build_from_run_dir, select_device
 
     dev = select_device(args.device)
@@ -71,7 +72,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     res.update({"run": Path(args.run).name, "config_hash": config_hash(cfg), "scale": cfg["scale"],
                 "checkpoint": args.checkpoint, "checkpoint_epoch": meta.get("epoch"),
                 "selection": cfg["selection"], "split": split, "dataset": cfg["data"]["primary"],
-                "wall_seconds": round(time.time() - t0, 3)})
+                "wall_seconds": round(time.time() - t0, 3), "git_commit": git_commit()})
     io.write_json(args.out, res)
     print(f"{res['run']} {args.protocol}: {res['accuracy']:.2f}% of {res['n']}")
     return 0

@@ -19,9 +19,10 @@ from tqdm import tqdm
 
 from .. import io
 from ..config import config_hash, resolve_run
-from ..errors import ConfigError, ReproduceError, TrainingDivergedError
+from ..errors import ConfigError, TrainingDivergedError
 from ..methods import METHODS, TrainContext
 from . import checkpoint
+from ..pipeline.provenance import git_commit
 from .schedule import lr_at
 from .setup import build_for_run, load_run_data, select_device
 
@@ -157,9 +158,9 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
         best = {"score": None, "epoch": epochs}
     summary = {"run": out.name, "config_hash": h, "scale": cfg["scale"], "epochs": epochs,
                "best": best, "selection": cfg["selection"], "final": history[-1] if history else {},
-               "data": data["provenance"]}
+               "data": data["provenance"], "git_commit": git_commit()}
     io.write_json(done, summary)
     return summary
 
 
-__all__ = ["train", "ReproduceError"]
+__all__ = ["train"]
