@@ -32,12 +32,15 @@ def test_device_dataset_layout() -> None:
         DeviceDataset(images.astype(np.float32), labels)
 
 
+def _assert_same(a, b) -> None:
+    for u, v in zip(a, b, strict=True):
+        assert torch.equal(u, v)
+
+
 def test_same_seed_and_epoch_give_identical_batches() -> None:
     ds, _, _ = _ds()
     a = _cat(list(iterate(ds, 8, augment=True, seed=3, epoch=2)))
-    b = _cat(list(iterate(ds, 8, augment=True, seed=3, epoch=2)))
-    for u, v in zip(a, b):
-        assert torch.equal(u, v)
+    _assert_same(a, _cat(list(iterate(ds, 8, augment=True, seed=3, epoch=2))))
     c = _cat(list(iterate(ds, 8, augment=True, seed=3, epoch=3)))
     assert not torch.equal(a[2], c[2])  # a new epoch is a new order
     d = _cat(list(iterate(ds, 8, augment=True, seed=4, epoch=2)))
@@ -85,10 +88,8 @@ def test_augmentation_is_a_crop_of_the_zero_padded_image() -> None:
 
 def test_augmentation_does_not_depend_on_batch_size() -> None:
     ds, _, _ = _ds()
-    a = _cat(list(iterate(ds, 5, augment=True, seed=9, epoch=1)))
-    b = _cat(list(iterate(ds, 16, augment=True, seed=9, epoch=1)))
-    for u, v in zip(a, b):
-        assert torch.equal(u, v)
+    _assert_same(_cat(list(iterate(ds, 5, augment=True, seed=9, epoch=1))),
+                 _cat(list(iterate(ds, 16, augment=True, seed=9, epoch=1))))
 
 
 def test_start_batch_skips_exactly() -> None:

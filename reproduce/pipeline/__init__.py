@@ -1,4 +1,5 @@
-"""The pipeline layer: paper specs, scales, artifact rendering, diffs and plans.
+"""The pipeline layer: paper specs, scales, the Snakemake DAG's inputs, rendering, diffs and plans.
 
-Kept free of torch imports at module level, so the Snakefile parses fast.
+Loading a spec imports the engine's registries (and so torch) to check every
+method, model, dataset and protocol name before any job starts.
 """

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..config import run_id as config_run_id
 from ..errors import ConfigError
 from .scales import Scale, load_scale
 from .spec import Artifact, PaperSpec, load_all
@@ -31,12 +32,15 @@ class Dag:
             else Path(config["data_dir"])
         self.runs: dict[str, RunRef] = {}
         self.configs: dict[str, dict[str, Any]] = {}
+        self._ids: dict[tuple[str, str], str] = {}
+        self._resources: dict[str, dict[str, int]] = {}
         for paper, spec in self.specs.items():
             for name in spec.runs:
                 cfg = spec.run_config(name, self.scale)
-                rid = spec.run_id(name, self.scale)
+                rid = config_run_id(cfg)
                 self.runs[rid] = RunRef(paper, name, rid)
                 self.configs[rid] = cfg
+                self._ids[(paper, name)] = rid
 
     # --- names
     def artifact(self, paper: str, name: str) -> Artifact:
@@ -49,7 +53,7 @@ class Dag:
         return [a for s in self.specs.values() for a in s.artifacts.values() if kind in (None, a.kind)]
 
     def run_id(self, paper: str, name: str) -> str:
-        return self.specs[paper].run_id(name, self.scale)
+        return self._ids[(paper, self.specs[paper].canonical(name))]
 
     # --- paths
     def run_dir(self, run_id: str) -> Path:
@@ -112,6 +116,11 @@ class Dag:
         return f"--paper {ref.paper} --run {ref.name} --scale {self.scale.name}"
 
     def resources(self, run_id: str) -> dict[str, int]:
+        if run_id not in self._resources:
+            self._resources[run_id] = self._estimate(run_id)
+        return self._resources[run_id]
+
+    def _estimate(self, run_id: str) -> dict[str, int]:
         from .plan import gpu_hours
 
         r = self.scale.resources

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config import config_hash, resolve_run
+from ..config import config_hash, resolve_run, run_id as config_run_id
 from ..errors import ConfigError
 from ..io import read_yaml
 from .merge import deep_merge, set_dotted
@@ -77,8 +77,7 @@ class PaperSpec:
         return resolve_run(cfg, where=f"{self.path}: runs.{name} at scale {scale.name}")
 
     def run_id(self, name: str, scale: Scale) -> str:
-        cfg = self.run_config(name, scale)
-        return f"{cfg['name']}-{config_hash(cfg)}"
+        return config_run_id(self.run_config(name, scale))
 
 
 def _expand_runs(path: Path, raw: Mapping[str, Any]) -> dict[str, tuple[dict[str, Any], str]]:

@@ -1,26 +1,16 @@
-"""Checkpoints that hold everything needed to resume, written atomically."""
+"""Checkpoints that hold everything needed to resume, written atomically.
+
+No RNG state is stored: every epoch re-derives its randomness from (seed, epoch).
+"""
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..io import torch_save
-
-
-def rng_state() -> dict[str, Any]:
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state()[1].tolist(),
-        "python": repr(random.getstate()),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
 
 
 def save(path: Path, payload: dict[str, Any]) -> None:

@@ -44,8 +44,15 @@ def _selection_score(model, cfg, data, device, epoch_seed_: int) -> float | None
     return float(res["accuracy"])
 
 
-def _write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
-    io.write_text(out / "metrics.jsonl", "".join(json.dumps(h, sort_keys=True) + "\n" for h in history))
+def _jsonl(rows: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+
+
+def _write_logs(out: Path, history: list[dict[str, Any]], step_rows: list[dict[str, Any]]) -> None:
+    """metrics.jsonl (per epoch) and steps.jsonl (per step), rebuilt from the checkpointed state."""
+    io.write_text(out / "metrics.jsonl", _jsonl(history))
+    if step_rows:
+        io.write_text(out / "steps.jsonl", _jsonl(step_rows))
 
 
 def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | Path,
@@ -147,11 +154,9 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
                     np.save(f, np.stack(inst_losses).astype(np.float32))
         checkpoint.save(last, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                "method": method.state_dict(), "epoch": epoch, "history": history,
-                               "best": best, "config_hash": h, "rng": checkpoint.rng_state(),
-                               "step_rows": step_rows})
-        _write_metrics(out, history)
-        if step_rows:
-            io.write_text(out / "steps.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in step_rows))
+                               "best": best, "config_hash": h, "step_rows": step_rows})
+        _write_logs(out, history, step_rows)
+    _write_logs(out, history, step_rows)  # a kill after the last checkpoint may have left them behind
     if best["epoch"] is None:  # no selection rule: the last epoch is the one evaluated
         checkpoint.save(out / "best.pt", {"model": model.state_dict(), "epoch": epochs, "score": None,
                                           "config_hash": h})
