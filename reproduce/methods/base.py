@@ -40,6 +40,9 @@ class Method:
     """Base class. Subclasses declare ``params`` (name -> default) and implement ``step``."""
 
     params: dict[str, Any] = {}
+    # params whose value references another run ({run: RUN_ID, checkpoint: best}); the spec layer
+    # resolves names to ids before hashing and the DAG makes the referenced run an input
+    references: tuple[str, ...] = ()
 
     def __init__(self, cfg: Mapping[str, Any], ctx: TrainContext) -> None:
         given = {k: v for k, v in cfg["method"].items() if k != "name"}
@@ -62,6 +65,16 @@ class Method:
             keep_best=bool(a["keep_best"]),
             bn_mode=a["bn_mode"],
         )
+
+    def referenced_model(self, param: str) -> nn.Module:
+        """The frozen model a reference parameter names (HAT's helper), in eval mode."""
+        from ..train.refs import load_model
+
+        model = load_model(self.p[param], self.ctx.extra["runs_dir"], self.ctx.extra["data_root"],
+                           self.ctx.device)
+        for q in model.parameters():
+            q.requires_grad_(False)
+        return model
 
     def heads(self) -> dict[str, int] | None:
         """Named output heads the model needs (None: one primary head)."""

@@ -67,7 +67,7 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
     dev = select_device(device)
     data = load_run_data(cfg, data_root, dev)
     ctx = TrainContext(cfg=cfg, device=dev, num_classes=data["num_classes"], datasets=data["train"],
-                       steps_per_epoch=data["steps_per_epoch"], extra={"data_root": str(data_root)})
+                       steps_per_epoch=data["steps_per_epoch"], extra={"data_root": str(data_root), "runs_dir": str(out.parent)})
     method = METHODS.get(cfg["method"]["name"], where="method.name")(cfg, ctx)
     torch.manual_seed(int(cfg["seed"]))  # weight init depends on the seed only
     model = build_for_run(cfg, data, dev, heads=method.heads())

@@ -1,0 +1,5 @@
+"""Analyses: one module each, registered by name (difficulty, margins, entropy, ...)."""
+
+from .base import ANALYSES, REQUIRED, Analysis, AnalysisContext
+
+__all__ = ["ANALYSES", "REQUIRED", "Analysis", "AnalysisContext"]

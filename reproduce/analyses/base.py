@@ -1,0 +1,69 @@
+"""What an analysis supplies to the one generic ``analyze`` rule.
+
+An analysis is a DAG node like a training run: its id is a hash of (kind,
+params, upstream ids), its output is ``work/<scale>/analyses/<id>/result.json``
+(the shared envelope) plus any arrays it writes beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from ..errors import ConfigError
+from ..registry import Registry
+
+REQUIRED = object()  # a param default meaning "the spec must give it"
+
+
+@dataclass
+class AnalysisContext:
+    """What ``run`` receives: resolved params and the filesystem places of its inputs."""
+
+    params: dict[str, Any]
+    # param name -> resolved upstream: a run directory (Path), an analysis directory (Path),
+    # or a list of those for list-valued references
+    inputs: dict[str, Any]
+    out_dir: Path
+    data_root: Path
+    device: torch.device
+    scale: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Analysis:
+    """Base class: declare ``params`` (name -> default or REQUIRED), ``references`` and ``run``."""
+
+    params: dict[str, Any] = {}
+    # param name -> "run" | "runs" | "analysis" | "analyses": params that name upstream nodes
+    references: dict[str, str] = {}
+    # observers the referenced runs must have switched on (per_instance, checkpoints, ...)
+    observers: tuple[str, ...] = ()
+    gpu: bool = False  # needs an accelerator at paper scale
+
+    @classmethod
+    def resolve_params(cls, given: Mapping[str, Any], where: str) -> dict[str, Any]:
+        unknown = sorted(set(given) - set(cls.params))
+        if unknown:
+            raise ConfigError(f"{where}: unknown parameter(s) {', '.join(unknown)}; "
+                              f"allowed: {', '.join(sorted(cls.params)) or '(none)'}")
+        out = {**cls.params, **given}
+        missing = sorted(k for k, v in out.items() if v is REQUIRED)
+        if missing:
+            raise ConfigError(f"{where}: required parameter(s) {', '.join(missing)} missing")
+        cls.check(out, where)
+        return out
+
+    @classmethod
+    def check(cls, params: Mapping[str, Any], where: str) -> None:
+        """Static validation of the resolved params; raise ConfigError naming ``where``."""
+
+    def run(self, ctx: AnalysisContext) -> dict[str, Any]:
+        """Compute and return the JSON values (arrays go to ``ctx.out_dir``)."""
+        raise NotImplementedError
+
+
+ANALYSES: Registry[type[Analysis]] = Registry("analysis")
