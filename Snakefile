@@ -25,6 +25,7 @@ RP = f"{sys.executable} -m reproduce"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/analyze.smk"
 include: "workflow/rules/render.smk"
 
 

@@ -39,11 +39,15 @@ def _spec_run_config(args: argparse.Namespace) -> dict:
     from pathlib import Path
 
     from .config import run_id
+    from .pipeline.nodes import Graph
     from .pipeline.scales import load_scale
-    from .pipeline.spec import load_spec
+    from .pipeline.spec import load_all
 
-    spec = load_spec(Path("pipelines") / args.paper / "spec.yaml")
-    cfg = spec.run_config(args.run, load_scale(args.scale))
+    specs = load_all()
+    if args.paper not in specs:
+        raise ReproduceError(f"unknown paper {args.paper!r}; known: {', '.join(sorted(specs))}")
+    graph = Graph(specs, load_scale(args.scale))
+    cfg = graph.runs[graph.run_id(args.paper, args.run)].cfg
     # the run directory is named by the config hash: refuse to mix configs in one directory
     if Path(args.out).name.startswith(cfg["name"] + "-") and Path(args.out).name != run_id(cfg):
         raise ReproduceError(f"{args.out}: this directory name does not match run id {run_id(cfg)}; "
@@ -69,12 +73,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     # a scale may run a cheaper protocol in place of the requested one: both are recorded
     res["protocol_run"] = args.protocol
     res["protocol"] = args.label or args.protocol
+    n_eval = len(res["correct_mask"])
+    res["labels"] = [int(v) for v in (labels[:n_eval].tolist() if hasattr(labels, "tolist") else list(labels)[:n_eval])]
     res.update({"run": Path(args.run).name, "config_hash": config_hash(cfg), "scale": cfg["scale"],
                 "checkpoint": args.checkpoint, "checkpoint_epoch": meta.get("epoch"),
                 "selection": cfg["selection"], "split": split, "dataset": cfg["data"]["primary"],
                 "wall_seconds": round(time.time() - t0, 3), "git_commit": git_commit()})
     io.write_json(args.out, res)
     print(f"{res['run']} {args.protocol}: {res['accuracy']:.2f}% of {res['n']}")
+    return 0
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from .analyses.runner import run_analysis
+
+    res = run_analysis(args.paper, args.analysis, args.scale, args.work_dir, args.data_root, args.device)
+    print(f"analysis {res.get('id')}: {len(res.get('values', {}))} values")
     return 0
 
 
@@ -108,6 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto")
     e.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     e.set_defaults(func=_cmd_evaluate)
+
+    a = sub.add_parser("analyze", help="compute one analysis node of a paper spec")
+    a.add_argument("--paper", required=True)
+    a.add_argument("--analysis", required=True, help="analysis name in the spec")
+    a.add_argument("--scale", default="paper")
+    a.add_argument("--work-dir", default="work", help="the workflow's work_dir (runs under <work_dir>/<scale>)")
+    a.add_argument("--data-root", default=default_data_root())
+    a.add_argument("--device", default="auto")
+    a.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    a.set_defaults(func=_cmd_analyze)
 
     from .data import cli as data_cli
 

@@ -28,6 +28,8 @@ RUN_DEFAULTS: dict[str, Any] = {
         "n_train": None,
         "augment": True,
         "pad": 4,
+        # a subset of the training split: {classes: [...]}, {indices: [...]} or {analysis: ID, key: K}
+        "subset": None,
     },
     "model": {"name": None, "heads": None, "normalize": "none"},
     "method": {"name": None},
@@ -56,6 +58,8 @@ RUN_DEFAULTS: dict[str, Any] = {
     # from epoch `after` on (a fraction means a fraction of training, as the BiaMAT AT code does)
     "selection": {"protocol": None, "split": "test", "n": None, "every": 1, "after": 0},
     "log_per_instance": False,
+    # start from another run's weights: {run: RUN_ID, checkpoint: best|last|epoch_N}
+    "init": None,
 }
 
 SCHEDULE_KINDS = ("piecewise", "onecycle", "constant")

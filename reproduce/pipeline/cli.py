@@ -31,9 +31,9 @@ def _dag(args: argparse.Namespace):
 def _cmd_list(args: argparse.Namespace) -> int:
     dag = _dag(args)
     for paper, spec in dag.specs.items():
-        print(f"{paper}: {spec.title} ({len(spec.runs)} distinct runs)")
+        print(f"{paper}: {spec.title} ({len(spec.runs)} runs, {len(spec.analyses)} analyses declared)")
         for a in spec.artifacts.values():
-            print(f"  {a.name:<10} {a.kind:<6} {a.title}")
+            print(f"  {a.name:<10} {a.kind:<10} {a.title}")
             for t in dag.artifact_outputs(a):
                 print(f"      {t}")
     return 0
@@ -48,15 +48,12 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from .render import render_figure, render_table
+    from .render import render
 
     dag = _dag(args)
     art = dag.artifact(args.paper, args.artifact)
-    if art.kind == "figure":
-        render_figure(dag, art, args.out)
-    else:
-        render_table(dag, art, args.out)
-    print(f"wrote {args.out} ({dag.scale.name} scale)")
+    frame = render(dag, art, args.out)
+    print(f"wrote {args.out} ({frame.scale} scale)")
     return 0
 
 
@@ -67,7 +64,8 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     art = dag.artifact(args.paper, args.artifact)
     regenerated = args.regenerated or str(dag.results / art.paper / f"{art.name}.csv")
     out = args.out or str(dag.results / art.paper / f"{art.name}.diff.csv")
-    res = diff_artifact(art, regenerated, out, scale=dag.scale.name, comparable=dag.scale.comparable)
+    others = {n: (dag.artifact(art.paper, n), p) for n, p in dag.claim_artifacts(art).items()}
+    res = diff_artifact(art, regenerated, out, others)
     print(f"wrote {out}: " + ", ".join(f"{v} {k}" for k, v in sorted(res["counts"].items())))
     for c in res["claims"]:
         print(f"  claim {c['claim']}: published {c['published']}, reproduced {c['reproduced']}")

@@ -1,26 +1,20 @@
-"""What the Snakefile asks of the specs: targets, run ids, inputs and resources."""
+"""What the Snakefile asks of the specs: targets, node ids, inputs and resources."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config import run_id as config_run_id
+from ..artifacts import Artifact
 from ..errors import ConfigError
+from .nodes import Graph
 from .scales import Scale, load_scale
-from .spec import Artifact, PaperSpec, load_all
-
-
-@dataclass(frozen=True)
-class RunRef:
-    paper: str
-    name: str  # canonical run name in its paper spec
-    run_id: str
+from .spec import PaperSpec, load_all
+from .values import source_inputs
 
 
 class Dag:
-    """Specs at one scale, indexed for Snakemake input functions."""
+    """All specs at one scale, indexed for Snakemake input functions."""
 
     def __init__(self, config: Mapping[str, Any], pipelines_dir: str = "pipelines") -> None:
         self.config = dict(config)
@@ -30,30 +24,25 @@ class Dag:
         self.results = Path(config["results_dir"])
         self.data_root = (self.work / self.scale.raw["data"].get("root", "data")) if self.scale.generated \
             else Path(config["data_dir"])
-        self.runs: dict[str, RunRef] = {}
-        self.configs: dict[str, dict[str, Any]] = {}
-        self._ids: dict[tuple[str, str], str] = {}
+        self.graph = Graph(self.specs, self.scale)
+        self.configs = {rid: n.cfg for rid, n in self.graph.runs.items()}
         self._resources: dict[str, dict[str, int]] = {}
-        for paper, spec in self.specs.items():
-            for name in spec.runs:
-                cfg = spec.run_config(name, self.scale)
-                rid = config_run_id(cfg)
-                self.runs[rid] = RunRef(paper, name, rid)
-                self.configs[rid] = cfg
-                self._ids[(paper, name)] = rid
 
     # --- names
     def artifact(self, paper: str, name: str) -> Artifact:
         try:
             return self.specs[paper].artifacts[name]
         except KeyError:
-            raise ConfigError(f"unknown artifact {paper}/{name}") from None
+            raise ConfigError(f"unknown artifact {paper}/{name}; see `reproduce list`") from None
 
-    def artifacts(self, kind: str | None = None) -> list[Artifact]:
-        return [a for s in self.specs.values() for a in s.artifacts.values() if kind in (None, a.kind)]
+    def artifacts(self, family: str | None = None) -> list[Artifact]:
+        return [a for s in self.specs.values() for a in s.artifacts.values() if family in (None, a.family)]
 
     def run_id(self, paper: str, name: str) -> str:
-        return self._ids[(paper, self.specs[paper].canonical(name))]
+        ids = self.graph.run_ids(paper, name)
+        if len(ids) != 1:
+            raise ConfigError(f"{paper}: {name!r} is a seed group of {len(ids)} runs, not one run")
+        return ids[0]
 
     # --- paths
     def run_dir(self, run_id: str) -> Path:
@@ -65,15 +54,19 @@ class Dag:
     def eval_path(self, run_id: str, protocol: str) -> str:
         return str(self.work / "evals" / run_id / f"{protocol}.json")
 
+    def analysis_dir(self, analysis_id: str) -> Path:
+        return self.work / "analyses" / analysis_id
+
+    def analysis_result(self, analysis_id: str) -> str:
+        return str(self.analysis_dir(analysis_id) / "result.json")
+
     def manifest(self, dataset: str) -> str:
         return str(self.data_root / dataset / "manifest.json")
 
     def artifact_outputs(self, art: Artifact) -> list[str]:
         base = self.results / art.paper / art.name
-        if art.kind == "figure":
-            return [f"{base}.png", f"{base}.pdf", f"{base}.csv"]
-        outs = [f"{base}.csv", f"{base}.md"]
-        if art.published is not None:
+        outs = [f"{base}.png", f"{base}.pdf", f"{base}.csv"] if art.family == "figure" else [f"{base}.csv", f"{base}.md"]
+        if art.published is not None or art.claims:
             outs += [f"{base}.diff.csv", f"{base}.diff.md", f"{base}.claims.csv"]
         return outs + [str(self.results / a) for a in art.aliases]
 
@@ -89,31 +82,70 @@ class Dag:
         d = self.configs[run_id]["data"]
         return [d["primary"], *d["aux"]]
 
-    def train_inputs(self, run_id: str) -> list[str]:
-        self._known(run_id)
-        return [self.manifest(ds) for ds in self.datasets_of(run_id)]
+    def _dep_files(self, deps: list[tuple[str, str]]) -> list[str]:
+        return [self.done(i) if k == "run" else self.analysis_result(i) for k, i in deps]
 
-    def artifact_evals(self, art: Artifact) -> list[str]:
-        if art.kind == "figure":
-            return [self.done(self.run_id(art.paper, r)) for r in art.runs]
-        paths = []
-        for rid_row, run in art.rows.items():
-            rid = self.run_id(art.paper, run)
-            paths += [self.eval_path(rid, p) for p in art.row_protocols[rid_row].values()]
-        return list(dict.fromkeys(paths))
+    def train_inputs(self, run_id: str) -> list[str]:
+        node = self._known(run_id)
+        return [self.manifest(ds) for ds in self.datasets_of(run_id)] + self._dep_files(node.deps)
+
+    def analysis_inputs(self, analysis_id: str) -> list[str]:
+        node = self._analysis(analysis_id)
+        files = self._dep_files(node.deps)
+        datasets = {d for k, i in node.deps if k == "run" for d in self.datasets_of(i)}
+        return files + [self.manifest(d) for d in sorted(datasets)]
+
+    def artifact_inputs(self, art: Artifact) -> list[str]:
+        files = [f for row in art.rows.values() for src in row.cells.values() for f in source_inputs(self, art, row, src)]
+        return list(dict.fromkeys(files))
+
+    def claim_artifacts(self, art: Artifact) -> dict[str, str]:
+        """Other artifacts this one's claims read: name -> their regenerated CSV."""
+        names = {n for c in art.claims for n in c.artifacts if n != art.name}
+        return {n: str(self.results / art.paper / f"{n}.csv") for n in sorted(names)}
 
     def train_jobs(self, arts: list[Artifact]) -> list[str]:
-        return list(dict.fromkeys(self.run_id(a.paper, r) for a in arts for r in a.runs))
+        """Every run the artifacts need, upstream runs (helpers, sources of subsets) included."""
+        seen: dict[str, None] = {}
+        todo = [f for a in arts for f in self.artifact_inputs(a)]
+        while todo:
+            f = Path(todo.pop())
+            node_id = f.parent.name
+            if f.name == "done.json" and node_id in self.graph.runs:
+                if node_id in seen:
+                    continue
+                seen[node_id] = None
+                todo += self._dep_files(self.graph.runs[node_id].deps)
+            elif f.parent.parent.name == "evals":
+                todo.append(Path(self.done(node_id)))
+            elif f.name == "result.json" and node_id in self.graph.analyses:
+                todo += self._dep_files(self.graph.analyses[node_id].deps)
+        return list(seen)
 
-    def _known(self, run_id: str) -> RunRef:
-        if run_id not in self.runs:
+    def _known(self, run_id: str):
+        if run_id not in self.graph.runs:
             raise ConfigError(f"unknown run id {run_id!r} at scale {self.scale.name}")
-        return self.runs[run_id]
+        return self.graph.runs[run_id]
+
+    def _analysis(self, analysis_id: str):
+        if analysis_id not in self.graph.analyses:
+            raise ConfigError(f"unknown analysis id {analysis_id!r} at scale {self.scale.name}")
+        return self.graph.analyses[analysis_id]
 
     # --- commands and resources
     def train_args(self, run_id: str) -> str:
-        ref = self._known(run_id)
-        return f"--paper {ref.paper} --run {ref.name} --scale {self.scale.name}"
+        node = self._known(run_id)
+        return f"--paper {node.paper} --run {node.name} --scale {self.scale.name}"
+
+    def analyze_args(self, analysis_id: str) -> str:
+        node = self._analysis(analysis_id)
+        return f"--paper {node.paper} --analysis {node.name} --scale {self.scale.name}"
+
+    def analysis_gpu(self, analysis_id: str) -> int:
+        from ..analyses import ANALYSES
+
+        needs = ANALYSES.get(self._analysis(analysis_id).kind).gpu
+        return int(self.scale.resources.get("gpu", 0)) if needs else 0
 
     def resources(self, run_id: str) -> dict[str, int]:
         if run_id not in self._resources:

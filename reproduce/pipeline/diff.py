@@ -1,66 +1,80 @@
-"""Regenerated vs published: every published cell, and the paper's claims re-checked."""
+"""Regenerated vs published: every published cell, and the paper's claims re-checked.
+
+The scale comes from the regenerated file itself: a smoke table is never
+labelled comparable, whatever the workflow is set to.
+"""
 
 from __future__ import annotations
 
 import csv
-import operator
 from pathlib import Path
 from typing import Any, Mapping
 
 from .. import io
+from ..artifacts import Artifact
+from ..artifacts.frame import csv_text, markdown_table
+from ..claims import check
 from ..errors import ReproduceError
 from .provenance import git_commit, scale_banner
-from .render import _csv_text, markdown_table
-from .spec import Artifact, Claim, read_published
-
-OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+from .scales import load_scale
+from .spec import read_published
 
 
-def _num(v: Any) -> float | None:
+def _num(v: Any) -> Any:
     if v is None or str(v).strip() == "":
         return None
     try:
         return float(v)
     except ValueError:
-        return None
+        return v
 
 
-def read_table(path: str | Path) -> dict[str, dict[str, str]]:
+def read_values(path: str | Path) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    """row -> column -> value from a rendered CSV (wide, or long with row/column/i/value), and its scales."""
     p = Path(path)
     if not p.exists():
-        raise ReproduceError(f"{p}: regenerated table missing; render it first")
+        raise ReproduceError(f"{p}: regenerated values missing; render the artifact first")
     with open(p, newline="", encoding="utf-8") as f:
-        return {r["row"]: r for r in csv.DictReader(f)}
+        rows = list(csv.DictReader(f))
+    scales = {r["scale"] for r in rows if r.get("scale")}
+    out: dict[str, dict[str, Any]] = {}
+    if rows and {"column", "i", "value"} <= set(rows[0]):
+        for r in rows:
+            out.setdefault(r["row"], {}).setdefault(r["column"], []).append(float(r["value"]))
+        return out, scales
+    for r in rows:
+        out[r["row"]] = {k: _num(v) for k, v in r.items() if k != "row"}
+    return out, scales
 
 
-def evaluate_claim(claim: Claim, values: Mapping[str, Mapping[str, Any]]) -> tuple[str, list[str]]:
-    """'holds', 'fails' or 'unknown' (a value is missing), with each check's numbers."""
-    details, verdicts = [], []
-    for r1, c1, op, r2, c2 in claim.checks:
-        a, b = _num(values.get(r1, {}).get(c1)), _num(values.get(r2, {}).get(c2))
-        if a is None or b is None:
-            verdicts.append(None)
-            details.append(f"{r1}.{c1} {op} {r2}.{c2}: missing value")
-            continue
-        ok = OPS[op](a, b)
-        verdicts.append(ok)
-        details.append(f"{r1}.{c1}={a:g} {op} {r2}.{c2}={b:g}: {'yes' if ok else 'NO'}")
-    if None in verdicts:
-        return "unknown", details
-    return ("holds" if all(verdicts) else "fails"), details
-
-
-def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Path, *, scale: str,
-                  comparable: bool) -> dict[str, Any]:
+def published_values(art: Artifact) -> dict[str, dict[str, Any]]:
     if art.published is None:
-        raise ReproduceError(f"{art.paper}/{art.name}: no published values to diff against")
-    _, pub_rows = read_published(art.published)
-    pub = {r["row"]: r for r in pub_rows}
-    rep = read_table(regenerated_csv)
+        return {}
+    _, rows = read_published(art.published)
+    return {r["row"]: {k: _num(v) for k, v in r.items() if k != "row"} for r in rows}
+
+
+def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Path,
+                  others: Mapping[str, tuple[Artifact, str | Path]] | None = None) -> dict[str, Any]:
+    """Write <artifact>.diff.csv/.diff.md and <artifact>.claims.csv; ``others`` are artifacts claims read."""
+    rep, scales = read_values(regenerated_csv)
+    for other, path in (others or {}).values():
+        _, s = read_values(path)
+        scales |= s
+    if len(scales) != 1:
+        raise ReproduceError(f"{regenerated_csv}: " + ("no scale recorded" if not scales else
+                             f"values of several scales ({', '.join(sorted(scales))}) cannot be diffed together"))
+    scale = scales.pop()
+    comparable = load_scale(scale).comparable
+    pub = published_values(art)
     cells = []
     for rid in art.rows:
         for col in art.columns:
-            p, r = _num(pub[rid].get(col)), _num(rep.get(rid, {}).get(col))
+            if rid not in pub:
+                continue
+            p, r = pub[rid].get(col), rep.get(rid, {}).get(col)
+            p = p if isinstance(p, float) else None
+            r = r if isinstance(r, float) else None
             delta = None if p is None or r is None else round(r - p, 2)
             if p is None:
                 verdict = "unpublished"
@@ -73,27 +87,36 @@ def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Pat
             cells.append({"row": rid, "column": col, "published": "" if p is None else p,
                           "reproduced": "" if r is None else r, "delta": "" if delta is None else delta,
                           "tolerance": art.tolerance, "verdict": verdict, "scale": scale})
+    on_pub = {None: pub, art.name: pub}
+    on_rep = {None: rep, art.name: rep}
+    for name, (other, path) in (others or {}).items():
+        on_pub[name] = published_values(other)
+        on_rep[name] = read_values(path)[0]
     claims = []
     for c in art.claims:
-        on_pub, _ = evaluate_claim(c, pub)
-        on_rep, details = evaluate_claim(c, rep)
-        claims.append({"claim": c.id, "text": c.text, "source": c.source, "published": on_pub,
-                       "reproduced": on_rep, "details": "; ".join(details), "scale": scale})
+        v_pub, _ = check(c, on_pub)
+        v_rep, details = check(c, on_rep)
+        if not comparable and v_rep in ("holds", "fails", "within noise"):
+            v_rep = f"{v_rep} ({scale} scale)"
+        claims.append({"claim": c.id, "text": c.text, "source": c.source, "published": v_pub, "reproduced": v_rep,
+                       "noise": c.noise, "details": "; ".join(details), "scale": scale})
     out_csv = Path(out_csv)
-    io.write_text(out_csv, _csv_text(cells))
+    io.write_text(out_csv, csv_text(cells) if cells else "row,column,published,reproduced,delta,tolerance,verdict,scale\n")
     claims_csv = out_csv.with_name(out_csv.name.replace(".diff.csv", ".claims.csv"))
-    io.write_text(claims_csv, _csv_text(claims) if claims else "claim,text,source,published,reproduced,details,scale\n")
+    io.write_text(claims_csv, csv_text(claims) if claims else
+                  "claim,text,source,published,reproduced,noise,details,scale\n")
     counts: dict[str, int] = {}
     for c in cells:
         counts[c["verdict"]] = counts.get(c["verdict"], 0) + 1
     md = [f"# Diff: {art.paper} {art.name} ({art.title})", "", scale_banner(scale, comparable),
           f"Commit: `{git_commit()}`. Tolerance: {art.tolerance} points.", "",
-          "Cells: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())), "",
-          markdown_table(cells, ["row", "column", "published", "reproduced", "delta", "verdict"]), ""]
+          "Cells: " + (", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "none published"), ""]
+    if cells:
+        md += [markdown_table(cells, ["row", "column", "published", "reproduced", "delta", "verdict"]), ""]
     if claims:
         md += ["## The paper's claims, re-checked", "",
                markdown_table(claims, ["claim", "text", "published", "reproduced"]), ""]
         if not comparable:
             md.append(f"At {scale} scale a claim that fails or holds says nothing about the paper.")
     io.write_text(out_csv.with_suffix(".md"), "\n".join(md) + "\n")
-    return {"cells": cells, "claims": claims, "counts": counts}
+    return {"cells": cells, "claims": claims, "counts": counts, "scale": scale}

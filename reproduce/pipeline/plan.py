@@ -41,14 +41,14 @@ def plan(dag, targets: list[str]) -> dict[str, Any]:
     arts = []
     for t in targets:
         hit = [a for a in dag.artifacts() if t in dag.artifact_outputs(a) or t in (f"{a.paper}/{a.name}", a.name)
-               or t in a.aliases]
+               or t in a.aliases or t in (a.paper, f"results/{a.paper}") or f"results/{t}" in dag.artifact_outputs(a)]
         if not hit:
             raise ConfigError(f"target {t!r} is no artifact output; see `reproduce list`")
         arts += [a for a in hit if a not in arts]
     users: dict[str, list[str]] = {}
     for a in arts:
-        for r in a.runs:
-            users.setdefault(dag.run_id(a.paper, r), []).append(f"{a.paper}/{a.name}")
+        for rid in dag.train_jobs([a]):
+            users.setdefault(rid, []).append(f"{a.paper}/{a.name}")
     runs = []
     for rid, used_by in users.items():
         cfg = dag.configs[rid]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from functools import lru_cache
+from typing import Any
 
 
 @lru_cache(maxsize=None)
@@ -16,6 +17,19 @@ def git_commit() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return (sha + ("+dirty" if dirty else "")) if sha else "unknown"
+
+
+def environment(device: Any = None) -> dict[str, Any]:
+    """Where numbers were computed: device, GPU model and library versions."""
+    import platform
+
+    import torch
+
+    dev = str(device) if device is not None else "unknown"
+    gpu = torch.cuda.get_device_name(torch.device(dev)) if dev.startswith("cuda") else None
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    return {"device": dev, "gpu": gpu, "torch": torch.__version__, "cuda": torch.version.cuda,
+            "cudnn": cudnn, "python": platform.python_version()}
 
 
 def scale_banner(scale_name: str, comparable: bool) -> str:

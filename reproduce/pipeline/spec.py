@@ -1,57 +1,45 @@
-"""Paper specs: strict loading of pipelines/<paper>/spec.yaml and its published CSVs."""
+"""Paper specs: strict loading of pipelines/<paper>/spec.yaml (+ includes) into named nodes.
+
+A spec declares runs, analyses and artifacts by name. Names are checked here
+(unknown references, cycles, collisions), independently of any scale; ids are
+given per scale by :mod:`reproduce.pipeline.nodes`.
+"""
 
 from __future__ import annotations
 
 import csv
-import itertools
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config import config_hash, resolve_run, run_id as config_run_id
 from ..errors import ConfigError
 from ..io import read_yaml
+from .expand import expand_entries
 from .merge import deep_merge, set_dotted
-from .scales import Scale, load_scale
 from .validate import validate_schema
 
 PIPELINES_DIR = Path("pipelines")
-RUN_META_KEYS = ("presets", "grid", "choice")
-CHECK_RE = re.compile(r"^\s*(\S+)\.(\S+)\s*(>=|<=|>|<)\s*(\S+)\.(\S+)\s*$")
-
-
-@dataclass(frozen=True)
-class Claim:
-    id: str
-    text: str
-    checks: tuple[tuple[str, str, str, str, str], ...]  # (row, col, op, row, col)
-    source: str = ""
+RUN_META_KEYS = ("presets", "choice", "from", "set", "_vars", "_group", "_value")
+SPEC_KEYS = ("paper", "title", "sources", "notes", "include", "presets", "protocol_sets", "runs",
+             "analyses", "artifacts")
 
 
 @dataclass
-class Artifact:
-    paper: str
+class RunDecl:
+    name: str
+    cfg: dict[str, Any]  # paper-scale config before the engine's defaults; references hold names
+    choice: str = ""
+    group: str | None = None  # the seed group this run belongs to (``name`` without ``-s<seed>``)
+
+
+@dataclass
+class AnalysisDecl:
     name: str
     kind: str
-    title: str
-    source: str
-    published: Path | None
-    aliases: list[str]
-    columns: list[str]
-    rows: dict[str, str]  # row id -> canonical run name
-    row_protocols: dict[str, dict[str, str]]  # row id -> column -> protocol
-    tolerance: float
-    claims: list[Claim]
-    figure: Mapping[str, Any] | None
-
-    @property
-    def runs(self) -> list[str]:
-        names = list(self.rows.values())
-        if self.figure:
-            names += list(self.figure["series"].values())
-        return list(dict.fromkeys(names))
+    params: dict[str, Any]  # references hold names
+    choice: str = ""
+    group: str | None = None
 
 
 @dataclass
@@ -59,108 +47,118 @@ class PaperSpec:
     paper: str
     title: str
     path: Path
-    runs: dict[str, dict[str, Any]]  # canonical run name -> paper-scale run config
-    choices: dict[str, str]
-    aliases: dict[str, str]  # duplicate run name -> canonical run name
-    artifacts: dict[str, Artifact]
+    runs: dict[str, RunDecl]
+    analyses: dict[str, AnalysisDecl]
+    groups: dict[str, list[str]]  # seed group -> member run names
+    protocol_sets: dict[str, dict[str, str]]
+    artifacts: dict[str, Any] = field(default_factory=dict)  # name -> reproduce.artifacts.Artifact
     raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
 
-    def canonical(self, name: str, where: str = "") -> str:
-        name = self.aliases.get(name, name)
-        if name not in self.runs:
-            raise ConfigError(f"{self.path}: {where or 'run'} names unknown run {name!r}")
+    @property
+    def choices(self) -> dict[str, str]:
+        return {n: r.choice for n, r in self.runs.items() if r.choice}
+
+    def members(self, name: str, where: str = "") -> list[str]:
+        """A run name, or a seed group's members."""
+        if name in self.runs:
+            return [name]
+        if name in self.groups:
+            return list(self.groups[name])
+        raise ConfigError(f"{self.path}: {where or 'reference'} names unknown run {name!r}")
+
+    def check_analysis(self, name: str, where: str) -> str:
+        if name not in self.analyses:
+            raise ConfigError(f"{self.path}: {where} names unknown analysis {name!r}; "
+                              f"known: {', '.join(sorted(self.analyses)) or '(none)'}")
         return name
 
-    def run_config(self, name: str, scale: Scale) -> dict[str, Any]:
-        """The resolved config of a run at a scale (the engine's defaults filled in)."""
-        cfg = scale.apply(self.runs[self.canonical(name)])
-        return resolve_run(cfg, where=f"{self.path}: runs.{name} at scale {scale.name}")
 
-    def run_id(self, name: str, scale: Scale) -> str:
-        return config_run_id(self.run_config(name, scale))
+def _load_with_includes(path: Path) -> dict[str, Any]:
+    raw = read_yaml(path)
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{path}: a spec must be a mapping")
+    raw = dict(raw)
+    for pattern in raw.pop("include", None) or []:
+        files = sorted(path.parent.glob(pattern))
+        if not files:
+            raise ConfigError(f"{path}: include {pattern!r} matches no file")
+        for f in files:
+            part = read_yaml(f) or {}
+            for section, entries in part.items():
+                if section not in ("presets", "protocol_sets", "runs", "analyses", "artifacts"):
+                    raise ConfigError(f"{f}: key {section!r} cannot be included (runs, analyses, artifacts, "
+                                      "presets, protocol_sets can)")
+                have = raw.setdefault(section, {}) or {}
+                dup = sorted(set(have) & set(entries or {}))
+                if dup:
+                    raise ConfigError(f"{f}: {section}.{dup[0]} is already defined in {path}")
+                raw[section] = {**have, **(entries or {})}
+    return raw
 
 
-def _expand_runs(path: Path, raw: Mapping[str, Any]) -> dict[str, tuple[dict[str, Any], str]]:
+def _run_cfg(path: Path, name: str, entry: Mapping[str, Any], presets: Mapping[str, Any],
+             built: Mapping[str, RunDecl]) -> dict[str, Any]:
+    if "from" in entry:
+        base = entry["from"]
+        if base not in built:
+            raise ConfigError(f"{path}: runs.{name}.from names unknown (or later) run {base!r}")
+        cfg = deep_merge(built[base].cfg, {})
+    else:
+        cfg = {}
+    for p in entry.get("presets", []) or []:
+        if p not in presets:
+            raise ConfigError(f"{path}: runs.{name}.presets names unknown preset {p!r}; "
+                              f"known: {', '.join(sorted(presets))}")
+        cfg = deep_merge(cfg, presets[p])
+    cfg = deep_merge(cfg, {k: v for k, v in entry.items() if k not in RUN_META_KEYS})
+    for key, value in (entry.get("set") or {}).items():
+        set_dotted(cfg, key, value)
+    cfg["name"] = name
+    return cfg
+
+
+def _parse_runs(path: Path, raw: Mapping[str, Any]) -> tuple[dict[str, RunDecl], dict[str, list[str]]]:
     presets = raw.get("presets", {}) or {}
-    out: dict[str, tuple[dict[str, Any], str]] = {}
-    for name, entry in raw["runs"].items():
-        cfg: dict[str, Any] = {}
-        for p in entry.get("presets", []):
-            if p not in presets:
-                raise ConfigError(f"{path}: runs.{name}.presets names unknown preset {p!r}; "
-                                  f"known: {', '.join(sorted(presets))}")
-            cfg = deep_merge(cfg, presets[p])
-        cfg = deep_merge(cfg, {k: v for k, v in entry.items() if k not in RUN_META_KEYS})
-        grid = entry.get("grid") or {}
-        keys = list(grid)
-        for values in itertools.product(*(grid[k] for k in keys)) if keys else [()]:
-            one = deep_merge(cfg, {})
-            fmt = {}
-            for k, v in zip(keys, values):
-                set_dotted(one, k, v)
-                fmt[k.split(".")[-1]] = v
-            try:
-                rname = name.format(**fmt)
-            except (KeyError, ValueError) as e:
-                raise ConfigError(f"{path}: runs.{name}: grid placeholder {e} not in grid keys") from None
-            if rname in out:
-                raise ConfigError(f"{path}: runs.{name}: run name {rname!r} defined twice")
-            one["name"] = rname
-            out[rname] = (one, entry.get("choice", ""))
+    runs: dict[str, RunDecl] = {}
+    groups: dict[str, list[str]] = {}
+    for name, entry in expand_entries(raw.get("runs") or {}, f"{path}: runs").items():
+        if "_value" in entry:
+            raise ConfigError(f"{path}: runs.{name}: expected a mapping")
+        choice = entry.get("choice", "")
+        if "from" in entry and entry.get("set") and not choice:
+            choice = f"derived from {entry['from']}: " + ", ".join(f"{k}={v}" for k, v in entry["set"].items())
+        runs[name] = RunDecl(name, _run_cfg(path, name, entry, presets, runs), choice, entry.get("_group"))
+        if entry.get("_group"):
+            groups.setdefault(entry["_group"], []).append(name)
+    clash = sorted(set(groups) & set(runs))
+    if clash:
+        raise ConfigError(f"{path}: runs.{clash[0]} is both a run and a seed group")
+    return runs, groups
+
+
+def _parse_analyses(path: Path, raw: Mapping[str, Any], check_registries: bool) -> dict[str, AnalysisDecl]:
+    out: dict[str, AnalysisDecl] = {}
+    for name, entry in expand_entries(raw.get("analyses") or {}, f"{path}: analyses", seed_key="seed").items():
+        if "kind" not in entry:
+            raise ConfigError(f"{path}: analyses.{name}.kind is required")
+        kind = entry["kind"]
+        params = {k: v for k, v in entry.items() if k not in ("kind", "choice", "_vars", "_group", "seed")}
+        if "seed" in entry and "_group" in entry:
+            params["seed"] = entry["seed"]
+        if check_registries:
+            from ..analyses import ANALYSES
+
+            cls = ANALYSES.get(kind, where=f"{path}: analyses.{name}.kind")
+            params = cls.resolve_params(params, f"{path}: analyses.{name}")
+        out[name] = AnalysisDecl(name, kind, params, entry.get("choice", ""), entry.get("_group"))
     return out
-
-
-def _add_derived_runs(path: Path, raw: Mapping[str, Any], runs: dict[str, tuple[dict[str, Any], str]]) -> None:
-    """Rows written as {from: RUN, set: {dotted.key: value}} define a run named after the row."""
-    for aname, a in raw["artifacts"].items():
-        for rid, r in (a.get("rows") or {}).items():
-            if not isinstance(r, dict) or "from" not in r:
-                continue
-            if r["from"] not in runs:
-                raise ConfigError(f"{path}: artifacts.{aname}.rows.{rid}.from names unknown run {r['from']!r}")
-            cfg = deep_merge(runs[r["from"]][0], {})
-            for key, value in r["set"].items():
-                set_dotted(cfg, key, value)
-            cfg["name"] = rid
-            if rid in runs and runs[rid][0] != cfg:
-                raise ConfigError(f"{path}: artifacts.{aname}.rows.{rid}: a different run named {rid!r} exists")
-            runs[rid] = (cfg, f"derived from {r['from']}: " + ", ".join(f"{k}={v}" for k, v in r["set"].items()))
-
-
-def _check_registries(path: Path, name: str, cfg: Mapping[str, Any]) -> None:
-    from ..data import DATASETS
-    from ..methods import METHODS
-    from ..models import MODELS
-
-    where = f"{path}: runs.{name}"
-    method = METHODS.get(cfg["method"]["name"], where=f"{where}.method.name")
-    unknown = sorted(set(cfg["method"]) - {"name"} - set(method.params))
-    if unknown:
-        raise ConfigError(f"{where}.method: unknown parameter(s) {', '.join(unknown)} for method "
-                          f"{cfg['method']['name']!r}; allowed: {', '.join(sorted(method.params)) or '(none)'}")
-    MODELS.get(cfg["model"]["name"], where=f"{where}.model.name")
-    for ds in [cfg["data"]["primary"], *cfg["data"]["aux"]]:
-        DATASETS.get(ds, where=f"{where}.data")
-
-
-def _parse_claims(path: Path, art: str, raw: list[Mapping[str, Any]]) -> list[Claim]:
-    claims = []
-    for c in raw or []:
-        checks = []
-        for s in c["checks"]:
-            m = CHECK_RE.match(s)
-            if not m:
-                raise ConfigError(f"{path}: artifacts.{art}.claims.{c['id']}: bad check {s!r}")
-            checks.append(tuple(m.groups()))
-        claims.append(Claim(c["id"], c["text"], tuple(checks), c.get("source", "")))
-    return claims
 
 
 def read_published(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     if not path.exists():
         raise ConfigError(f"{path}: published-values CSV not found")
     with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
+        reader = csv.DictReader(row for row in f if not row.startswith("#"))
         rows = list(reader)
         header = list(reader.fieldnames or [])
     if not header or header[0] != "row":
@@ -168,53 +166,16 @@ def read_published(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     return header, rows
 
 
-def _check_published(path: Path, art: Artifact) -> None:
-    header, rows = read_published(path)
-    missing_cols = [c for c in art.columns if c not in header]
-    if missing_cols:
-        raise ConfigError(f"{path}: columns {missing_cols} of artifact {art.name} are not in the CSV header {header}")
-    ids = [r["row"] for r in rows]
-    dup = sorted({i for i in ids if ids.count(i) > 1})
-    extra = sorted(set(ids) - set(art.rows))
-    absent = sorted(set(art.rows) - set(ids))
-    if dup or extra or absent:
-        raise ConfigError(f"{path}: rows do not match artifacts.{art.name}.rows of the spec: "
-                          f"duplicated {dup}, not in the spec {extra}, missing from the CSV {absent}")
-    for r in rows:
-        for c in art.columns:
-            v = (r.get(c) or "").strip()
-            if v:
-                try:
-                    float(v)
-                except ValueError:
-                    raise ConfigError(f"{path}: row {r['row']!r}, column {c!r}: {v!r} is not a number") from None
-
-
 def load_spec(path: str | Path, check_registries: bool = True) -> PaperSpec:
+    from ..artifacts import parse_artifact
+    from .references import check_references
+
     path = Path(path)
-    raw = read_yaml(path)
+    raw = _load_with_includes(path)
     validate_schema(raw, "spec", str(path))
     if raw["paper"] != path.parent.name:
         raise ConfigError(f"{path}: paper is {raw['paper']!r} but the folder is {path.parent.name!r}")
-    expanded = _expand_runs(path, raw)
-    _add_derived_runs(path, raw, expanded)
-    paper_scale = load_scale("paper")
-    runs: dict[str, dict[str, Any]] = {}
-    aliases: dict[str, str] = {}
-    choices: dict[str, str] = {}
-    by_hash: dict[str, str] = {}
-    for name, (cfg, choice) in expanded.items():
-        resolved = resolve_run(paper_scale.apply(cfg), where=f"{path}: runs.{name}")
-        if check_registries:
-            _check_registries(path, name, resolved)
-        h = config_hash(resolved)
-        if h in by_hash:  # the same training under two names is one job
-            aliases[name] = by_hash[h]
-            continue
-        by_hash[h] = name
-        runs[name] = cfg
-        choices[name] = choice
-    spec = PaperSpec(raw["paper"], raw["title"], path, runs, choices, aliases, {}, raw)
+    runs, groups = _parse_runs(path, raw)
     sets = raw.get("protocol_sets", {}) or {}
     if check_registries:
         from ..evaluate import PROTOCOLS
@@ -222,44 +183,17 @@ def load_spec(path: str | Path, check_registries: bool = True) -> PaperSpec:
         for sname, mapping in sets.items():
             for col, proto in mapping.items():
                 PROTOCOLS.get(proto, where=f"{path}: protocol_sets.{sname}.{col}")
-    for aname, a in raw["artifacts"].items():
-        rows: dict[str, str] = {}
-        row_protocols: dict[str, dict[str, str]] = {}
-        for rid, r in (a.get("rows") or {}).items():
-            run = r if isinstance(r, str) else r.get("run", rid)
-            rows[rid] = spec.canonical(run, where=f"artifacts.{aname}.rows.{rid}")
-            set_name = (r.get("protocols") if isinstance(r, dict) else None) or a.get("protocols")
-            if a["kind"] == "table":
-                if not set_name or set_name not in sets:
-                    raise ConfigError(f"{path}: artifacts.{aname}.rows.{rid}: protocol set {set_name!r} "
-                                      f"not in protocol_sets ({', '.join(sorted(sets))})")
-                cols = a.get("columns") or []
-                miss = [c for c in cols if c not in sets[set_name]]
-                if miss:
-                    raise ConfigError(f"{path}: protocol_sets.{set_name} has no protocol for columns {miss}")
-                row_protocols[rid] = {c: sets[set_name][c] for c in cols}
-        fig = a.get("figure")
-        if fig:
-            fig = dict(fig)
-            fig["series"] = {k: spec.canonical(v, where=f"artifacts.{aname}.figure.series.{k}")
-                             for k, v in fig["series"].items()}
-        art = Artifact(
-            paper=spec.paper, name=aname, kind=a["kind"], title=a["title"], source=a["source"],
-            published=(path.parent / a["published"]) if a.get("published") else None,
-            aliases=list(a.get("aliases", [])), columns=list(a.get("columns") or []), rows=rows,
-            row_protocols=row_protocols, tolerance=float(a.get("tolerance", 1.0)),
-            claims=_parse_claims(path, aname, a.get("claims")), figure=fig)
-        if art.kind == "table" and not art.rows:
-            raise ConfigError(f"{path}: artifacts.{aname}: a table needs rows")
-        for c in art.claims:
-            for (r1, c1, _, r2, c2) in c.checks:
-                for rr, cc in ((r1, c1), (r2, c2)):
-                    if rr not in art.rows or cc not in art.columns:
-                        raise ConfigError(f"{path}: artifacts.{aname}.claims.{c.id}: {rr}.{cc} is not a row.column "
-                                          "of this artifact")
-        if art.published is not None:
-            _check_published(art.published, art)
-        spec.artifacts[aname] = art
+    spec = PaperSpec(raw["paper"], raw["title"], path, runs, _parse_analyses(path, raw, check_registries),
+                     groups, sets, {}, raw)
+    check_references(spec, check_registries)
+    for name, entry in expand_entries(raw.get("artifacts") or {}, f"{path}: artifacts", seed_key=None,
+                                       strict=False).items():
+        spec.artifacts[name] = parse_artifact(spec, name, entry, check_registries)
+    # every run and analysis resolves at paper scale before any job is planned
+    from .nodes import Graph
+    from .scales import load_scale
+
+    Graph({spec.paper: spec}, load_scale("paper"), check_registries)
     return spec
 
 

@@ -65,12 +65,19 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
     if done.exists():
         return json.loads(done.read_text())
     dev = select_device(device)
-    data = load_run_data(cfg, data_root, dev)
+    data = load_run_data(cfg, data_root, dev, runs_dir=out.parent)
     ctx = TrainContext(cfg=cfg, device=dev, num_classes=data["num_classes"], datasets=data["train"],
                        steps_per_epoch=data["steps_per_epoch"], extra={"data_root": str(data_root), "runs_dir": str(out.parent)})
     method = METHODS.get(cfg["method"]["name"], where="method.name")(cfg, ctx)
     torch.manual_seed(int(cfg["seed"]))  # weight init depends on the seed only
     model = build_for_run(cfg, data, dev, heads=method.heads())
+    if cfg.get("init"):  # fine-tuning and transfer start from another run's weights
+        from .refs import checkpoint_file, run_dir as ref_dir
+
+        init = checkpoint.load(ref_dir(cfg["init"], out.parent) / checkpoint_file(cfg["init"]), dev)
+        missing, _ = model.load_state_dict(init["model"], strict=False)
+        if missing and not all(k.startswith("heads.") for k in missing):
+            raise ConfigError(f"run {cfg['name']}: init checkpoint lacks weights {missing[:3]}")
     method.attach(model)
     # only now that data, method and model are known good does the run directory appear
     out.mkdir(parents=True, exist_ok=True)

@@ -44,3 +44,27 @@ def load_model(ref: Mapping[str, Any], runs_dir: str | Path, data_root: str | Pa
 
     _, model, _ = build_from_run_dir(run_dir(ref, runs_dir), data_root, device, checkpoint_file(ref))
     return model
+
+
+def subset_indices(subset: Mapping[str, Any], labels: Any, runs_dir: str | Path | None) -> Any:
+    """Training indices a ``data.subset`` keeps: listed classes, listed indices, or an analysis's list."""
+    import json
+
+    import numpy as np
+
+    if "classes" in subset:
+        return np.flatnonzero(np.isin(labels, [int(c) for c in subset["classes"]]))
+    if "indices" in subset:
+        return np.asarray(sorted(int(i) for i in subset["indices"]), dtype=np.int64)
+    if "analysis" in subset:
+        if runs_dir is None:
+            raise ConfigError("data.subset names an analysis, but the run directory is unknown")
+        path = Path(runs_dir).parent / "analyses" / str(subset["analysis"]) / "result.json"
+        if not path.exists():
+            raise ConfigError(f"{path}: the analysis this run's data.subset names has not run")
+        values = json.loads(path.read_text())["values"]
+        key = subset.get("key", "indices")
+        if key not in values:
+            raise ConfigError(f"{path}: no value {key!r} for data.subset; has {', '.join(sorted(values))}")
+        return np.asarray(sorted(int(i) for i in values[key]), dtype=np.int64)
+    raise ConfigError(f"data.subset: expected classes:, indices: or analysis:, got {dict(subset)}")

@@ -28,7 +28,8 @@ def subset_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picks))[:n]
 
 
-def load_run_data(cfg: Mapping[str, Any], root: str | Path, device: torch.device) -> dict[str, Any]:
+def load_run_data(cfg: Mapping[str, Any], root: str | Path, device: torch.device,
+                  runs_dir: str | Path | None = None) -> dict[str, Any]:
     """Primary train/eval splits and every auxiliary train split, loaded once onto the device."""
     from ..data import DeviceDataset, load_split, read_manifest
 
@@ -36,6 +37,11 @@ def load_run_data(cfg: Mapping[str, Any], root: str | Path, device: torch.device
     primary = d["primary"]
     man = read_manifest(primary, root)
     x, y = load_split(primary, d["train_split"], root)
+    if d.get("subset"):
+        from .refs import subset_indices as chosen
+
+        keep = chosen(d["subset"], y, runs_dir)
+        x, y = x[keep], y[keep]
     if d["n_train"]:
         keep = subset_indices(y, int(d["n_train"]), int(cfg["seed"]))
         x, y = x[keep], y[keep]

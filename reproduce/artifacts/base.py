@@ -1,0 +1,211 @@
+"""Artifacts: rows x columns of values from named sources, shown by a registered kind.
+
+Every kind (table, matrix, curve, lines, scatter, bar, image_grid) reads the
+same cells: a row usually names a run (or a seed group, aggregated), a column
+names a value source, and a cell is the column's source filled with the row's
+variables. Sources:
+
+``{eval: PROTOCOL[, where: {class: K} | {subset: [...]}]}``  accuracy from an evaluation
+``{eval_set: COLUMN}``   the protocol the row's protocol set gives that column
+``{analysis: NAME, key: dotted.key | array: NAME}``  an analysis value or array
+``{log: KEY[, epoch: last|best|N | over: epoch]}``  per-epoch training log
+``{train: wall_hours | epochs | best_epoch}``  the training summary
+``{config: dotted.key}``  the run's resolved config (hyperparameter tables)
+``{value: X}``  a constant
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import ConfigError
+from ..pipeline.expand import expand_entries, substitute
+from ..registry import Registry
+
+SOURCE_KEYS = ("eval", "eval_set", "analysis", "log", "train", "config", "value")
+MODIFIERS = ("where", "key", "array", "epoch", "over", "scale", "checkpoint", "aggregate", "run")
+ARTIFACT_KEYS = ("kind", "title", "source", "published", "aliases", "protocols", "columns", "rows", "tolerance",
+                 "noise", "claims", "options", "_vars", "choice")
+ROW_KEYS = ("run", "protocols", "cells", "series", "label", "x", "_vars", "choice")
+
+
+@dataclass
+class Row:
+    id: str
+    run: str | None  # a run name or a seed group; None for rows that only read analyses/constants
+    cells: dict[str, dict[str, Any]]  # column -> concrete source
+    attrs: dict[str, Any] = field(default_factory=dict)  # series, label, x, ...
+
+
+@dataclass
+class Artifact:
+    paper: str
+    name: str
+    kind: str
+    title: str
+    source: str
+    published: Path | None
+    aliases: list[str]
+    columns: list[str]
+    rows: dict[str, Row]
+    tolerance: float
+    noise: float
+    claims: list[Any]
+    options: dict[str, Any]
+
+    @property
+    def family(self) -> str:
+        return KINDS.get(self.kind).family
+
+    @property
+    def runs(self) -> list[str]:
+        """Run names (or seed groups) the cells read, in order."""
+        names = [r.run for r in self.rows.values() if r.run]
+        names += [s["run"] for r in self.rows.values() for s in r.cells.values() if s.get("run")]
+        return list(dict.fromkeys(names))
+
+
+class ArtifactKind:
+    """A presentation of cells. ``family`` fixes the outputs: table (csv, md) or figure (png, pdf, csv)."""
+
+    family = "table"
+    options: dict[str, Any] = {}
+
+    @classmethod
+    def check(cls, art: Artifact, where: str) -> None:
+        """Kind-specific validation of the parsed artifact."""
+
+    def render(self, art: Artifact, table: Any, out: Path, banner: str) -> None:
+        raise NotImplementedError
+
+
+KINDS: Registry[type[ArtifactKind]] = Registry("artifact kind")
+
+
+def check_source(src: Mapping[str, Any], where: str) -> None:
+    if not isinstance(src, Mapping):
+        raise ConfigError(f"{where}: a cell source must be a mapping like {{eval: clean}}, got {src!r}")
+    named = [k for k in SOURCE_KEYS if k in src]
+    if len(named) != 1:
+        raise ConfigError(f"{where}: a cell source names exactly one of {', '.join(SOURCE_KEYS)}; got {dict(src)}")
+    unknown = sorted(set(src) - set(SOURCE_KEYS) - set(MODIFIERS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} in cell source")
+    if "where" in src and (not isinstance(src["where"], Mapping) or set(src["where"]) - {"class", "subset"}):
+        raise ConfigError(f"{where}.where: expected {{class: K}} or {{subset: [indices]}}, got {src['where']!r}")
+
+
+def _columns(path: Path, name: str, a: Mapping[str, Any]) -> dict[str, Any]:
+    cols = a.get("columns") or []
+    if isinstance(cols, list):
+        if a.get("protocols") is None and cols:
+            raise ConfigError(f"{path}: artifacts.{name}.columns is a list, which needs a protocol set "
+                              "(protocols:); otherwise give each column a source")
+        return {c: {"eval_set": c} for c in cols}
+    if not isinstance(cols, Mapping):
+        raise ConfigError(f"{path}: artifacts.{name}.columns: expected a list or a mapping")
+    out = {}
+    for cname, entry in expand_entries(cols, f"{path}: artifacts.{name}.columns", seed_key=None).items():
+        out[cname] = {k: v for k, v in entry.items() if k != "_vars"}
+    return out
+
+
+def parse_artifact(spec: Any, name: str, a: Mapping[str, Any], check_registries: bool = True) -> Artifact:
+    from ..claims import parse_claims
+
+    path = spec.path
+    where = f"{path}: artifacts.{name}"
+    unknown = sorted(set(a) - set(ARTIFACT_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: "
+                          f"{', '.join(k for k in ARTIFACT_KEYS if not k.startswith('_'))}")
+    for key in ("kind", "title", "source"):
+        if key not in a:
+            raise ConfigError(f"{where}.{key} is required")
+    kind_cls = KINDS.get(a["kind"], where=f"{where}.kind")
+    columns = _columns(path, name, a)
+    rows: dict[str, Row] = {}
+    raw_rows = a.get("rows") or {}
+    if isinstance(raw_rows, list):  # a list of run names (or {run: NAME, ...}): each row is named after its run
+        raw_rows = {(r if isinstance(r, str) else str(r.get("run"))): r for r in raw_rows}
+    for rid, entry in expand_entries(raw_rows, f"{where}.rows", seed_key=None).items():
+        if "_value" in entry:
+            entry = {"run": entry["_value"], "_vars": entry["_vars"]}
+        bad = sorted(set(entry) - set(ROW_KEYS))
+        if bad:
+            raise ConfigError(f"{where}.rows.{rid}: unknown key(s) {', '.join(bad)}; allowed: run, protocols, "
+                              "cells, series, label, x")
+        env = {**entry.get("_vars", {}), "row": rid}
+        run = entry.get("run")
+        if run is not None:
+            spec.members(str(run), f"artifacts.{name}.rows.{rid}.run")
+        pset = entry.get("protocols") or a.get("protocols")
+        cells: dict[str, dict[str, Any]] = {}
+        for col, src in {**columns, **(entry.get("cells") or {})}.items():
+            cw = f"{where}.rows.{rid}.{col}"
+            src = substitute(src, env, cw)
+            check_source(src, cw)
+            if "eval_set" in src:
+                if pset not in spec.protocol_sets:
+                    raise ConfigError(f"{cw}: protocol set {pset!r} not in protocol_sets "
+                                      f"({', '.join(sorted(spec.protocol_sets))})")
+                if src["eval_set"] not in spec.protocol_sets[pset]:
+                    raise ConfigError(f"{path}: protocol_sets.{pset} has no protocol for column {src['eval_set']!r}")
+                src = {**{k: v for k, v in src.items() if k != "eval_set"},
+                       "eval": spec.protocol_sets[pset][src["eval_set"]]}
+            if "analysis" in src:
+                spec.check_analysis(str(src["analysis"]), f"artifacts.{name}.rows.{rid}.{col}")
+            if "run" in src:
+                spec.members(str(src["run"]), f"artifacts.{name}.rows.{rid}.{col}.run")
+            needs_run = any(k in src for k in ("eval", "log", "train", "config"))
+            if needs_run and run is None and "run" not in src:
+                raise ConfigError(f"{cw}: this source reads a run, but the row names none (run:)")
+            if check_registries and "eval" in src:
+                from ..evaluate import PROTOCOLS
+
+                PROTOCOLS.get(str(src["eval"]), where=cw)
+            cells[col] = src
+        attrs = {k: substitute(entry[k], env, f"{where}.rows.{rid}.{k}") for k in ("series", "label", "x")
+                 if k in entry}
+        rows[rid] = Row(rid, None if run is None else str(run), cells, attrs)
+    options = {**kind_cls.options, **(a.get("options") or {})}
+    bad = sorted(set(options) - set(kind_cls.options))
+    if bad:
+        raise ConfigError(f"{where}.options: unknown key(s) {', '.join(bad)} for kind {a['kind']!r}; "
+                          f"allowed: {', '.join(sorted(kind_cls.options)) or '(none)'}")
+    art = Artifact(
+        paper=spec.paper, name=name, kind=a["kind"], title=a["title"], source=a["source"],
+        published=(path.parent / a["published"]) if a.get("published") else None,
+        aliases=list(a.get("aliases", [])), columns=list(columns), rows=rows,
+        tolerance=float(a.get("tolerance", 1.0)), noise=float(a.get("noise", 0.0)), claims=[], options=options)
+    if not art.rows:
+        raise ConfigError(f"{where}: an artifact needs rows")
+    kind_cls.check(art, where)
+    art.claims = parse_claims(spec, art, a.get("claims") or [], where)
+    if art.published is not None:
+        check_published(art)
+    return art
+
+
+def check_published(art: Artifact) -> None:
+    from ..pipeline.spec import read_published
+
+    path = art.published
+    header, rows = read_published(path)
+    ids = [r["row"] for r in rows]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    extra = sorted(set(ids) - set(art.rows))
+    absent = sorted(set(art.rows) - set(ids)) if art.family == "table" else []
+    if dup or extra or absent:
+        raise ConfigError(f"{path}: rows do not match artifacts.{art.name}.rows of the spec: "
+                          f"duplicated {dup}, not in the spec {extra}, missing from the CSV {absent}")
+    for r in rows:
+        for c in header[1:]:
+            v = (r.get(c) or "").strip()
+            if v and c in art.columns:
+                try:
+                    float(v)
+                except ValueError:
+                    raise ConfigError(f"{path}: row {r['row']!r}, column {c!r}: {v!r} is not a number") from None

@@ -1,0 +1,50 @@
+"""What a kind renders from: the artifact's cells, flattened once, with their provenance."""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Frame:
+    rows: list[dict[str, Any]]  # one dict per row: row id, attributes, scalar cells, <col>_sd, provenance
+    arrays: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # (row, column) -> values
+    columns: list[str] = field(default_factory=list)
+    scale: str = ""
+    comparable: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def value(self, row: str, col: str) -> Any:
+        for r in self.rows:
+            if r["row"] == row:
+                return r.get(col)
+        return None
+
+
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    fields: list[str] = []
+    for r in rows:
+        fields += [k for k in r if k not in fields]
+    buf = _io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def markdown_table(rows: list[dict[str, Any]], cols: list[str]) -> str:
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        out.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
+    return "\n".join(out)
+
+
+def long_rows(frame: Frame) -> list[dict[str, Any]]:
+    """Array cells as one line per point (row, column, i, value): the data behind a figure."""
+    out = []
+    for (row, col), values in frame.arrays.items():
+        out += [{"row": row, "column": col, "i": i, "value": v, "scale": frame.scale} for i, v in enumerate(values)]
+    return out

@@ -1,0 +1,189 @@
+"""Figures: PNG + PDF for a person, and a CSV of every plotted number beside them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import io
+from ..errors import ConfigError, ReproduceError
+from .base import KINDS, Artifact, ArtifactKind
+from .frame import Frame, csv_text, long_rows
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig: Any, art: Artifact, out_png: Path) -> None:
+    for suffix in (".png", ".pdf"):
+        with io.atomic_path(out_png.with_suffix(suffix)) as tmp:
+            fig.savefig(tmp, format=suffix[1:], dpi=150, metadata={"Title": art.title} if suffix == ".pdf" else None)
+    _plt().close(fig)
+
+
+def _title(art: Artifact, frame: Frame) -> str:
+    return art.title if frame.comparable else f"{art.title}\n[{frame.scale} scale: not comparable with the paper]"
+
+
+class Figure(ArtifactKind):
+    family = "figure"
+    options: dict[str, Any] = {"x": None, "y": None, "xlabel": "", "ylabel": "", "logx": False, "logy": False}
+
+    xy_keys: tuple[str, ...] = ("x", "y")  # options that must name a column (or @attribute)
+
+    @classmethod
+    def check(cls, art: Artifact, where: str) -> None:
+        for key in cls.xy_keys:
+            col = art.options.get(key)
+            if col is None:
+                raise ConfigError(f"{where}.options.{key} is required for a {art.kind}")
+            if isinstance(col, str) and not col.startswith("@") and col not in art.columns:
+                raise ConfigError(f"{where}.options.{key}: {col!r} is not a column ({', '.join(art.columns)})")
+
+    def render(self, art: Artifact, frame: Frame, out: Path, banner: str) -> None:
+        plt = _plt()
+        fig, ax = plt.subplots(figsize=(6, 4))
+        self.draw(ax, art, frame)
+        ax.set_xlabel(art.options.get("xlabel") or str(art.options.get("x") or ""))
+        ax.set_ylabel(art.options.get("ylabel") or str(art.options.get("y") or ""))
+        if art.options.get("logx"):
+            ax.set_xscale("log")
+        if art.options.get("logy"):
+            ax.set_yscale("log")
+        ax.set_title(_title(art, frame), fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        save(fig, art, out.with_suffix(".png"))
+        data = long_rows(frame) if frame.arrays else frame.rows
+        if not data:
+            raise ReproduceError(f"{art.paper}/{art.name}: nothing to plot")
+        io.write_text(out.with_suffix(".csv"), csv_text(data))
+
+    def draw(self, ax: Any, art: Artifact, frame: Frame) -> None:
+        raise NotImplementedError
+
+
+def _xy(frame: Frame, r: dict[str, Any], key: str) -> Any:
+    return r.get(key[1:]) if key.startswith("@") else r.get(key)
+
+
+def _series(frame: Frame) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in frame.rows:
+        out.setdefault(str(r.get("series", r["row"])), []).append(r)
+    return out
+
+
+@KINDS.register("curve")
+class Curve(Figure):
+    """x against y, one line per ``series`` (trade-off curves, a value against eps)."""
+
+    def draw(self, ax: Any, art: Artifact, frame: Frame) -> None:
+        x, y = art.options["x"], art.options["y"]
+        for name, rows in _series(frame).items():
+            pts = [(_xy(frame, r, x), _xy(frame, r, y)) for r in rows]
+            pts = [(float(a), float(b)) for a, b in pts if a not in (None, "") and b not in (None, "")]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", markersize=3, linewidth=1, label=name)
+
+
+@KINDS.register("scatter")
+class Scatter(Figure):
+    """Per-example points (margins before vs after): array cells in columns x and y."""
+
+    def draw(self, ax: Any, art: Artifact, frame: Frame) -> None:
+        x, y = art.options["x"], art.options["y"]
+        for r in frame.rows:
+            xs, ys = frame.arrays.get((r["row"], x)), frame.arrays.get((r["row"], y))
+            if xs is None or ys is None:
+                xs, ys = [r.get(x)], [r.get(y)]
+            ax.scatter(xs, ys, s=4, alpha=0.6, label=str(r.get("label", r["row"])))
+
+
+@KINDS.register("lines")
+class Lines(Figure):
+    """Per-epoch curves: column y holds an array per row (one point per epoch)."""
+
+    xy_keys = ("y",)
+
+    options = {**Figure.options, "x": "epoch"}
+
+    def draw(self, ax: Any, art: Artifact, frame: Frame) -> None:
+        y = art.options["y"]
+        for r in frame.rows:
+            ys = frame.arrays.get((r["row"], y))
+            if ys:
+                ax.plot(range(1, len(ys) + 1), ys, linewidth=1, label=str(r.get("label", r["row"])))
+
+
+@KINDS.register("bar")
+class Bar(Figure):
+    """One bar per row (single-class CSAT): column y."""
+
+    xy_keys = ("y",)
+
+    options = {**Figure.options, "x": "@row"}
+
+    def draw(self, ax: Any, art: Artifact, frame: Frame) -> None:
+        y = art.options["y"]
+        labels = [str(r.get("label", r["row"])) for r in frame.rows]
+        vals = [float(r.get(y) or 0.0) for r in frame.rows]
+        ax.bar(range(len(vals)), vals)
+        ax.set_xticks(range(len(vals)), labels, rotation=45, ha="right", fontsize=7)
+
+
+@KINDS.register("image_grid")
+class ImageGrid(Figure):
+    """Images an analysis saved (easiest/hardest per class, decision regions): column y, one panel per row."""
+
+    xy_keys = ("y",)
+
+    options = {**Figure.options, "x": "@row", "ncols": 10}
+
+    def render(self, art: Artifact, frame: Frame, out: Path, banner: str) -> None:
+        plt = _plt()
+        y = art.options["y"]
+        panels = [(r, np.asarray(frame.arrays.get((r["row"], y)), dtype=float)) for r in frame.rows]
+        panels = [(r, a) for r, a in panels if a.size]
+        if not panels:
+            raise ReproduceError(f"{art.paper}/{art.name}: no images to show")
+        fig, axes = plt.subplots(len(panels), 1, figsize=(8, 1.6 * len(panels) + 0.6), squeeze=False)
+        for ax, (r, a) in zip(axes[:, 0], panels):
+            if a.ndim == 4:  # n images: tile them in one row
+                a = np.concatenate(list(a[: int(art.options["ncols"])]), axis=1)
+            ax.imshow(np.clip(a, 0, 1) if a.ndim == 3 else a, cmap=None if a.ndim == 3 else "coolwarm")
+            ax.set_title(str(r.get("label", r["row"])), fontsize=7)
+            ax.axis("off")
+        fig.suptitle(_title(art, frame), fontsize=8)
+        fig.tight_layout()
+        save(fig, art, out.with_suffix(".png"))
+        io.write_text(out.with_suffix(".csv"), csv_text(frame.rows))
+
+
+def heatmap(art: Artifact, frame: Frame, out_png: Path, banner: str) -> None:
+    plt = _plt()
+    m = np.array([[float(r.get(c)) if r.get(c) not in (None, "") else np.nan for c in art.columns]
+                  for r in frame.rows])
+    fig, ax = plt.subplots(figsize=(1 + 0.5 * len(art.columns), 1 + 0.45 * len(frame.rows)))
+    im = ax.imshow(m, cmap=art.options.get("cmap", "viridis"))
+    ax.set_xticks(range(len(art.columns)), art.columns, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(len(frame.rows)), [str(r.get("label", r["row"])) for r in frame.rows], fontsize=7)
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            if not np.isnan(m[i, j]):
+                ax.text(j, i, f"{m[i, j]:.1f}", ha="center", va="center", fontsize=6, color="w")
+    fig.colorbar(im, ax=ax)
+    ax.set_xlabel(art.options.get("xlabel", ""))
+    ax.set_ylabel(art.options.get("ylabel", ""))
+    ax.set_title(_title(art, frame), fontsize=8)
+    fig.tight_layout()
+    save(fig, art, out_png)

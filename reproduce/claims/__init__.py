@@ -1,0 +1,149 @@
+"""The paper's claims: parsed from the spec, checked on published and regenerated values.
+
+Verdicts: ``holds``, ``fails``, ``within noise`` (some comparison is closer than
+the noise the claim can bear), ``unknown`` (a value is missing) and
+``not applicable`` (a precondition fails).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from ..errors import ConfigError
+from ..pipeline.expand import expand_values
+from .grammar import Expr, Missing, Ref, evaluate, parse
+
+CLAIM_KEYS = ("id", "text", "source", "checks", "all", "any", "for", "noise", "requires", "python", "note")
+
+
+@dataclass
+class Claim:
+    id: str
+    text: str
+    source: str
+    checks: list[Expr]
+    quantifier: str = "all"  # all | any
+    noise: float = 0.0
+    requires: list[Expr] = field(default_factory=list)
+    python: Callable[..., Any] | None = None
+
+    @property
+    def artifacts(self) -> set[str]:
+        return {r.artifact for e in [*self.checks, *self.requires] for r in e.refs if r.artifact}
+
+
+def _python_claim(spec: Any, name: str, where: str) -> Callable[..., Any]:
+    path = Path(spec.path).parent / "claims.py"
+    if not path.exists():
+        raise ConfigError(f"{where}.python: {path} does not exist")
+    mod_spec = importlib.util.spec_from_file_location(f"_claims_{spec.paper}", path)
+    mod = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    fn = getattr(mod, name, None)
+    if not callable(fn):
+        raise ConfigError(f"{where}.python: {path} has no function {name!r}")
+    return fn
+
+
+def parse_claims(spec: Any, art: Any, raw: list[Mapping[str, Any]], where: str) -> list[Claim]:
+    claims: list[Claim] = []
+    seen: set[str] = set()
+    for i, c in enumerate(raw):
+        cw = f"{where}.claims[{c.get('id', i) if isinstance(c, Mapping) else i}]"
+        if not isinstance(c, Mapping) or "id" not in c or "text" not in c:
+            raise ConfigError(f"{cw}: a claim needs id and text")
+        bad = sorted(set(c) - set(CLAIM_KEYS))
+        if bad:
+            raise ConfigError(f"{cw}: unknown key(s) {', '.join(bad)}; allowed: {', '.join(CLAIM_KEYS)}")
+        if c["id"] in seen:
+            raise ConfigError(f"{cw}: claim id {c['id']!r} used twice")
+        seen.add(c["id"])
+        quant = "any" if "any" in c else "all"
+        body = c.get("any", c.get("all"))
+        texts = list(c.get("checks") or [])
+        # for: is one product of variables, or a list of products whose union is quantified over
+        loops = c.get("for") if isinstance(c.get("for"), list) else [c.get("for") or {}]
+        bodies = [body] if body is not None else list(texts)
+        texts = [] if body is None and any(loops) else texts
+        if body is not None or any(loops):
+            for loop in loops:
+                for t in bodies:
+                    texts += expand_values(t, loop, cw)
+        fn = _python_claim(spec, c["python"], cw) if c.get("python") else None
+        if not texts and fn is None:
+            raise ConfigError(f"{cw}: a claim needs checks, all:, any: or python:")
+        checks = [parse(t, cw) for t in texts]
+        requires = [parse(t, f"{cw}.requires") for t in c.get("requires") or []]
+        for e in [*checks, *requires]:
+            for ref in e.refs:
+                _check_ref(spec, art, ref, cw)
+        claims.append(Claim(str(c["id"]), c["text"], str(c.get("source", "")), checks, quant,
+                            float(c.get("noise", art.noise)), requires, fn))
+    return claims
+
+
+def _check_ref(spec: Any, art: Any, ref: Ref, where: str) -> None:
+    target = art if ref.artifact in (None, art.name) else spec.artifacts.get(ref.artifact)
+    if target is None:
+        raise ConfigError(f"{where}: {ref} names unknown artifact {ref.artifact!r} (artifacts a claim reads "
+                          "must be declared before it)")
+    if ref.row not in target.rows or ref.column not in target.columns:
+        raise ConfigError(f"{where}: {ref} is not a row.column of artifact {target.name} "
+                          f"(rows: {', '.join(list(target.rows)[:6])}...; columns: {', '.join(target.columns)})")
+
+
+Values = Mapping[str | None, Mapping[str, Mapping[str, Any]]]  # artifact (None: own) -> row -> column -> value
+
+
+def check(claim: Claim, values: Values) -> tuple[str, list[str]]:
+    """A verdict and one line per check with its numbers."""
+    def lookup(ref: Ref) -> Any:
+        return values.get(ref.artifact, {}).get(ref.row, {}).get(ref.column)
+
+    if claim.python is not None:
+        verdict, details = claim.python(values, claim)
+        return verdict, list(details)
+    details: list[str] = []
+    for e in claim.requires:
+        try:
+            ok, _ = evaluate(e, lookup)
+        except Missing as m:
+            return "unknown", [f"{e.text}: missing {m}"]
+        if not ok:
+            return "not applicable", [f"precondition {e.text}: no"]
+    results = []
+    for e in claim.checks:
+        try:
+            ok, margin = evaluate(e, lookup)
+        except Missing as m:
+            results.append("unknown")
+            details.append(f"{e.text}: missing {m}")
+            continue
+        near = margin is not None and margin < claim.noise
+        nums = ", ".join(f"{r}={_fmt(lookup(r))}" for r in e.refs)
+        results.append("noise" if near else ("yes" if ok else "no"))
+        details.append(f"{e.text} [{nums}]: {'within noise' if near else ('yes' if ok else 'NO')}")
+    if claim.quantifier == "any":
+        if "yes" in results:
+            return "holds", details
+        verdict = "unknown" if "unknown" in results else ("within noise" if "noise" in results else "fails")
+        return verdict, details
+    if "unknown" in results:
+        return "unknown", details
+    if "no" in results:
+        return "fails", details
+    return ("within noise" if "noise" in results else "holds"), details
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, list):
+        return f"[{len(v)} values]"
+    return str(v)
+
+
+__all__ = ["Claim", "parse_claims", "check"]

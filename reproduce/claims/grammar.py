@@ -1,0 +1,143 @@
+"""Claim expressions: arithmetic and comparisons over cells, parsed once, evaluated safely.
+
+A cell is ``[artifact:]row.column`` (row ids may hold dots and dashes, so binary
+operators are written with spaces: ``a.aa - b.aa >= 1``). Functions: abs, min,
+max, mean, last, increasing, decreasing, argmax, argmin, pearson, spearman,
+dominates. Lists are written ``[a.x, b.x]``. Nothing else is evaluated.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from ..errors import ConfigError
+
+_TOKEN = re.compile(r"\s*(>=|<=|==|!=|[<>()\[\],+*/|]|-(?=\s)|[A-Za-z0-9_.:\-]+)")
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?([eE]-?\d+)?$")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _rank(x: np.ndarray) -> np.ndarray:
+    order = x.argsort(kind="stable")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(len(x), dtype=float)
+    for v in np.unique(x):  # ties share the midpoint rank
+        ranks[x == v] = ranks[x == v].mean()
+    return ranks
+
+
+def _pearson(a: Any, b: Any) -> float:
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def _seq(args: tuple[Any, ...]) -> list[float]:
+    return list(args[0]) if len(args) == 1 and isinstance(args[0], (list, tuple)) else list(args)
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "abs": abs,
+    "min": lambda *a: min(_seq(a)),
+    "max": lambda *a: max(_seq(a)),
+    "mean": lambda *a: float(np.mean(_seq(a))),
+    "last": lambda a: list(a)[-1],
+    "increasing": lambda *a: all(x < y for x, y in zip(_seq(a), _seq(a)[1:])),
+    "decreasing": lambda *a: all(x > y for x, y in zip(_seq(a), _seq(a)[1:])),
+    "argmax": lambda *a: int(np.argmax(_seq(a))),
+    "argmin": lambda *a: int(np.argmin(_seq(a))),
+    "pearson": _pearson,
+    "spearman": lambda a, b: _pearson(_rank(np.asarray(a, float)), _rank(np.asarray(b, float))),
+    "dominates": lambda a, b: all(x >= y for x, y in zip(a, b)),
+}
+_CMP = {ast.Gt: "gt", ast.GtE: "ge", ast.Lt: "lt", ast.LtE: "le", ast.Eq: "eq", ast.NotEq: "ne"}
+
+
+@dataclass(frozen=True)
+class Ref:
+    artifact: str | None
+    row: str
+    column: str
+
+    def __str__(self) -> str:
+        return f"{self.artifact + ':' if self.artifact else ''}{self.row}.{self.column}"
+
+
+@dataclass
+class Expr:
+    text: str
+    tree: ast.Expression
+    refs: list[Ref]
+
+
+def _split_ref(tok: str, where: str) -> Ref:
+    art, _, rest = tok.rpartition(":") if ":" in tok else (None, "", tok)
+    row, dot, col = rest.rpartition(".")
+    if not dot or not row or not col:
+        raise ConfigError(f"{where}: {tok!r} is not a cell (row.column or artifact:row.column)")
+    return Ref(art or None, row, col)
+
+
+def parse(text: str, where: str) -> Expr:
+    pos, out, refs = 0, [], []
+    text = str(text)
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m:
+            if text[pos:].strip() == "":
+                break
+            raise ConfigError(f"{where}: cannot read {text[pos:]!r} in {text!r}")
+        tok = m.group(1)
+        pos = m.end()
+        nxt = text[pos:].lstrip()[:1]
+        if tok in FUNCTIONS and nxt == "(":
+            out.append(tok)
+        elif _NUMBER.match(tok) or tok in ("True", "False"):
+            out.append(tok)
+        elif tok == "|":
+            raise ConfigError(f"{where}: write abs(x) instead of |x| in {text!r}")
+        elif re.match(r"^[A-Za-z0-9_.:\-]+$", tok) and not _IDENT.match(tok) or "." in tok:
+            refs.append(_split_ref(tok, where))
+            out.append(f"_v{len(refs) - 1}")
+        elif _IDENT.match(tok):
+            raise ConfigError(f"{where}: unknown name {tok!r} in {text!r} (cells are row.column; "
+                              f"functions: {', '.join(sorted(FUNCTIONS))})")
+        else:
+            out.append(tok)
+    try:
+        tree = ast.parse(" ".join(out), mode="eval")
+    except SyntaxError:
+        raise ConfigError(f"{where}: bad expression {text!r}") from None
+    for node in ast.walk(tree):
+        ok = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call, ast.Name, ast.Constant, ast.List,
+              ast.Load, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.USub, ast.BoolOp, ast.And, ast.Or, *_CMP)
+        if not isinstance(node, ok):
+            raise ConfigError(f"{where}: {type(node).__name__} is not allowed in {text!r}")
+    return Expr(text, tree, refs)
+
+
+class Missing(Exception):
+    """A cell the expression reads has no value."""
+
+
+def evaluate(expr: Expr, lookup: Callable[[Ref], Any]) -> tuple[Any, float | None]:
+    """(value, margin): for a top-level comparison, margin = how far it is from flipping."""
+    env: dict[str, Any] = dict(FUNCTIONS)
+    for i, ref in enumerate(expr.refs):
+        v = lookup(ref)
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            raise Missing(str(ref))
+        env[f"_v{i}"] = v
+    body = expr.tree.body
+    if isinstance(body, ast.Compare) and len(body.ops) == 1 and type(body.ops[0]) in (ast.Gt, ast.GtE, ast.Lt, ast.LtE):
+        left = eval(compile(ast.Expression(body.left), "<claim>", "eval"), {"__builtins__": {}}, env)
+        right = eval(compile(ast.Expression(body.comparators[0]), "<claim>", "eval"), {"__builtins__": {}}, env)
+        ok = {ast.Gt: left > right, ast.GtE: left >= right, ast.Lt: left < right,
+              ast.LtE: left <= right}[type(body.ops[0])]
+        return bool(ok), abs(float(left) - float(right))
+    return eval(compile(expr.tree, "<claim>", "eval"), {"__builtins__": {}}, env), None

@@ -1,0 +1,114 @@
+"""The one expansion mechanism: ``for:`` templates and ``seeds:`` over spec entries.
+
+An entry ``{for: {beta: [1, 3, 6]}, ...}`` under the name ``trades-b{beta}``
+becomes one entry per value; every string in it is a template. A string that
+is exactly ``"{beta}"`` takes the value with its type (``6.0`` stays a number).
+Several variables expand as a product. ``seeds: [0, 1, 2]`` is the same with
+the variable ``seed`` and the run's ``seed`` key set, named ``<name>-s<seed>``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import string
+from typing import Any, Mapping
+
+from ..errors import ConfigError
+
+_WHOLE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _fields(s: str) -> set[str]:
+    try:
+        return {f for _, f, _, _ in string.Formatter().parse(s) if f}
+    except ValueError:
+        return set()
+
+
+def substitute(obj: Any, env: Mapping[str, Any], where: str, strict: bool = True) -> Any:
+    """Fill ``{var}`` templates in every string of ``obj`` from ``env``.
+
+    ``strict=False`` leaves unknown names for an inner expansion (an artifact's
+    ``for:`` around rows and claims that have their own).
+    """
+    if isinstance(obj, str):
+        m = _WHOLE.match(obj)
+        if m and m.group(1) in env:
+            return env[m.group(1)]
+        names = _fields(obj)
+        if not names:
+            return obj
+        missing = sorted(n for n in names if n not in env)
+        if missing and not strict:
+            return _VAR.sub(lambda v: str(env[v.group(1)]) if v.group(1) in env else v.group(0), obj)
+        if missing:
+            raise ConfigError(f"{where}: template {obj!r} names undefined for: variable(s) "
+                              f"{', '.join(missing)}; defined: {', '.join(sorted(env)) or '(none)'}")
+        return obj.format(**env)
+    if isinstance(obj, Mapping):
+        return {substitute(k, env, where, strict) if isinstance(k, str) else k:
+                substitute(v, env, f"{where}.{k}", strict) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [substitute(v, env, f"{where}[{i}]", strict) for i, v in enumerate(obj)]
+    return obj
+
+
+def _label(v: Any) -> str:
+    """How a value reads inside a name: 0.5 -> 0.5, 6.0 -> 6, 'svhn' -> svhn."""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def expand_entries(entries: Mapping[str, Any], where: str, env: Mapping[str, Any] | None = None,
+                   seed_key: str | None = "seed", strict: bool = True) -> dict[str, dict[str, Any]]:
+    """name -> entry with every ``for:``/``seeds:`` expanded; colliding names are errors.
+
+    Each expanded entry carries ``_vars`` (its variable values) and, for seeds,
+    ``_group`` (the unexpanded name) so tables can aggregate over seeds.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    origin: dict[str, str] = {}
+    for name, entry in (entries or {}).items():
+        if not isinstance(entry, Mapping):
+            entry = {"_value": entry}
+        loop = dict(entry.get("for") or {})
+        for var, values in loop.items():
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"{where}.{name}.for.{var}: expected a non-empty list, got {values!r}")
+        seeds = entry.get("seeds")
+        if seeds is not None and seed_key is not None:
+            if not isinstance(seeds, list) or not seeds:
+                raise ConfigError(f"{where}.{name}.seeds: expected a non-empty list, got {seeds!r}")
+        body = {k: v for k, v in entry.items() if k not in ("for", "seeds")}
+        keys = list(loop)
+        for values in itertools.product(*(loop[k] for k in keys)) if keys else [()]:
+            scope = {**(env or {}), **dict(zip(keys, values))}
+            labels = {k: _label(v) if k in loop else v for k, v in scope.items()}
+            nm = substitute(name, labels, f"{where}.{name}")
+            one = substitute(body, scope, f"{where}.{name}", strict)
+            for s in (seeds if seeds is not None and seed_key is not None else [None]):
+                final, item = nm, dict(one)
+                item["_vars"] = dict(scope)
+                if s is not None:
+                    final = f"{nm}-s{s}"
+                    item[seed_key] = s
+                    item["_vars"]["seed"] = s
+                    item["_group"] = nm
+                if final in out:
+                    raise ConfigError(f"{where}: {origin[final]} and {name} both produce the name {final!r}")
+                out[final] = item
+                origin[final] = name
+    return out
+
+
+def expand_values(template: Any, loop: Mapping[str, list[Any]], where: str) -> list[Any]:
+    """``template`` filled once per combination of the loop's values (unnamed: claims, lists)."""
+    for var, values in loop.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{where}.for.{var}: expected a non-empty list, got {values!r}")
+    keys = list(loop)
+    return [substitute(template, dict(zip(keys, vals)), where)
+            for vals in (itertools.product(*(loop[k] for k in keys)) if keys else [()])]

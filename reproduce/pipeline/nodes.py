@@ -1,0 +1,156 @@
+"""The node graph at one scale: every run and analysis of every paper, named by its hash.
+
+References resolve to upstream ids before hashing, so a change upstream gives
+new ids downstream. Identity is the hash, across papers: the same training
+declared under two names (or in two papers) is one node, named after the first
+declaration met (papers in name order, entries in file order).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ..config import config_hash, resolve_run
+from ..errors import ConfigError
+from .merge import deep_merge, set_dotted
+from .references import analysis_reference_slots, map_refs, run_reference_slots
+from .scales import Scale
+from .spec import PaperSpec
+
+
+@dataclass
+class RunNode:
+    id: str
+    paper: str
+    name: str
+    cfg: dict[str, Any]  # resolved at this scale; references hold ids
+    deps: list[tuple[str, str]] = field(default_factory=list)  # ("run"|"analysis", id)
+    names: list[str] = field(default_factory=list)  # every "paper/name" declaring this training
+
+
+@dataclass
+class AnalysisNode:
+    id: str
+    paper: str
+    name: str
+    kind: str
+    params: dict[str, Any]  # resolved; references hold ids
+    deps: list[tuple[str, str]] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+
+
+def _hash(obj: Any, length: int = 8) -> str:
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+def _check_registries(where: str, cfg: Mapping[str, Any]) -> None:
+    from ..data import DATASETS
+    from ..methods import METHODS
+    from ..models import MODELS
+
+    method = METHODS.get(cfg["method"]["name"], where=f"{where}.method.name")
+    unknown = sorted(set(cfg["method"]) - {"name"} - set(method.params))
+    if unknown:
+        raise ConfigError(f"{where}.method: unknown parameter(s) {', '.join(unknown)} for method "
+                          f"{cfg['method']['name']!r}; allowed: {', '.join(sorted(method.params)) or '(none)'}")
+    MODELS.get(cfg["model"]["name"], where=f"{where}.model.name")
+    for ds in [cfg["data"]["primary"], *cfg["data"]["aux"]]:
+        DATASETS.get(ds, where=f"{where}.data")
+
+
+class Graph:
+    """Runs and analyses of all specs at one scale, resolved and deduplicated by hash."""
+
+    def __init__(self, specs: Mapping[str, PaperSpec], scale: Scale, check_registries: bool = True) -> None:
+        self.specs, self.scale, self.check = specs, scale, check_registries
+        self.runs: dict[str, RunNode] = {}
+        self.analyses: dict[str, AnalysisNode] = {}
+        self._run_ids: dict[tuple[str, str], str] = {}
+        self._an_ids: dict[tuple[str, str], str] = {}
+        self._busy: set[tuple[str, str, str]] = set()
+        self._by_hash: dict[tuple[str, str], str] = {}
+        for paper, spec in sorted(specs.items()):
+            for name in spec.runs:
+                self.run_id(paper, name)
+            for name in spec.analyses:
+                self.analysis_id(paper, name)
+
+    # --- ids
+    def run_ids(self, paper: str, name: str) -> list[str]:
+        """A run's id, or the ids of a seed group's members."""
+        return [self.run_id(paper, m) for m in self.specs[paper].members(name)]
+
+    def run_id(self, paper: str, name: str) -> str:
+        key = (paper, name)
+        if key not in self._run_ids:
+            self._enter("run", paper, name)
+            self._run_ids[key] = self._resolve_run(paper, name)
+            self._busy.discard(("run", paper, name))
+        return self._run_ids[key]
+
+    def analysis_id(self, paper: str, name: str) -> str:
+        key = (paper, name)
+        if key not in self._an_ids:
+            self.specs[paper].check_analysis(name, "reference")
+            self._enter("analysis", paper, name)
+            self._an_ids[key] = self._resolve_analysis(paper, name)
+            self._busy.discard(("analysis", paper, name))
+        return self._an_ids[key]
+
+    def _enter(self, kind: str, paper: str, name: str) -> None:
+        # cycles are rejected when specs load; this guards specs built in code
+        if (kind, paper, name) in self._busy:
+            raise ConfigError(f"{self.specs[paper].path}: reference cycle through {kind}s.{name}")
+        self._busy.add((kind, paper, name))
+
+    def _ref_fn(self, paper: str, deps: list[tuple[str, str]]):
+        def fn(kind: str, name: str) -> Any:
+            if kind == "run":
+                ids = self.run_ids(paper, name)
+                deps.extend(("run", i) for i in ids)
+                return ids if name in self.specs[paper].groups else ids[0]
+            aid = self.analysis_id(paper, name)
+            deps.append(("analysis", aid))
+            return aid
+        return fn
+
+    def _resolve_run(self, paper: str, name: str) -> str:
+        spec = self.specs[paper]
+        cfg = self.scale.apply(spec.runs[name].cfg)
+        deps: list[tuple[str, str]] = []
+        for place, value, typ in list(run_reference_slots(cfg, self.check)):
+            set_dotted(cfg, place, map_refs(value, typ, self._ref_fn(paper, deps), f"{spec.path}: runs.{name}.{place}"))
+        where = f"{spec.path}: runs.{name} at scale {self.scale.name}"
+        resolved = resolve_run(cfg, where=where)
+        if self.check:
+            _check_registries(f"{spec.path}: runs.{name}", resolved)
+        h = config_hash(resolved)
+        if ("run", h) in self._by_hash:
+            rid = self._by_hash[("run", h)]
+            self.runs[rid].names.append(f"{paper}/{name}")
+            return rid
+        rid = self._by_hash[("run", h)] = f"{name}-{h}"
+        self.runs[rid] = RunNode(rid, paper, name, resolved, list(dict.fromkeys(deps)), [f"{paper}/{name}"])
+        return rid
+
+    def _resolve_analysis(self, paper: str, name: str) -> str:
+        spec = self.specs[paper]
+        decl = spec.analyses[name]
+        params = deep_merge(decl.params, self.scale.raw.get("analysis_overrides", {}).get(decl.kind, {}))
+        deps: list[tuple[str, str]] = []
+        if self.check:
+            for place, value, typ in list(analysis_reference_slots(decl.kind, params)):
+                params[place] = map_refs(value, typ, self._ref_fn(paper, deps), f"{spec.path}: analyses.{name}.{place}")
+        h = _hash({"kind": decl.kind, "params": params, "scale": self.scale.name})
+        if ("analysis", h) in self._by_hash:
+            aid = self._by_hash[("analysis", h)]
+            self.analyses[aid].names.append(f"{paper}/{name}")
+            return aid
+        aid = self._by_hash[("analysis", h)] = f"{name}-{h}"
+        self.analyses[aid] = AnalysisNode(aid, paper, name, decl.kind, params, list(dict.fromkeys(deps)),
+                                          [f"{paper}/{name}"])
+        return aid

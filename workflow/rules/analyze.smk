@@ -1,0 +1,18 @@
+# One job per distinct analysis (difficulty, margins, entropy, ...): its inputs are the nodes it references.
+rule analyze:
+    input:
+        lambda w: PIPE.analysis_inputs(w.analysis_id),
+    output:
+        f"{WORK}/analyses/{{analysis_id}}/result.json",
+    params:
+        args=lambda w: PIPE.analyze_args(w.analysis_id),
+    threads: PIPE.scale.resources.get("cpus_per_task", 1)
+    resources:
+        gpu=lambda w: PIPE.analysis_gpu(w.analysis_id),
+        runtime=PIPE.scale.resources.get("runtime_floor_min", 10),
+        mem_mb=PIPE.scale.resources.get("mem_mb", 4000),
+    log:
+        f"{WORK}/logs/analyze/{{analysis_id}}.log",
+    shell:
+        "{RP} analyze {params.args} --work-dir {config[work_dir]} --data-root {DATA} --device {config[device]} "
+        "--threads {threads} > {log} 2>&1 || (tail -n 20 {log} >&2; exit 1)"
