@@ -28,6 +28,8 @@ RUN_DEFAULTS: dict[str, Any] = {
         "n_train": None,
         "augment": True,
         "pad": 4,
+        # false keeps the partial last batch (PyTorch DataLoader default; HAT: 391 steps on CIFAR-10)
+        "drop_last": True,
     },
     "model": {"name": None, "heads": None, "normalize": "none"},
     "method": {"name": None},
@@ -49,6 +51,10 @@ RUN_DEFAULTS: dict[str, Any] = {
         "per": "epoch",
         "warmup_epochs": 0,
         "pct_start": 0.25,
+        # onecycle only: torch OneCycleLR's momentum cycling (its default, which HAT's code keeps)
+        "cycle_momentum": False,
+        "base_momentum": 0.85,
+        "max_momentum": 0.95,
     },
     "epochs": None,
     "batch_size": 128,
@@ -58,7 +64,7 @@ RUN_DEFAULTS: dict[str, Any] = {
     "log_per_instance": False,
 }
 
-SCHEDULE_KINDS = ("piecewise", "onecycle", "constant")
+SCHEDULE_KINDS = ("piecewise", "onecycle", "constant", "cosine_epoch")
 
 
 def parse_number(value: Any, where: str) -> float:
@@ -121,6 +127,9 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
                           "statistics kept) or 'train-update' (running statistics updated by the attack)")
     for key in ("eps", "step_size"):
         parse_number(cfg["attack"][key], f"{where}: attack.{key}")
+    for section, key in (("data", "drop_last"), ("schedule", "cycle_momentum")):
+        if not isinstance(cfg[section][key], bool):
+            raise ConfigError(f"{where}: {section}.{key} must be true or false, got {cfg[section][key]!r}")
     if not isinstance(cfg["epochs"], int) or cfg["epochs"] < 1:
         raise ConfigError(f"{where}: epochs must be a positive integer, got {cfg['epochs']!r}")
     return cfg
