@@ -30,6 +30,8 @@ RUN_DEFAULTS: dict[str, Any] = {
         "pad": 4,
         # false keeps the partial last batch (PyTorch DataLoader default; HAT: 391 steps on CIFAR-10)
         "drop_last": True,
+        # degrees of a random rotation after crop and flip (HAT's CIFAR-100: RandomRotation(15)); 0 = none
+        "rotate": 0,
     },
     "model": {"name": None, "heads": None, "normalize": "none"},
     "method": {"name": None},
@@ -127,6 +129,11 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
                           "statistics kept) or 'train-update' (running statistics updated by the attack)")
     for key in ("eps", "step_size"):
         parse_number(cfg["attack"][key], f"{where}: attack.{key}")
+    rot = cfg["data"]["rotate"]
+    if isinstance(rot, bool) or not isinstance(rot, (int, float)) or not 0 <= rot <= 180:
+        raise ConfigError(f"{where}: data.rotate must be degrees in [0, 180], got {rot!r}")
+    if rot and not cfg["data"]["augment"]:
+        raise ConfigError(f"{where}: data.rotate {rot} needs data.augment: true (rotation is part of augmentation)")
     for section, key in (("data", "drop_last"), ("schedule", "cycle_momentum")):
         if not isinstance(cfg[section][key], bool):
             raise ConfigError(f"{where}: {section}.{key} must be true or false, got {cfg[section][key]!r}")
