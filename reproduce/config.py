@@ -62,7 +62,8 @@ RUN_DEFAULTS: dict[str, Any] = {
     "batch_size": 128,
     # best-checkpoint rule: evaluate `protocol` on the first n of `split` every `every` epochs,
     # from epoch `after` on (a fraction means a fraction of training, as the BiaMAT AT code does)
-    "selection": {"protocol": None, "split": "test", "n": None, "every": 1, "after": 0},
+    # ties: first keeps the earliest of equal scores; latest the later one (HAT's `>=`, train.py:196)
+    "selection": {"protocol": None, "split": "test", "n": None, "every": 1, "after": 0, "ties": "first"},
     "log_per_instance": False,
 }
 
@@ -129,6 +130,8 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
                           "statistics kept) or 'train-update' (running statistics updated by the attack)")
     for key in ("eps", "step_size"):
         parse_number(cfg["attack"][key], f"{where}: attack.{key}")
+    if cfg["selection"]["ties"] not in ("first", "latest"):
+        raise ConfigError(f"{where}: selection.ties must be 'first' or 'latest', got {cfg['selection']['ties']!r}")
     rot = cfg["data"]["rotate"]
     if isinstance(rot, bool) or not isinstance(rot, (int, float)) or not 0 <= rot <= 180:
         raise ConfigError(f"{where}: data.rotate must be degrees in [0, 180], got {rot!r}")

@@ -200,3 +200,13 @@ def test_partial_last_batch_is_a_step(toy_root, tmp_path):
     assert last["history"][0]["lr"] == pytest.approx(0.05 / 25 / 1e4)
     with pytest.raises(ConfigError, match="drop_last"):
         resolve_run(_cfg(data={"primary": "toy", "drop_last": "no"}))
+
+
+@pytest.mark.parametrize("ties,want", [("first", 1), ("latest", 3)])
+def test_selection_ties(toy_root, tmp_path, ties, want):
+    """LR 0 on a BN-free MLP: every epoch scores the same, so the tie rule alone picks the epoch."""
+    cfg = _cfg(epochs=3, model={"name": "mlp"}, method={"name": "standard"}, optim={"lr": 0.0},
+               schedule={"kind": "constant"}, selection={"protocol": "clean", "n": 32, "ties": ties})
+    summary = train(cfg, tmp_path / "r", data_root=toy_root, device="cpu", progress=False)
+    assert len({r["selection_clean"] for r in _metrics(tmp_path / "r")}) == 1
+    assert summary["best"]["epoch"] == want

@@ -146,7 +146,7 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
             score = _selection_score(model, cfg, data, dev, es)
             if score is not None:
                 row["selection_" + cfg["selection"]["protocol"]] = score
-                if score > best["score"]:
+                if score > best["score"] or (score == best["score"] and cfg["selection"]["ties"] == "latest"):
                     best = {"score": score, "epoch": epoch + 1}
                     checkpoint.save(out / "best.pt", {"model": model.state_dict(), "epoch": epoch + 1,
                                                       "score": score, "config_hash": h})
