@@ -30,6 +30,10 @@ RUN_DEFAULTS: dict[str, Any] = {
         "pad": 4,
         # a subset of the training split: {classes: [...]}, {indices: [...]} or {analysis: ID, key: K}
         "subset": None,
+        # false keeps the partial last batch (PyTorch DataLoader default; HAT: 391 steps on CIFAR-10)
+        "drop_last": True,
+        # degrees of a random rotation after crop and flip (HAT's CIFAR-100: RandomRotation(15)); 0 = none
+        "rotate": 0,
     },
     "model": {"name": None, "heads": None, "normalize": "none"},
     "method": {"name": None},
@@ -51,18 +55,23 @@ RUN_DEFAULTS: dict[str, Any] = {
         "per": "epoch",
         "warmup_epochs": 0,
         "pct_start": 0.25,
+        # onecycle only: torch OneCycleLR's momentum cycling (its default, which HAT's code keeps)
+        "cycle_momentum": False,
+        "base_momentum": 0.85,
+        "max_momentum": 0.95,
     },
     "epochs": None,
     "batch_size": 128,
     # best-checkpoint rule: evaluate `protocol` on the first n of `split` every `every` epochs,
     # from epoch `after` on (a fraction means a fraction of training, as the BiaMAT AT code does)
-    "selection": {"protocol": None, "split": "test", "n": None, "every": 1, "after": 0},
+    # ties: first keeps the earliest of equal scores; latest the later one (HAT's `>=`, train.py:196)
+    "selection": {"protocol": None, "split": "test", "n": None, "every": 1, "after": 0, "ties": "first"},
     "log_per_instance": False,
     # start from another run's weights: {run: RUN_ID, checkpoint: best|last|epoch_N}
     "init": None,
 }
 
-SCHEDULE_KINDS = ("piecewise", "onecycle", "constant")
+SCHEDULE_KINDS = ("piecewise", "onecycle", "constant", "cosine_epoch")
 
 
 def parse_number(value: Any, where: str) -> float:
@@ -125,6 +134,16 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
                           "statistics kept) or 'train-update' (running statistics updated by the attack)")
     for key in ("eps", "step_size"):
         parse_number(cfg["attack"][key], f"{where}: attack.{key}")
+    if cfg["selection"]["ties"] not in ("first", "latest"):
+        raise ConfigError(f"{where}: selection.ties must be 'first' or 'latest', got {cfg['selection']['ties']!r}")
+    rot = cfg["data"]["rotate"]
+    if isinstance(rot, bool) or not isinstance(rot, (int, float)) or not 0 <= rot <= 180:
+        raise ConfigError(f"{where}: data.rotate must be degrees in [0, 180], got {rot!r}")
+    if rot and not cfg["data"]["augment"]:
+        raise ConfigError(f"{where}: data.rotate {rot} needs data.augment: true (rotation is part of augmentation)")
+    for section, key in (("data", "drop_last"), ("schedule", "cycle_momentum")):
+        if not isinstance(cfg[section][key], bool):
+            raise ConfigError(f"{where}: {section}.{key} must be true or false, got {cfg[section][key]!r}")
     if not isinstance(cfg["epochs"], int) or cfg["epochs"] < 1:
         raise ConfigError(f"{where}: epochs must be a positive integer, got {cfg['epochs']!r}")
     return cfg

@@ -124,3 +124,33 @@ def test_subset_keeps_instance_ids() -> None:
     assert torch.equal(y, torch.from_numpy(labels)[idx])
     b = ds.batch(torch.tensor([7, 1]))
     assert b.idx.tolist() == [7, 1] and b.x.shape == (2, 3, 6, 6)
+
+
+def test_rotate_matches_pil_nearest_zero_fill() -> None:
+    from PIL import Image
+
+    from reproduce.data.loader import rotate_batch
+
+    r = np.random.default_rng(5)
+    imgs = r.integers(1, 256, (4, 32, 32, 3), dtype=np.uint8)
+    angles = torch.tensor([0.0, 15.0, -7.3, 11.9], dtype=torch.float64)
+    got = rotate_batch(torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous(), angles).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_array_equal(got[0], imgs[0])  # 0 degrees: identity
+    for k in range(1, 4):
+        want = np.asarray(Image.fromarray(imgs[k]).rotate(float(angles[k]), resample=Image.NEAREST, fillcolor=0))
+        mismatch = (got[k] != want).any(axis=2).mean()
+        assert mismatch < 0.002, (k, mismatch)  # float rounding exactly at a pixel boundary, at most
+        assert (got[k][0, 0] == 0).all()  # a corner leaves the image and is zero-filled
+
+
+def test_iterate_rotation() -> None:
+    ds, _, _ = _ds(n=20, size=12)
+    plain = _cat(list(iterate(ds, 8, augment=True, seed=2, epoch=1)))
+    _assert_same(plain, _cat(list(iterate(ds, 8, augment=True, seed=2, epoch=1, rotate=0))))
+    batches = list(iterate(ds, 8, augment=True, seed=2, epoch=1, rotate=15))
+    rot = _cat(batches)
+    assert rot[0].shape == plain[0].shape and 0 <= rot[0].min() and rot[0].max() <= 1
+    assert torch.equal(rot[2], plain[2])  # same order: rotation is drawn after crops and flips
+    assert not torch.equal(rot[0], plain[0])
+    angles = torch.cat([b.angle for b in batches])
+    assert angles.abs().max() <= 15 and angles.std() > 1

@@ -146,3 +146,67 @@ def test_schedules():
         assert onecycle_lr(step, 50, 0.21, 0.25) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-6), step
         opt.step()
         ref.step()
+
+
+def test_onecycle_lr_and_momentum_match_torch_as_hat_configures_it():
+    """HAT's core/utils/train.py: OneCycleLR(max_lr, pct_start=0.25, steps_per_epoch=floor(N/B)+1, epochs)
+    with torch's defaults (cos anneal, div_factor 25, final_div_factor 1e4, momentum 0.95 -> 0.85 -> 0.95)."""
+    import torch
+
+    from reproduce.train.schedule import momentum_at
+
+    sched = {"kind": "onecycle", "pct_start": 0.25, "cycle_momentum": True, "base_momentum": 0.85,
+             "max_momentum": 0.95, "per": "epoch"}
+    epochs, spe = 3, 7  # N = 50, B = 8: floor(50/8) + 1 = 7 = ceil(50/8), the partial batch counted
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.21, momentum=0.9, nesterov=True)
+    ref = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.21, pct_start=0.25, steps_per_epoch=spe, epochs=epochs)
+    assert (ref.anneal_func.__name__ if hasattr(ref, "anneal_func") else ref._anneal_func_type) in ("_annealing_cos", "cos")
+    for e in range(epochs):
+        for it in range(spe):
+            g = opt.param_groups[0]
+            assert lr_at(sched, 0.21, epochs, e, it, spe) == pytest.approx(g["lr"], rel=1e-9), (e, it)
+            assert momentum_at(sched, epochs, e, it, spe) == pytest.approx(g["momentum"], rel=1e-9), (e, it)
+            opt.step()
+            ref.step()
+    # hand-computed ends: start 0.21/25, momentum 0.95 at step 0 and 0.85 at the peak (step 0.25*21-1)
+    assert lr_at(sched, 0.21, epochs, 0, 0, spe) == pytest.approx(0.0084)
+    assert momentum_at(sched, epochs, 0, 0, spe) == pytest.approx(0.95)
+    assert lr_at(sched, 0.21, epochs, 2, 6, spe) == pytest.approx(0.0084 / 1e4)
+    assert momentum_at({**sched, "cycle_momentum": False}, epochs, 0, 0, spe) is None
+
+
+def test_cosine_epoch_schedule():
+    sched = {"kind": "cosine_epoch", "per": "epoch", "warmup_epochs": 0}
+    assert [lr_at(sched, 0.1, 4, e, 3, 10) for e in range(4)] == pytest.approx(
+        [0.1, 0.1 * 0.5 * (1 + 2 ** -0.5), 0.05, 0.1 * 0.5 * (1 - 2 ** -0.5)])
+
+
+def test_partial_last_batch_is_a_step(toy_root, tmp_path):
+    """256 images at batch 48: 5 steps with drop_last, 6 without (the momentum cycles over 6)."""
+    import torch
+
+    from reproduce.config import resolve_run
+    from reproduce.train.setup import load_run_data
+
+    for drop, want in ((True, 5), (False, 6)):
+        cfg = resolve_run(_cfg(batch_size=48, data={"primary": "toy", "drop_last": drop}))
+        assert load_run_data(cfg, toy_root, "cpu")["steps_per_epoch"] == want
+    cfg = _cfg(batch_size=48, epochs=1, data={"primary": "toy", "drop_last": False}, method={"name": "standard"},
+               schedule={"kind": "onecycle", "cycle_momentum": True}, selection={"protocol": None})
+    train(cfg, tmp_path / "r", data_root=toy_root, device="cpu", progress=False)
+    last = torch.load(tmp_path / "r" / "last.pt", weights_only=True)
+    # the last step (index 5 of 6) ran at the final momentum 0.95 and final LR 0.05 / 25 / 1e4
+    assert last["optimizer"]["param_groups"][0]["momentum"] == pytest.approx(0.95)
+    assert last["history"][0]["lr"] == pytest.approx(0.05 / 25 / 1e4)
+    with pytest.raises(ConfigError, match="drop_last"):
+        resolve_run(_cfg(data={"primary": "toy", "drop_last": "no"}))
+
+
+@pytest.mark.parametrize("ties,want", [("first", 1), ("latest", 3)])
+def test_selection_ties(toy_root, tmp_path, ties, want):
+    """LR 0 on a BN-free MLP: every epoch scores the same, so the tie rule alone picks the epoch."""
+    cfg = _cfg(epochs=3, model={"name": "mlp"}, method={"name": "standard"}, optim={"lr": 0.0},
+               schedule={"kind": "constant"}, selection={"protocol": "clean", "n": 32, "ties": ties})
+    summary = train(cfg, tmp_path / "r", data_root=toy_root, device="cpu", progress=False)
+    assert len({r["selection_clean"] for r in _metrics(tmp_path / "r")}) == 1
+    assert summary["best"]["epoch"] == want

@@ -19,7 +19,7 @@ from ..errors import ConfigError
 from .losses import check_loss_name, clean_probabilities, per_example_loss
 
 LossFn = Callable[[Tensor], Tensor]
-RandomStart = bool | Literal["normal"]
+RandomStart = bool | Literal["normal", "normal-raw"]
 
 NORMS = ("linf", "l2")
 # eval: running statistics; train: batch statistics with running statistics left untouched
@@ -82,16 +82,21 @@ def random_init(
     start_sigma: float = 0.001,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """The attack's starting point, already clamped to [0, 1]."""
+    """The attack's starting point, clamped to [0, 1] (all but ``normal-raw``)."""
     if random_start is False:
         return x.clone()
+    if random_start == "normal-raw":
+        # the TRADES/HAT/MART code (e.g. HAT core/utils/hat.py:23) takes the first gradient at
+        # x + 0.001 N(0, I) unclamped; the first step's projection brings it back into [0, 1]
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        return x + start_sigma * noise
     if random_start == "normal":
         # TRADES / HAT: x + 0.001 N(0, I), not projected (the first step's
         # projection takes care of that) but a valid image.
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         return (x + start_sigma * noise).clamp(0.0, 1.0)
     if random_start is not True:
-        raise ConfigError(f"random_start must be True, False or 'normal', got {random_start!r}")
+        raise ConfigError(f"random_start must be True, False, 'normal' or 'normal-raw', got {random_start!r}")
     if norm == "linf":
         u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         return (x + (2.0 * u - 1.0) * eps).clamp(0.0, 1.0)

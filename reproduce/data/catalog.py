@@ -7,8 +7,8 @@ us from a copy of unknown origin:
   0.29 verifies (``torchvision/datasets/cifar.py``, ``svhn.py``).
 * Places365 file lists and small-image tars: torchvision's ``places365.py``.
 * CIFAR-10-C: the md5 Zenodo lists for record 2535967.
-* Downsampled ImageNet (Chrabaszcz et al. 2017) and Carmon et al.'s TinyImages
-  500k pickle: no checksum is published, so importing them requires the user to
+* Downsampled ImageNet (Chrabaszcz et al. 2017), Carmon et al.'s TinyImages
+  500k pickle and the cs231n Tiny ImageNet-200 zip: no checksum is published, so importing them requires the user to
   pass ``--sha256`` (the value of a copy they trust); it is then recorded in
   the manifest. Pickles are only unpickled after that check.
 
@@ -400,5 +400,29 @@ _add(
         downloadable=True,
         import_hint="--from-archive CIFAR-10-C.tar | --from-folder DIR_WITH_NPY_FILES",
         params={"layout": "<corruption>.npy: 50000 images, severity 1..5 in blocks of 10000; labels.npy"},
+    )
+)
+
+_add(
+    DatasetInfo(
+        name="tiny-imagenet-200",
+        title="Tiny ImageNet-200 (Stanford cs231n)",
+        num_classes=200,
+        image_size=64,
+        channels=3,
+        # test = the official labelled val/ (10k), as the HAT code evaluates on it
+        splits=("train", "test"),
+        split_sizes={"train": 100_000, "test": 10_000},
+        mean=(0.4802, 0.4481, 0.3975),
+        std=(0.2302, 0.2265, 0.2262),
+        licence="for non-commercial research and education; images from ImageNet",
+        homepage="http://cs231n.stanford.edu/tiny-imagenet-200.zip",
+        importer="tiny_imagenet",
+        archives=(ArchiveFile("tiny-imagenet-200.zip", url="http://cs231n.stanford.edu/tiny-imagenet-200.zip",
+                              note=_NO_SHA),),
+        downloadable=True,
+        import_hint="--from-archive tiny-imagenet-200.zip --sha256 HEX | --from-folder DIR (extracted)",
+        params={"classes": "sorted(wnids.txt) (ImageFolder order)", "test": "val/ relabelled from val_annotations.txt",
+                "mode": "RGB (greyscale images converted)"},
     )
 )

@@ -156,6 +156,7 @@ def import_dataset(
     )
     # The extra importers register themselves on import.
     from . import importers_extra  # noqa: F401
+    from . import importers_tiny  # noqa: F401
 
     return IMPORTERS.get(info.importer, where=f"catalog entry {name}")(req)
 

@@ -34,6 +34,7 @@ class Batch:
     idx: torch.Tensor
     crop: torch.Tensor | None = None
     flip: torch.Tensor | None = None
+    angle: torch.Tensor | None = None  # degrees, when rotation was applied after crop and flip
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         return iter((self.x, self.y, self.idx))
@@ -135,6 +136,29 @@ def augment_batch(
     return padded.view(b, c, hp * wp).gather(2, flat).view(b, c, h, w)
 
 
+def rotate_batch(images: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
+    """Rotate uint8 B x C x H x W images counter-clockwise by ``degrees`` (B,) about their centre,
+    nearest neighbour, zero fill: PIL's ``Image.rotate(angle, NEAREST)``, which torchvision's
+    ``RandomRotation(15)`` calls on the PIL images of the HAT code's CIFAR-100 pipeline.
+
+    PIL maps each output pixel centre back through the inverse rotation and floors; in index
+    coordinates about c = ((W - 1) / 2, (H - 1) / 2) that is floor(R^-1 (p - c) + c + 0.5).
+    """
+    b, c, h, w = images.shape
+    dev = images.device
+    t = -torch.deg2rad(degrees.to(dev, torch.float64))  # PIL's sign convention
+    cos, sin = t.cos()[:, None, None], t.sin()[:, None, None]
+    cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
+    yy = torch.arange(h, device=dev, dtype=torch.float64)[None, :, None] - cy
+    xx = torch.arange(w, device=dev, dtype=torch.float64)[None, None, :] - cx
+    sx = torch.floor(cos * xx + sin * yy + cx + 0.5).long()
+    sy = torch.floor(-sin * xx + cos * yy + cy + 0.5).long()
+    inside = (sx >= 0) & (sx < w) & (sy >= 0) & (sy < h)  # (B, H, W)
+    flat = (sy.clamp(0, h - 1) * w + sx.clamp(0, w - 1)).view(b, 1, h * w).expand(b, c, h * w)
+    out = images.reshape(b, c, h * w).gather(2, flat).view(b, c, h, w)
+    return out * inside[:, None].to(out.dtype)
+
+
 def iterate(
     ds: DeviceDataset,
     batch_size: int,
@@ -146,12 +170,15 @@ def iterate(
     epoch: int = 0,
     drop_last: bool = False,
     start_batch: int = 0,
+    rotate: float = 0.0,
 ) -> Iterator[Batch]:
     """One epoch of batches; identical for identical ``(seed, epoch)``.
 
     Each instance's crop and flip are drawn per epoch for the whole split, so
     they do not depend on ``batch_size``. ``start_batch`` skips batches
-    without producing them (resume in the middle of an epoch).
+    without producing them (resume in the middle of an epoch). ``rotate`` > 0 adds a random
+    rotation by U(-rotate, rotate) degrees after crop and flip (drawn after them, so streams
+    without rotation are unchanged).
     """
     n = len(ds)
     if batch_size < 1:
@@ -161,16 +188,22 @@ def iterate(
     if augment:
         crops = torch.randint(0, 2 * pad + 1, (n, 2), generator=g)
         flips = torch.randint(0, 2, (n,), generator=g).bool()
+        rotate_on = rotate > 0
+        if rotate_on:
+            angles = (torch.rand((n,), generator=g, dtype=torch.float64) * 2 - 1) * float(rotate)
     stop = (n // batch_size) * batch_size if drop_last else n
     for start in range(start_batch * batch_size, stop, batch_size):
         pos = order[start : start + batch_size]
         pos_d = pos.to(ds.device)
         u8 = ds.images[pos_d]
-        crop = flip = None
+        crop = flip = angle = None
         if augment:
             crop, flip = crops[pos], flips[pos]
             u8 = augment_batch(u8, crop, flip, pad)
-        yield Batch(u8.float().div_(255), ds.labels[pos_d], ds.indices[pos_d], crop, flip)
+            if rotate_on:
+                angle = angles[pos]
+                u8 = rotate_batch(u8, angle)
+        yield Batch(u8.float().div_(255), ds.labels[pos_d], ds.indices[pos_d], crop, flip, angle)
 
 
 def batches_per_epoch(n: int, batch_size: int, drop_last: bool) -> int:
@@ -187,6 +220,7 @@ def infinite(
     shuffle: bool = True,
     pad: int = 4,
     drop_last: bool = True,
+    rotate: float = 0.0,
 ) -> Iterator[Batch]:
     """An endless stream of batches: epochs 0, 1, 2, ... chained, each reshuffled.
 
@@ -209,5 +243,6 @@ def infinite(
             epoch=epoch,
             drop_last=drop_last,
             start_batch=skip,
+            rotate=rotate,
         )
         epoch, skip = epoch + 1, 0

@@ -22,7 +22,8 @@ def passes_per_step(cfg: Mapping[str, Any]) -> int:
     m = cfg["method"]
     name = m["name"] if m["name"] != "biamat" else m.get("base", "at")
     steps = int(cfg["attack"]["steps"])
-    return {"standard": 1, "at": steps + 1, "trades": steps + 2, "mart": steps + 2}.get(name, steps + 2)
+    return {"standard": 1, "at": steps + 1, "trades": steps + 2, "mart": steps + 2,
+            "hat": steps + 3}.get(name, steps + 2)
 
 
 def gpu_hours(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = None) -> float:

@@ -23,7 +23,7 @@ from ..errors import ConfigError, TrainingDivergedError
 from ..methods import METHODS, TrainContext
 from . import checkpoint
 from ..pipeline.provenance import git_commit
-from .schedule import lr_at
+from .schedule import lr_at, momentum_at
 from .setup import build_for_run, load_run_data, select_device
 
 DONE = "done.json"
@@ -117,13 +117,17 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
         t0, sums, n_seen = time.time(), {}, 0
         per_inst = torch.full((len(primary),), float("nan")) if cfg["log_per_instance"] else None
         batches = iterate(primary, int(cfg["batch_size"]), shuffle=True, augment=bool(cfg["data"]["augment"]),
-                          pad=int(cfg["data"]["pad"]), seed=cfg["seed"], epoch=epoch, drop_last=True)
+                          pad=int(cfg["data"]["pad"]), seed=cfg["seed"], epoch=epoch,
+                          drop_last=bool(cfg["data"]["drop_last"]), rotate=float(cfg["data"]["rotate"]))
         bar = tqdm(batches, total=steps, desc=f"{cfg['name']} epoch {epoch + 1}/{epochs}",
                    disable=not progress, leave=False)
         for it, batch in enumerate(bar):
             lr = lr_at(cfg["schedule"], float(cfg["optim"]["lr"]), epochs, epoch, it, steps)
+            mom = momentum_at(cfg["schedule"], epochs, epoch, it, steps)
             for g in opt.param_groups:
                 g["lr"] = lr
+                if mom is not None:
+                    g["momentum"] = mom
             outp = method.step(model, batch, epoch, it)
             if not torch.isfinite(outp.loss):
                 raise TrainingDivergedError(
@@ -149,7 +153,7 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
             score = _selection_score(model, cfg, data, dev, es)
             if score is not None:
                 row["selection_" + cfg["selection"]["protocol"]] = score
-                if score > best["score"]:
+                if score > best["score"] or (score == best["score"] and cfg["selection"]["ties"] == "latest"):
                     best = {"score": score, "epoch": epoch + 1}
                     checkpoint.save(out / "best.pt", {"model": model.state_dict(), "epoch": epoch + 1,
                                                       "score": score, "config_hash": h})

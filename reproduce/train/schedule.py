@@ -33,6 +33,24 @@ def onecycle_lr(step: int, total_steps: int, max_lr: float, pct_start: float = 0
     return _cos(max_lr, final, (step - up_end) / (down_end - up_end))
 
 
+def onecycle_momentum(step: int, total_steps: int, pct_start: float = 0.25, base: float = 0.85,
+                      top: float = 0.95) -> float:
+    """OneCycleLR's ``cycle_momentum``: max -> base while the LR rises, base -> max while it falls."""
+    up_end = float(pct_start * total_steps) - 1
+    down_end = float(total_steps) - 1
+    if step <= up_end:
+        return _cos(top, base, step / up_end if up_end > 0 else 1.0)
+    return _cos(base, top, (step - up_end) / (down_end - up_end))
+
+
+def momentum_at(sched: Mapping[str, Any], epochs: int, epoch: int, it: int, steps_per_epoch: int) -> float | None:
+    """SGD momentum for this step, or None where the schedule leaves ``optim.momentum`` alone."""
+    if sched["kind"] != "onecycle" or not sched.get("cycle_momentum"):
+        return None
+    return onecycle_momentum(epoch * steps_per_epoch + it, epochs * steps_per_epoch, float(sched["pct_start"]),
+                             float(sched["base_momentum"]), float(sched["max_momentum"]))
+
+
 def lr_at(sched: Mapping[str, Any], base_lr: float, epochs: int, epoch: int, it: int,
           steps_per_epoch: int) -> float:
     """LR for iteration ``it`` (0-based) of ``epoch`` (0-based)."""
@@ -40,6 +58,11 @@ def lr_at(sched: Mapping[str, Any], base_lr: float, epochs: int, epoch: int, it:
     t_iter = epoch * steps_per_epoch + it
     if kind == "onecycle":
         return onecycle_lr(t_iter, epochs * steps_per_epoch, base_lr, float(sched["pct_start"]))
+    if kind == "cosine_epoch":
+        # Carmon et al.'s RST: lr * 0.5 (1 + cos((e - 1) / E pi)) for 1-based epoch e, set once per epoch.
+        # HAT's CosineLR (core/utils/rst.py) gives the same values: torch's _LRScheduler.__init__ calls
+        # step() once, so epoch 1 runs at lr and epoch 2 at the e = 2 value (checked with torch 2.x).
+        return base_lr * 0.5 * (1 + math.cos(epoch / epochs * math.pi))
     warm = float(sched.get("warmup_epochs") or 0)
     t = epoch + it / steps_per_epoch if sched["per"] == "iteration" else float(epoch)
     if warm > 0 and epoch + it / steps_per_epoch < warm:

@@ -54,7 +54,8 @@ def load_run_data(cfg: Mapping[str, Any], root: str | Path, device: torch.device
     ex, ey = load_split(primary, d["eval_split"], root)
     sel_split = cfg["selection"]["split"]
     selection = load_split(primary, sel_split, root) if sel_split != d["eval_split"] else None
-    steps = len(y) // int(cfg["batch_size"])
+    bs = int(cfg["batch_size"])
+    steps = len(y) // bs if d["drop_last"] else -(-len(y) // bs)  # the OneCycle horizon follows
     if steps < 1:
         raise ConfigError(f"run {cfg['name']}: batch_size {cfg['batch_size']} exceeds the {len(y)} training images")
     return {"train": train, "eval": (ex, ey), "num_classes": int(man["num_classes"]),
