@@ -83,24 +83,27 @@ def expand_entries(entries: Mapping[str, Any], where: str, env: Mapping[str, Any
             if not isinstance(seeds, list) or not seeds:
                 raise ConfigError(f"{where}.{name}.seeds: expected a non-empty list, got {seeds!r}")
         body = {k: v for k, v in entry.items() if k not in ("for", "seeds")}
+        seeded = seeds is not None and seed_key is not None
+        if seeded:
+            if "seed" in loop:
+                raise ConfigError(f"{where}.{name}: seeds: and a for: variable named seed cannot both be given")
+            loop["seed"] = list(seeds)
         keys = list(loop)
         for values in itertools.product(*(loop[k] for k in keys)) if keys else [()]:
             scope = {**(env or {}), **dict(zip(keys, values))}
             labels = {k: _label(v) if k in loop else v for k, v in scope.items()}
             nm = substitute(name, labels, f"{where}.{name}")
-            one = substitute(body, scope, f"{where}.{name}", strict)
-            for s in (seeds if seeds is not None and seed_key is not None else [None]):
-                final, item = nm, dict(one)
-                item["_vars"] = dict(scope)
-                if s is not None:
-                    final = f"{nm}-s{s}"
-                    item[seed_key] = s
-                    item["_vars"]["seed"] = s
-                    item["_group"] = nm
-                if final in out:
-                    raise ConfigError(f"{where}: {origin[final]} and {name} both produce the name {final!r}")
-                out[final] = item
-                origin[final] = name
+            item = substitute(body, scope, f"{where}.{name}", strict)
+            item["_vars"] = dict(scope)
+            final = nm
+            if seeded:  # members of a seed group are named <name>-s<seed> and carry the group's name
+                final = f"{nm}-s{scope['seed']}"
+                item[seed_key] = scope["seed"]
+                item["_group"] = nm
+            if final in out:
+                raise ConfigError(f"{where}: {origin[final]} and {name} both produce the name {final!r}")
+            out[final] = item
+            origin[final] = name
     return out
 
 

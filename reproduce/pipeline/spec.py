@@ -21,8 +21,9 @@ from .validate import validate_schema
 
 PIPELINES_DIR = Path("pipelines")
 RUN_META_KEYS = ("presets", "choice", "from", "set", "_vars", "_group", "_value")
-SPEC_KEYS = ("paper", "title", "sources", "notes", "include", "presets", "protocol_sets", "runs",
+SPEC_KEYS = ("paper", "title", "sources", "notes", "include", "presets", "protocols", "protocol_sets", "runs",
              "analyses", "artifacts")
+PROTOCOL_FIELDS = ("kind", "norm", "eps", "step_size", "steps", "restarts", "random_start", "version", "attacks")
 
 
 @dataclass
@@ -154,6 +155,31 @@ def _parse_analyses(path: Path, raw: Mapping[str, Any], check_registries: bool) 
     return out
 
 
+def _register_protocols(path: Path, raw: Mapping[str, Any]) -> None:
+    """A paper's own evaluation settings live in its spec; the registry holds them by name."""
+    from ..config import parse_number
+    from ..evaluate import PROTOCOLS
+    from ..evaluate.protocols import Protocol
+
+    for name, entry in expand_entries(raw.get("protocols") or {}, f"{path}: protocols", seed_key=None).items():
+        where = f"{path}: protocols.{name}"
+        bad = sorted(set(entry) - set(PROTOCOL_FIELDS) - {"_vars", "choice"})
+        if bad:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(bad)}; allowed: {', '.join(PROTOCOL_FIELDS)}")
+        kw = {k: v for k, v in entry.items() if k in PROTOCOL_FIELDS}
+        for k in ("eps", "step_size"):
+            if k in kw:
+                kw[k] = parse_number(kw[k], f"{where}.{k}")
+        if "attacks" in kw:
+            kw["attacks"] = tuple(kw["attacks"])
+        proto = Protocol(name, **kw)
+        if name in PROTOCOLS:
+            if PROTOCOLS.get(name) != proto:
+                raise ConfigError(f"{where}: a different protocol named {name!r} is already registered")
+            continue
+        PROTOCOLS.add(name, proto)
+
+
 def read_published(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     if not path.exists():
         raise ConfigError(f"{path}: published-values CSV not found")
@@ -176,6 +202,7 @@ def load_spec(path: str | Path, check_registries: bool = True) -> PaperSpec:
     if raw["paper"] != path.parent.name:
         raise ConfigError(f"{path}: paper is {raw['paper']!r} but the folder is {path.parent.name!r}")
     runs, groups = _parse_runs(path, raw)
+    _register_protocols(path, raw)
     sets = raw.get("protocol_sets", {}) or {}
     if check_registries:
         from ..evaluate import PROTOCOLS

@@ -44,6 +44,23 @@ def _selection_score(model, cfg, data, device, epoch_seed_: int) -> float | None
     return float(res["accuracy"])
 
 
+def _selects(sel: Mapping[str, Any], epoch: int, epochs: int) -> bool:
+    """Is the 1-based ``epoch`` one the selection rule evaluates?"""
+    if sel.get("epochs"):  # an explicit list; negative entries count from the end (-5: the last five)
+        wanted = set()
+        for e in sel["epochs"]:
+            wanted |= set(range(epochs + int(e) + 1, epochs + 1)) if int(e) < 0 else {int(e)}
+        return epoch in wanted
+    after = float(sel["after"] or 0)
+    after = after * epochs if 0 < after < 1 else after
+    return epoch > after and (epoch % int(sel["every"] or 1) == 0 or epoch == epochs)
+
+
+def _snapshot_epochs(cfg: Mapping[str, Any], epochs: int) -> set[int]:
+    """Epochs whose weights are kept as checkpoints/epoch_N.pt (0 = the weights training starts from)."""
+    return {int(e) for e in cfg.get("snapshots") or [] if 0 <= int(e) <= epochs}
+
+
 def _jsonl(rows: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
 
@@ -82,6 +99,9 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
     # only now that data, method and model are known good does the run directory appear
     out.mkdir(parents=True, exist_ok=True)
     io.write_yaml(out / "config.yaml", cfg)
+    if 0 in _snapshot_epochs(cfg, int(cfg["epochs"])) and not (out / "checkpoints" / "epoch_0.pt").exists():
+        checkpoint.save(out / "checkpoints" / "epoch_0.pt", {"model": model.state_dict(), "epoch": 0,
+                                                             "config_hash": config_hash(cfg)})
     opt = torch.optim.SGD(model.parameters(), lr=float(cfg["optim"]["lr"]),
                           momentum=float(cfg["optim"]["momentum"]),
                           nesterov=bool(cfg["optim"]["nesterov"]),
@@ -147,9 +167,7 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
             bar.set_postfix(loss=f"{outp.loss.item():.3f}", lr=f"{lr:.4f}")
         row = {"epoch": epoch + 1, "lr": lr, "seconds": round(time.time() - t0, 3),
                **{k: v / max(n_seen, 1) for k, v in sums.items()}, **method.epoch_stats()}
-        after = float(cfg["selection"]["after"] or 0)
-        after = after * epochs if 0 < after < 1 else after
-        if epoch + 1 > after and ((epoch + 1) % int(cfg["selection"]["every"] or 1) == 0 or epoch + 1 == epochs):
+        if _selects(cfg["selection"], epoch + 1, epochs):
             score = _selection_score(model, cfg, data, dev, es)
             if score is not None:
                 row["selection_" + cfg["selection"]["protocol"]] = score
@@ -158,6 +176,9 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
                     checkpoint.save(out / "best.pt", {"model": model.state_dict(), "epoch": epoch + 1,
                                                       "score": score, "config_hash": h})
         history.append(row)
+        if epoch + 1 in _snapshot_epochs(cfg, epochs):
+            checkpoint.save(out / "checkpoints" / f"epoch_{epoch + 1}.pt",
+                            {"model": model.state_dict(), "epoch": epoch + 1, "config_hash": h})
         if per_inst is not None:
             inst_losses.append(per_inst.numpy())
             with io.atomic_path(out / "instance_losses.npy") as tmp:
