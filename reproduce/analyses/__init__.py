@@ -3,3 +3,6 @@
 from .base import ANALYSES, REQUIRED, Analysis, AnalysisContext
 
 __all__ = ["ANALYSES", "REQUIRED", "Analysis", "AnalysisContext"]
+
+# One line per analysis module: importing it registers its analyses.
+from . import margins  # noqa: E402,F401
