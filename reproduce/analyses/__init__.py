@@ -4,3 +4,7 @@ from .base import ANALYSES, REQUIRED, Analysis, AnalysisContext
 from . import corruptions  # noqa: F401  (registration)
 
 __all__ = ["ANALYSES", "REQUIRED", "Analysis", "AnalysisContext"]
+
+# One line per analysis module: importing it registers its analyses.
+from . import margins  # noqa: E402,F401
+from . import decision_grid  # noqa: E402,F401

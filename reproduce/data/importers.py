@@ -135,6 +135,13 @@ def import_dataset(
             progress(f"{name} is already prepared at {dataset_dir(name, root_p)} (use --force to re-import)")
         return dataset_dir(name, root_p)
     given = sum(x is not None for x in (from_archive, from_folder)) + bool(allow_download)
+    if info.generated:
+        from . import toy  # noqa: F401  (registers the generators)
+
+        if given:
+            raise ReproduceError(f"data import {name}: this dataset is generated; give no source")
+        return IMPORTERS.get(info.importer, where=f"catalog entry {name}")(
+            ImportRequest(info=info, root=root_p, force=force, progress=progress))
     if info.derived_from is None and given != 1:
         raise ReproduceError(
             f"data import {name}: give exactly one of --from-archive PATH, --from-folder DIR or --download "

@@ -2,7 +2,8 @@
 
 A split lives on the device as one uint8 NCHW tensor; each batch is gathered,
 augmented (zero-padded random crop + horizontal flip, vectorized) and only
-then converted to float. All randomness comes from a CPU ``torch.Generator``
+then converted to float. Float32 splits (generated feature data, already in
+[0, 1]) are held and batched as they are. All randomness comes from a CPU ``torch.Generator``
 seeded from ``(seed, epoch)``, so an epoch's batches are a pure function of
 those two numbers: resuming after a crash needs no saved loader state, and
 CPU and GPU runs see the same batches.
@@ -43,8 +44,13 @@ class Batch:
         return int(self.y.shape[0])
 
 
+def to_unit_float(images: torch.Tensor) -> torch.Tensor:
+    """Model inputs in [0, 1]: uint8 grey levels / 255; float data is already there."""
+    return images.float().div_(255) if images.dtype == torch.uint8 else images.float()
+
+
 class DeviceDataset:
-    """One split held on ``device``: ``images`` uint8 (N, C, H, W), ``labels`` long (N,).
+    """One split held on ``device``: ``images`` uint8 or float32 (N, C, H, W), ``labels`` long (N,).
 
     ``indices`` (optional, length N) are the instance ids reported in
     ``Batch.idx``; by default ``arange(N)``. A subset made with ``subset``
@@ -59,13 +65,19 @@ class DeviceDataset:
         *,
         indices: np.ndarray | torch.Tensor | None = None,
     ) -> None:
-        if images_nhwc_uint8.ndim != 4 or images_nhwc_uint8.dtype not in (np.uint8, torch.uint8):
+        dtypes = (np.uint8, torch.uint8, np.float32, torch.float32)
+        if images_nhwc_uint8.ndim != 4 or images_nhwc_uint8.dtype not in dtypes:
             raise ValueError(
-                f"images must be uint8 N x H x W x C, got {images_nhwc_uint8.dtype} {tuple(images_nhwc_uint8.shape)}"
+                f"images must be uint8 or float32 N x H x W x C, got {images_nhwc_uint8.dtype} "
+                f"{tuple(images_nhwc_uint8.shape)}"
             )
         self.device = torch.device(device)
         n, h, w, c = images_nhwc_uint8.shape
-        self.images = torch.empty((n, c, h, w), dtype=torch.uint8, device=self.device)
+        is_u8 = images_nhwc_uint8.dtype in (np.uint8, torch.uint8)
+        if not is_u8 and n and not (0.0 <= float(images_nhwc_uint8.min()) and float(images_nhwc_uint8.max()) <= 1.0):
+            # float data must already be model input in [0, 1] (grey levels 0..255 as floats are a slip)
+            raise ValueError("float32 images must lie in [0, 1]")
+        self.images = torch.empty((n, c, h, w), dtype=torch.uint8 if is_u8 else torch.float32, device=self.device)
         # Copy in chunks: a memory-mapped split never needs a second full copy in RAM.
         step = max(1, (64 << 20) // max(1, h * w * c))
         for i in range(0, n, step):
@@ -109,7 +121,7 @@ class DeviceDataset:
     def batch(self, positions: torch.Tensor) -> Batch:
         """Un-augmented batch of the images at ``positions`` (evaluation)."""
         pos = positions.to(self.device)
-        return Batch(self.images[pos].float().div_(255), self.labels[pos], self.indices[pos])
+        return Batch(to_unit_float(self.images[pos]), self.labels[pos], self.indices[pos])
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -203,7 +215,7 @@ def iterate(
             if rotate_on:
                 angle = angles[pos]
                 u8 = rotate_batch(u8, angle)
-        yield Batch(u8.float().div_(255), ds.labels[pos_d], ds.indices[pos_d], crop, flip, angle)
+        yield Batch(to_unit_float(u8), ds.labels[pos_d], ds.indices[pos_d], crop, flip, angle)
 
 
 def batches_per_epoch(n: int, batch_size: int, drop_last: bool) -> int:

@@ -1,7 +1,10 @@
 """The one on-disk format every dataset is prepared into.
 
 ``<root>/<name>/manifest.json`` plus, per split, ``<split>_images.npy`` (uint8,
-N x H x W x C) and ``<split>_labels.npy`` (int64, N). A dataset is built in a
+N x H x W x C) and ``<split>_labels.npy`` (int64, N). Generated feature datasets
+(HAT's 3-d toy) store float32 in [0, 1] instead, as 1 x 1 "images" with one
+channel per feature; their manifest says ``"dtype": "float32"`` (uint8 datasets
+carry no dtype key, so their manifests are unchanged). A dataset is built in a
 hidden staging directory beside its final place, the manifest is written last,
 and the staging directory is renamed into place only when complete: a killed
 import leaves either the old dataset or nothing under ``<root>/<name>``, and a
@@ -34,6 +37,8 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 # Arrays larger than this are memory-mapped by default instead of read whole.
 MMAP_THRESHOLD = 1 << 30
+# Image dtypes a prepared dataset may hold: uint8 grey levels, or float32 already in [0, 1].
+DTYPES = ("uint8", "float32")
 _CHUNK_BYTES = 64 << 20
 
 
@@ -141,7 +146,11 @@ class PreparedWriter:
         std: Sequence[float] | None = None,
         extra: Mapping[str, Any] | None = None,
         overwrite: bool = False,
+        dtype: str = "uint8",
     ) -> None:
+        if dtype not in DTYPES:
+            raise ValueError(f"{name}: image dtype must be one of {DTYPES}, got {dtype!r}")
+        self.dtype = np.dtype(dtype)
         self.name = name
         self.root = _root(root)
         self.final = self.root / name
@@ -164,6 +173,8 @@ class PreparedWriter:
             "created_by": f"reproduce {__version__} (numpy {np.__version__}, python {sys.version.split()[0]})",
             **(dict(extra) if extra else {}),
         }
+        if dtype != "uint8":
+            self.meta["dtype"] = dtype
         if classes is not None and len(classes) != num_classes:
             raise ValueError(f"{name}: {len(classes)} class names for {num_classes} classes")
         self.splits: dict[str, dict[str, Any]] = {}
@@ -228,13 +239,17 @@ class PreparedWriter:
         if split not in self._appenders:
             self._new_split(split)
             self._appenders[split] = (
-                _NpyAppender(self._path(split, "images"), self._shape(), np.dtype(np.uint8)),
+                _NpyAppender(self._path(split, "images"), self._shape(), self.dtype),
                 _NpyAppender(self._path(split, "labels"), (), np.dtype(np.int64)),
             )
         images = np.asarray(images)
         labels = np.asarray(labels)
-        if images.dtype != np.uint8:
-            raise ValueError(f"{self.name}/{split}: images must be uint8, got {images.dtype}")
+        if images.dtype != self.dtype:
+            raise ValueError(f"{self.name}/{split}: images must be {self.dtype}, got {images.dtype}")
+        if self.dtype != np.uint8 and images.size and not (
+                np.isfinite(images).all() and images.min() >= 0.0 and images.max() <= 1.0):
+            # every attack clamps to [0, 1]: a feature outside it would be silently moved
+            raise ValueError(f"{self.name}/{split}: float images must be finite and in [0, 1]")
         if labels.shape != (images.shape[0],):
             raise ValueError(f"{self.name}/{split}: {labels.shape} labels for {images.shape[0]} images")
         labels = labels.astype(np.int64, copy=False)
@@ -251,7 +266,7 @@ class PreparedWriter:
         """A writable (n, H, W, C) uint8 memmap and an (n,) int64 label array to fill."""
         self._new_split(split)
         images = np.lib.format.open_memmap(
-            self._path(split, "images"), mode="w+", dtype=np.uint8, shape=(n, *self._shape())
+            self._path(split, "images"), mode="w+", dtype=self.dtype, shape=(n, *self._shape())
         )
         labels = np.full(n, -1, dtype=np.int64)
         self._allocated[split] = (images, labels)
@@ -313,7 +328,7 @@ def write_prepared(
     extra: Mapping[str, Any] | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write in-memory arrays ``{split: (images NHWC uint8, labels)}`` as a prepared dataset."""
+    """Write in-memory arrays ``{split: (images NHWC uint8 or float32, labels)}`` as a prepared dataset."""
     first = next(iter(splits.values()))[0]
     if first.ndim != 4:
         raise ValueError(f"{name}: images must be N x H x W x C, got shape {first.shape}")
@@ -330,6 +345,7 @@ def write_prepared(
         std=std,
         extra=extra,
         overwrite=overwrite,
+        dtype=str(first.dtype),
     ) as w:
         for split, (images, labels) in splits.items():
             if images.shape[1] != images.shape[2]:
@@ -418,7 +434,9 @@ def load_split(
     verify: bool = False,
     mmap: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(images uint8 N x H x W x C, labels int64 N)`` of a prepared split.
+    """Return ``(images N x H x W x C, labels int64 N)`` of a prepared split.
+
+    Images are uint8, or float32 in [0, 1] where the manifest says ``"dtype": "float32"``.
 
     Shapes, dtypes and the label range are checked against the manifest;
     ``verify=True`` also recomputes the sha256s. Arrays over 1 GiB are
@@ -434,8 +452,9 @@ def load_split(
     labels = _open_npy(d / f"{split}_labels.npy", name, root, False)
     s, c, n = meta["image_size"], meta["channels"], entry["n"]
     where = f"{d}/{split}"
-    if images.dtype != np.uint8 or images.shape != (n, s, s, c):
-        raise ChecksumError(f"{where}: images are {images.dtype}{images.shape}, manifest says uint8{(n, s, s, c)}")
+    dtype = meta.get("dtype", "uint8")
+    if images.dtype != np.dtype(dtype) or images.shape != (n, s, s, c):
+        raise ChecksumError(f"{where}: images are {images.dtype}{images.shape}, manifest says {dtype}{(n, s, s, c)}")
     if labels.dtype != np.int64 or labels.shape != (n,):
         raise ChecksumError(f"{where}: labels are {labels.dtype}{labels.shape}, manifest says int64({n},)")
     if n and (labels.min() < 0 or labels.max() >= meta["num_classes"]):

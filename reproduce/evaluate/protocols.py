@@ -92,14 +92,13 @@ _add(Protocol("aa-l2-standard", "autoattack", "l2", EPS_L2, version="standard"))
 
 
 def _as_float_nchw(images: np.ndarray | Tensor) -> Tensor:
-    """uint8 numpy is NHWC (``load_split``); uint8 tensors are NCHW (``DeviceDataset``);
-    float inputs are NCHW in [0, 1]."""
+    """numpy arrays are NHWC as ``load_split`` returns them (uint8, or float32 in [0, 1]);
+    tensors are NCHW (``DeviceDataset``): uint8, or float in [0, 1]."""
     if isinstance(images, np.ndarray):
-        if images.dtype == np.uint8:
-            if images.ndim != 4:
-                raise ConfigError(f"uint8 images must be N x H x W x C, got shape {images.shape}")
-            return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
-        return torch.from_numpy(np.asarray(images, dtype=np.float32))
+        if images.ndim != 4:
+            raise ConfigError(f"numpy images must be N x H x W x C, got shape {images.shape}")
+        t = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
+        return (t.float().div_(255.0) if images.dtype == np.uint8 else t.float()).contiguous()
     # contiguous: AutoAttack's checks .view() the input gradient, which fails on permuted layouts
     if images.dtype == torch.uint8:
         return images.float().div(255.0).contiguous()

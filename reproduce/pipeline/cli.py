@@ -78,6 +78,13 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
     dag = _dag(args)
     name, root = args.dataset, dag.data_root
+    if name in DATASETS and DATASETS.get(name).generated:
+        # generated from its catalog parameters alone: the same data at every scale, offline
+        from ..data.importers import import_dataset
+
+        import_dataset(name, root)
+        print(f"{name}: generated under {root}")
+        return 0
     if dag.scale.generated:
         spec = dag.scale.datasets.get(name)
         if spec is None:
