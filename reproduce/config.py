@@ -66,7 +66,7 @@ RUN_DEFAULTS: dict[str, Any] = {
     # from epoch `after` on (a fraction means a fraction of training, as the BiaMAT AT code does)
     # ties: first keeps the earliest of equal scores; latest the later one (HAT's `>=`, train.py:196)
     "selection": {"protocol": None, "split": "test", "n": None, "every": 1, "after": 0, "ties": "first",
-                  "epochs": None},
+                  "at_epochs": None},
     "log_per_instance": False,
     # epochs whose weights are kept as checkpoints/epoch_N.pt (0: the starting weights), for margin trends
     "snapshots": [],

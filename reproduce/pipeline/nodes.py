@@ -84,6 +84,12 @@ class Graph:
         """A run's id, or the ids of a seed group's members."""
         return [self.run_id(paper, m) for m in self.specs[paper].members(name)]
 
+    def analysis_ids(self, paper: str, name: str) -> list[str]:
+        """An analysis's id, or the ids of a seed group's members."""
+        spec = self.specs[paper]
+        names = spec.analysis_groups.get(name) or [name]
+        return [self.analysis_id(paper, n) for n in names]
+
     def run_id(self, paper: str, name: str) -> str:
         key = (paper, name)
         if key not in self._run_ids:
@@ -113,9 +119,9 @@ class Graph:
                 ids = self.run_ids(paper, name)
                 deps.extend(("run", i) for i in ids)
                 return ids if name in self.specs[paper].groups else ids[0]
-            aid = self.analysis_id(paper, name)
-            deps.append(("analysis", aid))
-            return aid
+            aids = self.analysis_ids(paper, name)
+            deps.extend(("analysis", a) for a in aids)
+            return aids if name in self.specs[paper].analysis_groups else aids[0]
         return fn
 
     def _resolve_run(self, paper: str, name: str) -> str:

@@ -53,6 +53,7 @@ class PaperSpec:
     groups: dict[str, list[str]]  # seed group -> member run names
     protocol_sets: dict[str, dict[str, str]]
     artifacts: dict[str, Any] = field(default_factory=dict)  # name -> reproduce.artifacts.Artifact
+    analysis_groups: dict[str, list[str]] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
 
     @property
@@ -68,7 +69,7 @@ class PaperSpec:
         raise ConfigError(f"{self.path}: {where or 'reference'} names unknown run {name!r}")
 
     def check_analysis(self, name: str, where: str) -> str:
-        if name not in self.analyses:
+        if name not in self.analyses and name not in self.analysis_groups:
             raise ConfigError(f"{self.path}: {where} names unknown analysis {name!r}; "
                               f"known: {', '.join(sorted(self.analyses)) or '(none)'}")
         return name
@@ -212,6 +213,9 @@ def load_spec(path: str | Path, check_registries: bool = True) -> PaperSpec:
                 PROTOCOLS.get(proto, where=f"{path}: protocol_sets.{sname}.{col}")
     spec = PaperSpec(raw["paper"], raw["title"], path, runs, _parse_analyses(path, raw, check_registries),
                      groups, sets, {}, raw)
+    for aname, decl in spec.analyses.items():
+        if decl.group:
+            spec.analysis_groups.setdefault(decl.group, []).append(aname)
     check_references(spec, check_registries)
     for name, entry in expand_entries(raw.get("artifacts") or {}, f"{path}: artifacts", seed_key=None,
                                        strict=False).items():

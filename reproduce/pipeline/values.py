@@ -53,7 +53,7 @@ def source_inputs(dag: Any, art: Any, row: Any, src: Mapping[str, Any]) -> list[
     if "value" in src:
         return []
     if "analysis" in src:
-        return [dag.analysis_result(dag.graph.analysis_id(art.paper, src["analysis"]))]
+        return [dag.analysis_result(a) for a in dag.graph.analysis_ids(art.paper, src["analysis"])]
     rids = source_runs(dag, art, row, src)
     if "eval" in src:
         return [dag.eval_path(r, src["eval"]) for r in rids]
@@ -81,8 +81,8 @@ class Reader:
         if "value" in src:
             return Cell(src["value"])
         if "analysis" in src:
-            v = self._analysis(self.dag.graph.analysis_id(art.paper, src["analysis"]), src)
-            return Cell(_scaled(v, src))
+            ids = self.dag.graph.analysis_ids(art.paper, src["analysis"])
+            return aggregate([_scaled(self._analysis(a, src), src) for a in ids], src.get("aggregate", "mean"))
         rids = source_runs(self.dag, art, row, src)
         vals = [_scaled(self._run_value(rid, src), src) for rid in rids]
         return aggregate(vals, src.get("aggregate", "mean"))
@@ -90,13 +90,12 @@ class Reader:
     def _analysis(self, aid: str, src: Mapping[str, Any]) -> Any:
         res = self._json(self.dag.analysis_result(aid), "analysis result")
         if "array" in src:
-            path = Path(self.dag.analysis_result(aid)).with_name("arrays.npz")
-            if not path.exists():
-                raise ReproduceError(f"{path}: analysis {aid} wrote no arrays")
-            with np.load(path) as z:
-                if src["array"] not in z:
-                    raise ReproduceError(f"{path}: no array {src['array']!r}; has {', '.join(z.files)}")
-                return z[src["array"]].tolist()
+            folder = Path(self.dag.analysis_result(aid)).parent
+            for path in sorted(folder.glob("*.npz")):
+                with np.load(path) as z:
+                    if src["array"] in z.files:
+                        return z[src["array"]].tolist()
+            raise ReproduceError(f"{folder}: analysis {aid} saved no array {src['array']!r}")
         return _dotted(res.get("values", {}), src.get("key", "value"), f"analysis {aid}")
 
     def _run_value(self, rid: str, src: Mapping[str, Any]) -> Any:

@@ -46,9 +46,9 @@ def _selection_score(model, cfg, data, device, epoch_seed_: int) -> float | None
 
 def _selects(sel: Mapping[str, Any], epoch: int, epochs: int) -> bool:
     """Is the 1-based ``epoch`` one the selection rule evaluates?"""
-    if sel.get("epochs"):  # an explicit list; negative entries count from the end (-5: the last five)
+    if sel.get("at_epochs"):  # an explicit list; negative entries count from the end (-5: the last five)
         wanted = set()
-        for e in sel["epochs"]:
+        for e in sel["at_epochs"]:
             wanted |= set(range(epochs + int(e) + 1, epochs + 1)) if int(e) < 0 else {int(e)}
         return epoch in wanted
     after = float(sel["after"] or 0)
