@@ -180,7 +180,11 @@ def test_normal_start_is_small_gaussian(batch):
     d = x0 - x
     inside = (x > 0.01) & (x < 0.99)
     assert 0.0008 < d[inside].std() < 0.0012
-    assert x0.min() >= 0 and x0.max() <= 1
+    # "normal" is the TRADES code's unclipped start; "normal-clipped" clamps it to [0, 1]
+    x1 = random_init(x, eps=0.03, norm="linf", random_start="normal-clipped", start_sigma=0.001,
+                     generator=torch.Generator().manual_seed(0))
+    assert torch.equal(x1, x0.clamp(0, 1))
+    assert x1.min() >= 0 and x1.max() <= 1
 
 
 @pytest.mark.parametrize("start_training", [True, False])

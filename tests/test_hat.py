@@ -128,9 +128,9 @@ def test_loss_matches_the_authors_code(monkeypatch, robust_loss, reference):
 def test_unclamped_normal_start():
     x = torch.zeros(2, 3, 4, 4)
     torch.manual_seed(0)
-    raw = random_init(x, eps=EPS, norm="linf", random_start="normal-raw")
+    raw = random_init(x, eps=EPS, norm="linf", random_start="normal")
     torch.manual_seed(0)
-    clamped = random_init(x, eps=EPS, norm="linf", random_start="normal")
+    clamped = random_init(x, eps=EPS, norm="linf", random_start="normal-clipped")
     assert raw.min() < 0 and clamped.min() == 0
     assert torch.equal(raw.clamp(0, 1), clamped)
 

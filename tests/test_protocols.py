@@ -17,19 +17,20 @@ C = 10
 
 
 EXPECTED = {
-    # name: (kind, norm, eps, step_size, steps, restarts, random_start, version, attacks)
-    "clean": ("clean", "linf", 0.0, 0.0, 0, 1, False, None, None),
-    "fgsm": ("pgd", "linf", 8 / 255, 8 / 255, 1, 1, False, None, None),
-    "pgd20": ("pgd", "linf", 8 / 255, 2 / 255, 20, 1, True, None, None),
-    "pgd100": ("pgd", "linf", 8 / 255, 2 / 255, 100, 1, True, None, None),
-    "cw100": ("cw", "linf", 8 / 255, 2 / 255, 100, 1, True, None, None),
-    "aa-standard": ("autoattack", "linf", 8 / 255, 0.0, 0, 1, False, "standard", None),
-    "aa-custom-fast": ("autoattack", "linf", 8 / 255, 0.0, 0, 1, False, "custom", ("apgd-ce",)),
-    "l2-pgd20": ("pgd", "l2", 0.5, 0.125, 20, 1, True, None, None),
-    "l2-pgd100": ("pgd", "l2", 0.5, 0.125, 100, 1, True, None, None),
-    "aa-l2-standard": ("autoattack", "l2", 0.5, 0.0, 0, 1, False, "standard", None),
+    # name: (kind, norm, eps, step_size, steps, restarts, random_start, version, attacks, counting)
+    "clean": ("clean", "linf", 0.0, 0.0, 0, 1, False, None, None, "clean_and_adv"),
+    "fgsm": ("pgd", "linf", 8 / 255, 8 / 255, 1, 1, False, None, None, "clean_and_adv"),
+    "pgd20": ("pgd", "linf", 8 / 255, 2 / 255, 20, 1, True, None, None, "clean_and_adv"),
+    "pgd100": ("pgd", "linf", 8 / 255, 2 / 255, 100, 1, True, None, None, "clean_and_adv"),
+    "cw100": ("cw", "linf", 8 / 255, 2 / 255, 100, 1, True, None, None, "clean_and_adv"),
+    "aa-standard": ("autoattack", "linf", 8 / 255, 0.0, 0, 1, False, "standard", None, "clean_and_adv"),
+    "aa-custom-fast": ("autoattack", "linf", 8 / 255, 0.0, 0, 1, False, "custom", ("apgd-ce",), "clean_and_adv"),
+    "l2-pgd20": ("pgd", "l2", 0.5, 0.125, 20, 1, True, None, None, "clean_and_adv"),
+    "l2-pgd100": ("pgd", "l2", 0.5, 0.125, 100, 1, True, None, None, "clean_and_adv"),
+    "aa-l2-standard": ("autoattack", "l2", 0.5, 0.0, 0, 1, False, "standard", None, "clean_and_adv"),
 }
-FIELDS = ("kind", "norm", "eps", "step_size", "steps", "restarts", "random_start", "version", "attacks")
+FIELDS = ("kind", "norm", "eps", "step_size", "steps", "restarts", "random_start", "version", "attacks",
+          "counting")
 
 
 def make_uint8(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

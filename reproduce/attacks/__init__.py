@@ -11,7 +11,7 @@ from typing import Callable
 from ..registry import Registry
 from .autoattack import import_robustbench, run_autoattack
 from .losses import ce_loss, cw_loss, cw_margin, kl_loss, per_example_loss
-from .pgd import attack_mode, fgsm, pgd, random_init
+from .pgd import RANDOM_STARTS, attack_mode, fgsm, pgd, random_init
 
 ATTACKS: Registry[Callable[..., object]] = Registry("attack")
 ATTACKS.add("fgsm", fgsm)
@@ -20,6 +20,7 @@ ATTACKS.add("autoattack", run_autoattack)
 
 __all__ = [
     "ATTACKS",
+    "RANDOM_STARTS",
     "attack_mode",
     "ce_loss",
     "cw_loss",

@@ -19,7 +19,14 @@ from ..errors import ConfigError
 from .losses import check_loss_name, clean_probabilities, per_example_loss
 
 LossFn = Callable[[Tensor], Tensor]
-RandomStart = bool | Literal["normal", "normal-raw"]
+RandomStart = bool | Literal["normal", "normal-clipped"]
+# True: uniform in the ball (Madry); False: x itself;
+# "normal": x + sigma N(0, I), NOT clipped to [0, 1] before the first gradient -- the official
+#   TRADES ``trades_loss`` (yaodongyu/TRADES), MART's ``mart_loss`` and the HAT repository's
+#   losses all do this, so it is the default reading of the TRADES/MART/HAT start;
+# "normal-clipped": the same point clamped to [0, 1] first (this project's reading before
+#   issue 12, kept as a named option).
+RANDOM_STARTS = (True, False, "normal", "normal-clipped")
 
 NORMS = ("linf", "l2")
 # eval: running statistics; train: batch statistics with running statistics left untouched
@@ -82,21 +89,18 @@ def random_init(
     start_sigma: float = 0.001,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """The attack's starting point, clamped to [0, 1] (all but ``normal-raw``)."""
+    """The attack's starting point: in [0, 1] except for the unclipped ``"normal"`` start."""
     if random_start is False:
         return x.clone()
-    if random_start == "normal-raw":
-        # the TRADES/HAT/MART code (e.g. HAT core/utils/hat.py:23) takes the first gradient at
-        # x + 0.001 N(0, I) unclamped; the first step's projection brings it back into [0, 1]
+    if random_start in ("normal", "normal-clipped"):
+        # TRADES / MART / HAT: x + 0.001 N(0, I), not projected onto the ball (the first
+        # step's projection takes care of that); the official code also leaves it outside
+        # [0, 1] for the first gradient, so only "normal-clipped" clamps here.
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        return x + start_sigma * noise
-    if random_start == "normal":
-        # TRADES / HAT: x + 0.001 N(0, I), not projected (the first step's
-        # projection takes care of that) but a valid image.
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        return (x + start_sigma * noise).clamp(0.0, 1.0)
+        start = x + start_sigma * noise
+        return start.clamp(0.0, 1.0) if random_start == "normal-clipped" else start
     if random_start is not True:
-        raise ConfigError(f"random_start must be True, False, 'normal' or 'normal-raw', got {random_start!r}")
+        raise ConfigError(f"attack.random_start must be one of {RANDOM_STARTS}, got {random_start!r}")
     if norm == "linf":
         u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         return (x + (2.0 * u - 1.0) * eps).clamp(0.0, 1.0)
@@ -204,8 +208,10 @@ def pgd(
             with torch.no_grad():
                 remember(x_adv, objective(x_adv))
             assert best_x is not None
-            return best_x.detach()
-    return x_adv.detach()
+            # the unclipped "normal" start may be the best iterate; the code clamps before use
+            return best_x.detach().clamp(0.0, 1.0)
+    # a no-op after any step; with steps=0 it is the official code's final clamp of the start
+    return x_adv.detach().clamp(0.0, 1.0)
 
 
 def fgsm(

@@ -1,18 +1,35 @@
-"""Protocols whose settings come from one paper's code rather than the common defaults."""
+"""Protocols whose settings come from one paper's code rather than the common defaults.
+
+Counting (see ``protocols.py``): every BiaMAT evaluation script counts the adversarial
+prediction alone (``adv_only``): the AT code's ``evaluate.py`` and its training-time
+selection sum ``model.num_correct`` over adversarial batches; the TRADES code's
+``evaluate.py`` sums ``err_pgd`` over ``model(X_pgd)`` (Saehyung-Lee/BiaMAT @ b79caf2).
+AutoAttack protocols keep AutoAttack's own ``clean_and_adv`` flags.
+"""
 
 from __future__ import annotations
 
 from .protocols import EPS_LINF, STEP_LINF, PROTOCOLS, Protocol
 
+ADV_ONLY = "adv_only"
+
 # BiaMAT's AT code selects the best checkpoint by test-set PGD-10 with the training attack.
-PROTOCOLS.add("pgd10", Protocol("pgd10", "pgd", "linf", EPS_LINF, STEP_LINF, 10, 1, True))
+PROTOCOLS.add("pgd10", Protocol("pgd10", "pgd", "linf", EPS_LINF, STEP_LINF, 10, 1, True, counting=ADV_ONLY))
+# BiaMAT's AT evaluation (pgd100 / cw100 settings, counted as its evaluate.py does)
+PROTOCOLS.add("pgd100-advonly", Protocol("pgd100-advonly", "pgd", "linf", EPS_LINF, STEP_LINF, 100, 1, True,
+                                         counting=ADV_ONLY))
+PROTOCOLS.add("cw100-advonly", Protocol("cw100-advonly", "cw", "linf", EPS_LINF, STEP_LINF, 100, 1, True,
+                                        counting=ADV_ONLY))
 
 # BiaMAT's TRADES code (HPARAMS.md §2.1): eps 0.031, evaluation step 0.003, random start;
 # checkpoint selection with the training attack's step 0.007.
 EPS_TRADES = 0.031
-PROTOCOLS.add("pgd10-trades", Protocol("pgd10-trades", "pgd", "linf", EPS_TRADES, 0.007, 10, 1, True))
-PROTOCOLS.add("pgd100-trades", Protocol("pgd100-trades", "pgd", "linf", EPS_TRADES, 0.003, 100, 1, True))
-PROTOCOLS.add("cw100-trades", Protocol("cw100-trades", "cw", "linf", EPS_TRADES, 0.003, 100, 1, True))
+PROTOCOLS.add("pgd10-trades", Protocol("pgd10-trades", "pgd", "linf", EPS_TRADES, 0.007, 10, 1, True,
+                                       counting=ADV_ONLY))
+PROTOCOLS.add("pgd100-trades", Protocol("pgd100-trades", "pgd", "linf", EPS_TRADES, 0.003, 100, 1, True,
+                                        counting=ADV_ONLY))
+PROTOCOLS.add("cw100-trades", Protocol("cw100-trades", "cw", "linf", EPS_TRADES, 0.003, 100, 1, True,
+                                       counting=ADV_ONLY))
 PROTOCOLS.add("aa-standard-trades", Protocol("aa-standard-trades", "autoattack", "linf", EPS_TRADES,
                                              version="standard"))
 

@@ -17,6 +17,18 @@ Settings and where they come from (looked up in the papers and their code):
   reports AutoAttack (L2, eps 0.5); it gives no PGD evaluation step size. Our
   L2 PGD protocols use eps 0.5 with step eps/4 = 0.125 (enough steps to cross
   the ball twice within 20 steps) and a uniform start in the ball.
+
+Counting (``Protocol.counting``), i.e. what "robust accuracy" divides:
+- ``clean_and_adv`` (default of the common protocols): an example counts only if it is
+  classified correctly clean and at every restart's adversarial point. AutoAttack's own
+  flags (and RobustBench) count this way: a misclassified input is already "broken".
+- ``adv_only``: only the prediction at the adversarial point(s) counts, as the TRADES
+  ``pgd_attack_cifar10.py`` / BiaMAT ``TRADES/evaluate.py`` (``err_pgd`` on ``model(X_pgd)``),
+  the BiaMAT AT ``evaluate.py`` (``model.num_correct`` on the adversarial batch) and
+  torchattacks users compute it. A clean mistake that the attack happens to fix counts.
+A paper's protocols declare the convention of its evaluation scripts
+(``paper_protocols.py``); every evaluation JSON records ``counting`` and the accuracy under
+both conventions (``accuracy_by_counting``), from the same attack.
 """
 
 from __future__ import annotations
@@ -34,6 +46,7 @@ from ..errors import ConfigError
 from ..registry import Registry
 
 KINDS = ("clean", "pgd", "cw", "autoattack")
+COUNTINGS = ("clean_and_adv", "adv_only")
 
 
 @dataclass(frozen=True)
@@ -50,12 +63,15 @@ class Protocol:
     random_start: bool | str = False
     version: str | None = None
     attacks: tuple[str, ...] | None = None
+    counting: str = "clean_and_adv"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ConfigError(f"protocol {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
         if self.norm not in ("linf", "l2"):
             raise ConfigError(f"protocol {self.name!r}: norm must be 'linf' or 'l2', got {self.norm!r}")
+        if self.counting not in COUNTINGS:
+            raise ConfigError(f"protocol {self.name!r}: counting must be one of {COUNTINGS}, got {self.counting!r}")
 
     def params(self) -> dict[str, Any]:
         d = asdict(self)
@@ -129,9 +145,10 @@ def evaluate(
 ) -> dict[str, Any]:
     """Evaluate ``model`` (inputs in [0, 1], logits out, already on ``device``) under one protocol.
 
-    An example counts as correct under an attack only if it is classified
-    correctly both clean and at every restart's adversarial point (the
-    AutoAttack convention: a misclassified input is already "broken").
+    ``correct_mask``/``accuracy`` follow ``protocol.counting``: ``clean_and_adv`` counts an
+    example only if it is classified correctly clean and at every restart's adversarial
+    point; ``adv_only`` needs the adversarial points alone (every restart's). Both
+    accuracies are recorded under ``accuracy_by_counting``.
     Random starts come from one generator seeded with ``seed`` and consumed in
     batch order, so a result is reproducible for a given (seed, batch_size).
     """
@@ -151,19 +168,25 @@ def evaluate(
     model.eval()
     try:
         if proto.kind == "autoattack":
-            _, mask = run_autoattack(
+            _, adv_mask = run_autoattack(
                 model, x_all, y_all, norm=proto.norm, eps=proto.eps,
                 version=proto.version or "standard", attacks=proto.attacks,
                 seed=seed, device=device, batch_size=batch_size,
             )
-            correct_mask = mask.cpu()
+            adv_mask = adv_mask.cpu()
+            # AutoAttack leaves misclassified inputs unchanged, so the two conventions agree
+            # here; the clean pass makes that a recorded fact rather than an assumption
+            clean_mask = torch.cat([_predict(model, xb.to(device)).eq(yb.to(device)).cpu()
+                                    for xb, yb in zip(x_all.split(batch_size), y_all.split(batch_size))])
         else:
             gen = torch.Generator(device=torch.device(device)).manual_seed(seed)
-            parts = []
+            clean_parts, adv_parts = [], []
             for xb, yb in zip(x_all.split(batch_size), y_all.split(batch_size)):
                 xb, yb = xb.to(device), yb.to(device)
-                ok = _predict(model, xb).eq(yb)
+                clean_ok = _predict(model, xb).eq(yb)
+                adv_ok = clean_ok.clone()
                 if proto.kind != "clean":
+                    adv_ok.fill_(True)
                     for _ in range(proto.restarts):
                         x_adv = pgd(
                             model, xb, yb, eps=proto.eps, step_size=proto.step_size,
@@ -171,20 +194,26 @@ def evaluate(
                             loss="cw" if proto.kind == "cw" else "ce",
                             random_start=proto.random_start, bn_mode="eval", generator=gen,
                         )
-                        ok &= _predict(model, x_adv).eq(yb)
-                parts.append(ok.cpu())
-            correct_mask = torch.cat(parts)
+                        adv_ok &= _predict(model, x_adv).eq(yb)
+                clean_parts.append(clean_ok.cpu())
+                adv_parts.append(adv_ok.cpu())
+            clean_mask, adv_mask = torch.cat(clean_parts), torch.cat(adv_parts)
     finally:
         for m, was_training in modes:
             m.training = was_training
 
+    masks = {"clean_and_adv": clean_mask & adv_mask, "adv_only": adv_mask}
+    correct_mask = masks[proto.counting]
     correct = int(correct_mask.sum())
     return {
         "protocol": proto.name,
         "params": proto.params(),
+        "counting": proto.counting,
         "n": total,
         "correct": correct,
         "accuracy": 100.0 * correct / total,
+        "accuracy_by_counting": {k: 100.0 * int(m.sum()) / total for k, m in masks.items()},
+        "clean_accuracy": 100.0 * int(clean_mask.sum()) / total,
         "correct_mask": [int(v) for v in correct_mask.tolist()],
         "seconds": round(time.perf_counter() - start, 3),
         "seed": seed,

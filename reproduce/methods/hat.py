@@ -36,8 +36,8 @@ from .trades import kl_per_example
 
 ROBUST_LOSSES = ("kl", "ce")
 # the code's start per variant: TRADES' unclamped normal start for kl, advertorch's uniform for ce
-CODE_START = {"kl": "normal-raw", "ce": "uniform"}
-STARTS = {"normal-raw": "normal-raw", "normal": "normal", "uniform": True, "none": False}
+CODE_START = {"kl": "normal", "ce": "uniform"}
+STARTS = {"normal": "normal", "normal-clipped": "normal-clipped", "uniform": True, "none": False}
 
 
 @METHODS.register("hat")
