@@ -107,7 +107,7 @@ def _columns(path: Path, name: str, a: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(cols, Mapping):
         raise ConfigError(f"{path}: artifacts.{name}.columns: expected a list or a mapping")
     out = {}
-    for cname, entry in expand_entries(cols, f"{path}: artifacts.{name}.columns", seed_key=None).items():
+    for cname, entry in expand_entries(cols, f"{path}: artifacts.{name}.columns", seed_key=None, strict=False).items():
         out[cname] = {k: v for k, v in entry.items() if k != "_vars"}
     return out
 
@@ -130,7 +130,7 @@ def parse_artifact(spec: Any, name: str, a: Mapping[str, Any], check_registries:
     raw_rows = a.get("rows") or {}
     if isinstance(raw_rows, list):  # a list of run names (or {run: NAME, ...}): each row is named after its run
         raw_rows = {(r if isinstance(r, str) else str(r.get("run"))): r for r in raw_rows}
-    for rid, entry in expand_entries(raw_rows, f"{where}.rows", seed_key=None).items():
+    for rid, entry in expand_entries(raw_rows, f"{where}.rows", seed_key=None, strict=False).items():
         if "_value" in entry:
             entry = {"run": entry["_value"], "_vars": entry["_vars"]}
         bad = sorted(set(entry) - set(ROW_KEYS))
@@ -140,6 +140,7 @@ def parse_artifact(spec: Any, name: str, a: Mapping[str, Any], check_registries:
         env = {**entry.get("_vars", {}), "row": rid}
         run = entry.get("run")
         if run is not None:
+            run = substitute(run, env, f"{where}.rows.{rid}.run")
             spec.members(str(run), f"artifacts.{name}.rows.{rid}.run")
         pset = entry.get("protocols") or a.get("protocols")
         cells: dict[str, dict[str, Any]] = {}

@@ -95,7 +95,9 @@ def parse(text: str, where: str) -> Expr:
         tok = m.group(1)
         pos = m.end()
         nxt = text[pos:].lstrip()[:1]
-        if tok in FUNCTIONS and nxt == "(":
+        if tok == "-":
+            out.append(tok)
+        elif tok in FUNCTIONS and nxt == "(":
             out.append(tok)
         elif _NUMBER.match(tok) or tok in ("True", "False"):
             out.append(tok)

@@ -28,6 +28,12 @@ def _fields(s: str) -> set[str]:
 
 
 def substitute(obj: Any, env: Mapping[str, Any], where: str, strict: bool = True) -> Any:
+    # inside a longer string a value reads as it does in names (6.0 -> 6); alone it keeps its type
+    text = {k: _label(v) for k, v in env.items()}
+    return _substitute(obj, env, text, where, strict)
+
+
+def _substitute(obj: Any, env: Mapping[str, Any], text: Mapping[str, str], where: str, strict: bool) -> Any:
     """Fill ``{var}`` templates in every string of ``obj`` from ``env``.
 
     ``strict=False`` leaves unknown names for an inner expansion (an artifact's
@@ -42,16 +48,16 @@ def substitute(obj: Any, env: Mapping[str, Any], where: str, strict: bool = True
             return obj
         missing = sorted(n for n in names if n not in env)
         if missing and not strict:
-            return _VAR.sub(lambda v: str(env[v.group(1)]) if v.group(1) in env else v.group(0), obj)
+            return _VAR.sub(lambda v: text[v.group(1)] if v.group(1) in text else v.group(0), obj)
         if missing:
             raise ConfigError(f"{where}: template {obj!r} names undefined for: variable(s) "
                               f"{', '.join(missing)}; defined: {', '.join(sorted(env)) or '(none)'}")
-        return obj.format(**env)
+        return obj.format(**text)
     if isinstance(obj, Mapping):
-        return {substitute(k, env, where, strict) if isinstance(k, str) else k:
-                substitute(v, env, f"{where}.{k}", strict) for k, v in obj.items()}
+        return {_substitute(k, env, text, where, strict) if isinstance(k, str) else k:
+                _substitute(v, env, text, f"{where}.{k}", strict) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [substitute(v, env, f"{where}[{i}]", strict) for i, v in enumerate(obj)]
+        return [_substitute(v, env, text, f"{where}[{i}]", strict) for i, v in enumerate(obj)]
     return obj
 
 

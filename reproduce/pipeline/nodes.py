@@ -126,7 +126,8 @@ class Graph:
 
     def _resolve_run(self, paper: str, name: str) -> str:
         spec = self.specs[paper]
-        cfg = self.scale.apply(spec.runs[name].cfg)
+        decl = spec.runs[name]
+        cfg = {**deep_merge(decl.cfg, {}), "scale": self.scale.name} if decl.every_scale else self.scale.apply(decl.cfg)
         deps: list[tuple[str, str]] = []
         for place, value, typ in list(run_reference_slots(cfg, self.check)):
             set_dotted(cfg, place, map_refs(value, typ, self._ref_fn(paper, deps), f"{spec.path}: runs.{name}.{place}"))

@@ -38,7 +38,7 @@ def analysis_reference_slots(kind: str, params: Mapping[str, Any]) -> Iterator[t
 
     for p, typ in ANALYSES.get(kind).references.items():
         if params.get(p) is not None:
-            yield p, params[p], typ.rstrip("s")
+            yield p, params[p], {"runs": "run", "analyses": "analysis"}.get(typ, typ)
 
 
 def names_in(value: Any, typ: str, where: str) -> list[Ref]:

@@ -20,7 +20,7 @@ from .merge import deep_merge, set_dotted
 from .validate import validate_schema
 
 PIPELINES_DIR = Path("pipelines")
-RUN_META_KEYS = ("presets", "choice", "from", "set", "_vars", "_group", "_value")
+RUN_META_KEYS = ("presets", "choice", "from", "set", "every_scale", "_vars", "_group", "_value")
 SPEC_KEYS = ("paper", "title", "sources", "notes", "include", "presets", "protocols", "protocol_sets", "runs",
              "analyses", "artifacts")
 PROTOCOL_FIELDS = ("kind", "norm", "eps", "step_size", "steps", "restarts", "random_start", "version", "attacks")
@@ -32,6 +32,7 @@ class RunDecl:
     cfg: dict[str, Any]  # paper-scale config before the engine's defaults; references hold names
     choice: str = ""
     group: str | None = None  # the seed group this run belongs to (``name`` without ``-s<seed>``)
+    every_scale: bool = False  # cheap enough (a CPU toy) to run at its paper settings at every scale
 
 
 @dataclass
@@ -129,7 +130,8 @@ def _parse_runs(path: Path, raw: Mapping[str, Any]) -> tuple[dict[str, RunDecl],
         choice = entry.get("choice", "")
         if "from" in entry and entry.get("set") and not choice:
             choice = f"derived from {entry['from']}: " + ", ".join(f"{k}={v}" for k, v in entry["set"].items())
-        runs[name] = RunDecl(name, _run_cfg(path, name, entry, presets, runs), choice, entry.get("_group"))
+        runs[name] = RunDecl(name, _run_cfg(path, name, entry, presets, runs), choice, entry.get("_group"),
+                             bool(entry.get("every_scale", False)))
         if entry.get("_group"):
             groups.setdefault(entry["_group"], []).append(name)
     clash = sorted(set(groups) & set(runs))
@@ -145,12 +147,12 @@ def _parse_analyses(path: Path, raw: Mapping[str, Any], check_registries: bool) 
             raise ConfigError(f"{path}: analyses.{name}.kind is required")
         kind = entry["kind"]
         params = {k: v for k, v in entry.items() if k not in ("kind", "choice", "_vars", "_group", "seed")}
-        if "seed" in entry and "_group" in entry:
-            params["seed"] = entry["seed"]
         if check_registries:
             from ..analyses import ANALYSES
 
             cls = ANALYSES.get(kind, where=f"{path}: analyses.{name}.kind")
+            if "_group" in entry and "seed" in cls.params:  # seeds: of an analysis that draws at random
+                params["seed"] = entry["seed"]
             params = cls.resolve_params(params, f"{path}: analyses.{name}")
         out[name] = AnalysisDecl(name, kind, params, entry.get("choice", ""), entry.get("_group"))
     return out
