@@ -152,8 +152,9 @@ class ImageGrid(Figure):
     def render(self, art: Artifact, frame: Frame, out: Path, banner: str) -> None:
         plt = _plt()
         y = art.options["y"]
-        panels = [(r, np.asarray(frame.arrays.get((r["row"], y)), dtype=float)) for r in frame.rows]
-        panels = [(r, a) for r, a in panels if a.size]
+        panels = [(r, np.asarray(frame.arrays[(r["row"], y)], dtype=float)) for r in frame.rows
+                  if frame.arrays.get((r["row"], y)) is not None]
+        panels = [(r, a) for r, a in panels if a.ndim >= 2]
         if not panels:
             raise ReproduceError(f"{art.paper}/{art.name}: no images to show")
         fig, axes = plt.subplots(len(panels), 1, figsize=(8, 1.6 * len(panels) + 0.6), squeeze=False)

@@ -34,6 +34,7 @@ def gpu_hours(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = None) ->
         raise ConfigError(f"config/costs.yaml: no cost for model {model!r}")
     n = cfg["data"]["n_train"] or c["train_images"].get(cfg["data"]["primary"], 50000)
     factor = c.get("method_factor", {}).get(cfg["method"]["name"], 1.0)
+    factor *= c.get("dataset_factor", {}).get(cfg["data"]["primary"], 1.0)
     return float(cfg["epochs"]) * (n / 50000) * per * passes_per_step(cfg) * factor
 
 
