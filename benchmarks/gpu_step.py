@@ -15,7 +15,7 @@ Batch 128, then (``--max-batch``) the largest power-of-two multiple of it that t
 engine fits in memory (doubling until OOM). Without CUDA, or with ``--cpu-smoke``, sizes
 shrink (small CNN, 16x16 images, tiny batches) so tests exercise the code on a CPU.
 
-``--epoch-timing CONFIG`` instead times ``--timing-steps`` steps of a run config's
+``--epoch-timing CONFIG`` (a run YAML, or ``PAPER/RUN`` of a spec at ``--scale``) instead times ``--timing-steps`` steps of a run config's
 method/model/batch on synthetic data of its dataset's shape, extrapolates one epoch and
 prints the ``config/costs.yaml`` line (hours per pass-epoch on this GPU) to paste.
 
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import statistics
 import sys
@@ -36,7 +37,8 @@ from typing import Any, Callable
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import step_paths as sp  # noqa: E402
@@ -181,11 +183,16 @@ def main_epoch_timing(a: argparse.Namespace, device: torch.device) -> dict[str, 
     from reproduce.data.catalog import DATASETS
     from reproduce.pipeline.plan import _costs, passes_per_step
 
-    raw = io.read_yaml(a.epoch_timing)
-    if a.scale:
-        from reproduce.pipeline.scales import load_scale
+    from reproduce.pipeline.scales import load_scale
 
-        raw = load_scale(a.scale).apply(raw)
+    if Path(a.epoch_timing).is_file():
+        raw = io.read_yaml(a.epoch_timing)
+        raw = load_scale(a.scale).apply(raw) if a.scale else raw
+    else:  # PAPER/RUN: the run as `reproduce train --paper P --run R --scale S` would train it
+        from reproduce.pipeline.spec import load_spec
+
+        paper, _, name = a.epoch_timing.partition("/")
+        raw = load_spec(ROOT / "pipelines" / paper / "spec.yaml").run_config(name, load_scale(a.scale or "paper"))
     cfg = resolve_run(raw, where=str(a.epoch_timing))
     costs = _costs()
 
@@ -233,7 +240,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--compile", action="store_true", help="add an engine row with torch.compile")
     ap.add_argument("--naive-workers", type=int, default=4, help="DataLoader workers of the naive loop")
     ap.add_argument("--cpu-smoke", action="store_true", help="tiny sizes (automatic without CUDA)")
-    ap.add_argument("--epoch-timing", default=None, metavar="CONFIG", help="time a run config instead")
+    ap.add_argument("--epoch-timing", default=None, metavar="CONFIG|PAPER/RUN",
+                    help="time a run config (YAML file, or a spec run at --scale, default paper) instead")
     ap.add_argument("--scale", default=None, help="with --epoch-timing: apply this scale's overrides")
     ap.add_argument("--timing-steps", type=int, default=30)
     ap.add_argument("--gpu-key", default="h100", help="costs.yaml gpus key the printed line is for")
@@ -246,8 +254,17 @@ def main(argv: list[str] | None = None) -> int:
     a = parse(argv)
     from reproduce.train.setup import select_device
 
-    device = select_device(a.device)
-    result = main_epoch_timing(a, device) if a.epoch_timing else main_bench(a, device)
+    # config/ and pipelines/ paths are relative to the repository root
+    a.out = a.out and str(Path(a.out).resolve())
+    if a.epoch_timing and Path(a.epoch_timing).is_file():
+        a.epoch_timing = str(Path(a.epoch_timing).resolve())
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        device = select_device(a.device)
+        result = main_epoch_timing(a, device) if a.epoch_timing else main_bench(a, device)
+    finally:
+        os.chdir(cwd)
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(result, indent=2, default=str) + "\n")
