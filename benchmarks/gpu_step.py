@@ -96,7 +96,9 @@ def bench_model(model: str, batch: int, a: argparse.Namespace, device: torch.dev
                 classes: int, fast: dict[str, Any], with_fp32: bool) -> list[dict[str, Any]]:
     n_images = max(batch * 4, 512 if device.type == "cuda" else batch * 2)
     split = sp.synthetic_split(n_images, size, classes)
-    m = lambda run: measure(run, batch, a.warmup, a.iters, a.reps)  # noqa: E731
+    # the largest batch takes seconds per step: fewer timed steps keep a run within minutes
+    w, n, reps = (a.warmup, a.iters, a.reps) if batch == a.batch else (1, a.big_iters, 2)
+    m = lambda run: measure(run, batch, w, n, reps)  # noqa: E731
     cases: list[tuple[str, Callable[[], dict[str, float]]]] = [
         ("naive", lambda: m(sp.make_naive(model, split, classes, batch, a.steps, device, a.naive_workers))),
     ]
@@ -148,6 +150,7 @@ def main_bench(a: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     smoke = a.cpu_smoke or device.type != "cuda"
     if smoke:  # a CPU exercise of every code path, not a measurement
         models, batch, size, a.steps, a.iters, a.warmup, a.reps = ["small_cnn"], 8, 16, 2, 1, 1, 1
+        a.batch, a.big_iters = batch, 1
         a.naive_workers, cap = 0, 16
         torch.set_num_threads(1)  # tiny tensors: threads only oversubscribe a shared CPU
     else:
@@ -193,6 +196,8 @@ def main_epoch_timing(a: argparse.Namespace, device: torch.device) -> dict[str, 
 
         paper, _, name = a.epoch_timing.partition("/")
         raw = load_spec(ROOT / "pipelines" / paper / "spec.yaml").run_config(name, load_scale(a.scale or "paper"))
+    if a.amp:  # time the bf16 path of a run whose scale keeps fp32
+        raw = {**raw, "perf": {**(raw.get("perf") or {}), "amp": a.amp}}
     cfg = resolve_run(raw, where=str(a.epoch_timing))
     costs = _costs()
 
@@ -237,6 +242,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--max-batch", action="store_true", help="also time the largest batch that fits")
     ap.add_argument("--max-batch-cap", type=int, default=8192)
+    ap.add_argument("--big-iters", type=int, default=3, help="timed steps per rep at the largest batch")
     ap.add_argument("--compile", action="store_true", help="add an engine row with torch.compile")
     ap.add_argument("--naive-workers", type=int, default=4, help="DataLoader workers of the naive loop")
     ap.add_argument("--cpu-smoke", action="store_true", help="tiny sizes (automatic without CUDA)")
@@ -244,6 +250,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                     help="time a run config (YAML file, or a spec run at --scale, default paper) instead")
     ap.add_argument("--scale", default=None, help="with --epoch-timing: apply this scale's overrides")
     ap.add_argument("--timing-steps", type=int, default=30)
+    ap.add_argument("--amp", choices=("none", "bf16"), default=None, help="with --epoch-timing: override perf.amp")
     ap.add_argument("--gpu-key", default="h100", help="costs.yaml gpus key the printed line is for")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
