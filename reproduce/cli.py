@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -57,30 +56,22 @@ def _spec_run_config(args: argparse.Namespace) -> dict:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from . import io
-    from .config import config_hash
-    from .data import load_split
-    from .evaluate import evaluate
-    from .pipeline.provenance import git_commit
-    from .train.setup import build_from_run_dir, select_device
+    from .evaluate.job import evaluate_run, split_list
 
-    dev = select_device(args.device)
-    cfg, model, meta = build_from_run_dir(args.run, args.data_root, dev, f"{args.checkpoint}.pt")
-    split = args.split or cfg["data"]["eval_split"]
-    images, labels = load_split(cfg["data"]["primary"], split, args.data_root)
-    t0 = time.time()
-    res = evaluate(model, images, labels, args.protocol, device=dev, batch_size=args.batch_size,
-                   seed=args.seed, n=args.n)
-    # a scale may run a cheaper protocol in place of the requested one: both are recorded
-    res["protocol_run"] = args.protocol
-    res["protocol"] = args.label or args.protocol
-    n_eval = len(res["correct_mask"])
-    res["labels"] = [int(v) for v in (labels[:n_eval].tolist() if hasattr(labels, "tolist") else list(labels)[:n_eval])]
-    res.update({"run": Path(args.run).name, "config_hash": config_hash(cfg), "scale": cfg["scale"],
-                "checkpoint": args.checkpoint, "checkpoint_epoch": meta.get("epoch"),
-                "selection": cfg["selection"], "split": split, "dataset": cfg["data"]["primary"],
-                "wall_seconds": round(time.time() - t0, 3), "git_commit": git_commit()})
-    io.write_json(args.out, res)
-    print(f"{res['run']} {args.protocol}: {res['accuracy']:.2f}% of {res['n']}")
+    protocols = split_list(args.protocol, "--protocol")
+    labels = split_list(args.label, "--label") if args.label else None
+    if (args.out is None) == (args.out_dir is None):
+        raise ReproduceError("evaluate needs exactly one of --out FILE (one protocol) or --out-dir DIR")
+    if args.out is not None and len(protocols) > 1:
+        raise ReproduceError(f"--protocol {args.protocol}: several protocols need --out-dir, not --out")
+    results = evaluate_run(args.run, protocols, labels, data_root=args.data_root, device=args.device,
+                           checkpoint=args.checkpoint, split=args.split, n=args.n,
+                           batch_size=args.batch_size, seed=args.seed)
+    for res in results:
+        # one JSON per requested protocol, named as the per-protocol rule names it
+        path = args.out or Path(args.out_dir) / f"{res['protocol']}.json"
+        io.write_json(path, res)
+        print(f"{res['run']} {res['protocol_run']}: {res['accuracy']:.2f}% of {res['n']}")
     return 0
 
 
@@ -110,9 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="evaluate a trained run under a named protocol")
     e.add_argument("--run", required=True, help="run directory")
-    e.add_argument("--protocol", required=True)
-    e.add_argument("--out", required=True, help="JSON file to write")
-    e.add_argument("--label", default=None, help="protocol requested, when --protocol is a scale's stand-in")
+    e.add_argument("--protocol", required=True, help="a protocol, or a comma list evaluated in one job")
+    e.add_argument("--out", default=None, help="JSON file to write (one protocol)")
+    e.add_argument("--out-dir", default=None, help="directory for <label>.json per protocol")
+    e.add_argument("--label", default=None,
+                   help="protocol(s) requested, when --protocol is a scale's stand-in (comma list, same order)")
     e.add_argument("--checkpoint", default="best", choices=("best", "last"))
     e.add_argument("--split", default=None)
     e.add_argument("--n", type=int, default=None, help="first n examples only")

@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import Any, Mapping
 
 from .errors import ConfigError
+from .perf import PERF_DEFAULTS, check_perf, hashed_perf
 
 # Every key a run config may hold, with its default. Nested dicts are sections;
 # ``None`` in a section default means "no default: required".
@@ -72,6 +73,8 @@ RUN_DEFAULTS: dict[str, Any] = {
     "snapshots": [],
     # start from another run's weights: {run: RUN_ID, checkpoint: best|last|epoch_N}
     "init": None,
+    # speed switches (reproduce/perf.py); only amp and compile enter the hash, see there why
+    "perf": dict(PERF_DEFAULTS),
 }
 
 SCHEDULE_KINDS = ("piecewise", "onecycle", "constant", "cosine_epoch")
@@ -149,12 +152,16 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
             raise ConfigError(f"{where}: {section}.{key} must be true or false, got {cfg[section][key]!r}")
     if not isinstance(cfg["epochs"], int) or cfg["epochs"] < 1:
         raise ConfigError(f"{where}: epochs must be a positive integer, got {cfg['epochs']!r}")
+    check_perf(cfg["perf"], where)
     return cfg
 
 
 def config_hash(cfg: Mapping[str, Any], length: int = 8) -> str:
     """Hash of everything that changes what training computes (not the name)."""
-    body = {k: v for k, v in cfg.items() if k != "name"}
+    body = {k: v for k, v in cfg.items() if k not in ("name", "perf")}
+    perf = hashed_perf(cfg.get("perf") or {})
+    if perf:  # absent when every numeric switch is at its default: older run ids stay valid
+        body["perf"] = perf
     blob = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
 

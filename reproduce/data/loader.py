@@ -26,7 +26,8 @@ class Batch:
 
     ``crop`` (B x 2: top, left offsets into the zero-padded image) and ``flip``
     (B bool) describe the augmentation when it was applied (methods that cache
-    per-instance perturbations at padded size need them). Unpacks as
+    per-instance perturbations at padded size need them); they live on the
+    batch's device. Unpacks as
     ``x, y, idx = batch``.
     """
 
@@ -204,13 +205,16 @@ def iterate(
         if rotate_on:
             angles = (torch.rand((n,), generator=g, dtype=torch.float64) * 2 - 1) * float(rotate)
     stop = (n // batch_size) * batch_size if drop_last else n
+    # One host-to-device copy per epoch: a blocking copy per batch would stall the GPU every step.
+    order_d = order.to(ds.device)
+    if augment:
+        crops_d, flips_d = crops.to(ds.device), flips.to(ds.device)
     for start in range(start_batch * batch_size, stop, batch_size):
-        pos = order[start : start + batch_size]
-        pos_d = pos.to(ds.device)
+        pos_d = order_d[start : start + batch_size]
         u8 = ds.images[pos_d]
         crop = flip = angle = None
         if augment:
-            crop, flip = crops[pos], flips[pos]
+            crop, flip = crops_d[pos_d], flips_d[pos_d]
             u8 = augment_batch(u8, crop, flip, pad)
             if rotate_on:
                 angle = angles[pos]

@@ -19,9 +19,11 @@ class StepOutput:
 
     loss: Tensor
     per_example: Tensor | None = None
-    stats: dict[str, float] = field(default_factory=dict)
+    # scalars may be 0-d tensors: the loop sums them on the device and reads them at epoch end,
+    # so a method never needs a per-step host sync (.item())
+    stats: dict[str, Tensor | float] = field(default_factory=dict)
     # per-step values worth plotting over training (BiaMAT's n_high/n_aux); written to steps.jsonl
-    step_log: dict[str, float] | None = None
+    step_log: dict[str, Tensor | float] | None = None
 
 
 @dataclass

@@ -233,20 +233,22 @@ class BiaMAT(Method):
         aux = self._draw(k)
         high, conf = self._route(model, torch.cat([a[0] for a in aux]))
         out, parts = self._train(model, batch, aux, high, alpha=self.alpha)
-        n_aux, n_high = int(high.numel()), int(high.sum().item())
+        # counts stay on the device (the loop reads them at epoch end); float64 keeps the
+        # ratio equal to the Python division it replaces
+        n_aux, n_high = int(high.numel()), high.sum()
         omega = {"ytilde": 0.0, "yer": 1.0}.get(self.p["labels"], self.omega)
-        log: dict[str, float] = {"n_high": n_high, "n_aux": n_aux, "ratio": n_high / n_aux,
-                                 "omega": float(omega)}
+        log: dict[str, Any] = {"n_high": n_high, "n_aux": n_aux, "ratio": n_high.double() / n_aux,
+                               "omega": float(omega)}
         if len(aux) > 1:
             a = 0
             for name, (_, y) in zip(self.aux_names, aux):
-                log[f"n_high_{name}"] = int(high[a:a + len(y)].sum().item())
+                log[f"n_high_{name}"] = high[a:a + len(y)].sum()
                 a += len(y)
         out.step_log = log
-        out.stats.update(ratio=log["ratio"], omega=log["omega"], l_low=parts.low.item(),
-                         l_high=parts.high.item())
+        out.stats.update(ratio=log["ratio"], omega=log["omega"], l_low=parts.low.detach(),
+                         l_high=parts.high.detach())
         if conf is not None:
-            out.stats["aux_conf"] = float(conf.mean().item())
+            out.stats["aux_conf"] = conf.mean().detach()
         return out
 
     def _layout(self, model: nn.Module, batch: Any, aux: list[tuple[Tensor, Tensor]],
@@ -296,8 +298,8 @@ class BiaMAT(Method):
             terms = trades_terms(nat, adv, layout, self.beta, self.p["aux_loss"] == "ce")
         parts = combine(terms, layout, alpha)
         n_p = layout.n_primary
-        acc = (adv.primary[:n_p].argmax(1) == batch.y).float().mean().item()
-        stats = {"l_primary": parts.primary.item(), "train_adv_acc": acc}
+        acc = (adv.primary[:n_p].argmax(1) == batch.y).float().mean()
+        stats = {"l_primary": parts.primary.detach(), "train_adv_acc": acc}
         return StepOutput(parts.total, terms[:n_p].detach(), stats), parts
 
     # -- state -----------------------------------------------------------------------------

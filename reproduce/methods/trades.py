@@ -70,8 +70,8 @@ class Trades(Method):
         return StepOutput(
             per.mean(),
             per.detach(),
-            {"ce": ce.mean().item(), "kl": kl.mean().item(),
-             "train_acc": (logits.argmax(1) == batch.y).float().mean().item()},
+            {"ce": ce.mean().detach(), "kl": kl.mean().detach(),
+             "train_acc": (logits.argmax(1) == batch.y).float().mean()},
         )
 
 
@@ -112,4 +112,4 @@ class Mart(Method):
             kl_raw = kl_per_example(logits_adv, logits)
         kl = kl_raw * (1.0000001 - true_prob)
         per = bce + self.p["beta"] * kl
-        return StepOutput(per.mean(), per.detach(), {"bce": bce.mean().item(), "kl": kl.mean().item()})
+        return StepOutput(per.mean(), per.detach(), {"bce": bce.mean().detach(), "kl": kl.mean().detach()})

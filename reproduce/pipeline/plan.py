@@ -26,12 +26,28 @@ def passes_per_step(cfg: Mapping[str, Any]) -> int:
             "hat": steps + 3}.get(name, steps + 2)
 
 
-def gpu_hours(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = None) -> float:
+def hours_per_pass_epoch(model: str, gpu: str, costs: Mapping[str, Any]) -> float | None:
+    """One pass-epoch of ``model`` on ``gpu`` (config/costs.yaml ``gpus``); None when unknown."""
+    v100 = costs["model_hours_per_pass_epoch"].get(model)
+    if v100 is None:
+        raise ConfigError(f"config/costs.yaml: no cost for model {model!r}")
+    if gpu == "v100" and "gpus" not in costs:
+        return float(v100)
+    g = costs.get("gpus", {}).get(gpu)
+    if g is None:
+        raise ConfigError(f"config/costs.yaml: gpus has no entry {gpu!r}; known: {', '.join(costs.get('gpus', {}))}")
+    measured = (g.get("hours_per_pass_epoch") or {}).get(model)
+    if measured is not None:
+        return float(measured)
+    return float(v100) / float(g["relative"]) if g.get("relative") else None
+
+
+def gpu_hours(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = None, gpu: str = "v100") -> float | None:
     c = costs or _costs()
     model = cfg["model"]["name"]
-    per = c["model_hours_per_pass_epoch"].get(model)
+    per = hours_per_pass_epoch(model, gpu, c)
     if per is None:
-        raise ConfigError(f"config/costs.yaml: no cost for model {model!r}")
+        return None
     n = cfg["data"]["n_train"] or c["train_images"].get(cfg["data"]["primary"], 50000)
     factor = c.get("method_factor", {}).get(cfg["method"]["name"], 1.0)
     factor *= c.get("dataset_factor", {}).get(cfg["data"]["primary"], 1.0)
@@ -55,19 +71,32 @@ def plan(dag, targets: list[str]) -> dict[str, Any]:
     for rid, used_by in users.items():
         cfg = dag.configs[rid]
         runs.append({"run_id": rid, "model": cfg["model"]["name"], "method": cfg["method"]["name"],
-                     "epochs": cfg["epochs"], "gpu_hours": round(gpu_hours(cfg), 2), "artifacts": used_by})
+                     "epochs": cfg["epochs"], "gpu_hours": round(gpu_hours(cfg) or 0.0, 2),
+                     "h100_hours": _round(gpu_hours(cfg, gpu="h100")), "artifacts": used_by})
+    h100 = [r["h100_hours"] for r in runs]
     return {"scale": dag.scale.name, "artifacts": [f"{a.paper}/{a.name}" for a in arts], "runs": runs,
             "shared": [r for r in runs if len(r["artifacts"]) > 1],
-            "total_gpu_hours": round(sum(r["gpu_hours"] for r in runs), 1)}
+            "total_gpu_hours": round(sum(r["gpu_hours"] for r in runs), 1),
+            # unknown as soon as one run's model has no H100 figure: a partial sum would mislead
+            "total_h100_hours": None if None in h100 else round(sum(h100), 1)}
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 2)
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.1f}"
 
 
 def format_plan(p: Mapping[str, Any]) -> str:
     lines = [f"scale: {p['scale']}", f"artifacts: {', '.join(p['artifacts'])}",
              f"distinct training runs: {len(p['runs'])} ({len(p['shared'])} shared between artifacts)", ""]
     w = max((len(r["run_id"]) for r in p["runs"]), default=10)
-    lines.append(f"{'run':<{w}}  {'model':<10} {'method':<8} {'epochs':>6} {'GPU-h':>8}  used by")
+    lines.append(f"{'run':<{w}}  {'model':<10} {'method':<8} {'epochs':>6} {'V100-h':>8} {'H100-h':>8}  used by")
     for r in p["runs"]:
         lines.append(f"{r['run_id']:<{w}}  {r['model']:<10} {r['method']:<8} {r['epochs']:>6} "
-                     f"{r['gpu_hours']:>8.1f}  {', '.join(r['artifacts'])}")
-    lines.append(f"\ntotal: {p['total_gpu_hours']} GPU-hours (V100-equivalent, from config/costs.yaml)")
+                     f"{r['gpu_hours']:>8.1f} {_fmt(r.get('h100_hours')):>8}  {', '.join(r['artifacts'])}")
+    lines.append(f"\ntotal: {p['total_gpu_hours']} V100 GPU-hours, {_fmt(p.get('total_h100_hours'))} H100 GPU-hours "
+                 "(from config/costs.yaml; H100 n/a until measured with benchmarks/gpu_step.py --epoch-timing)")
     return "\n".join(lines)

@@ -7,6 +7,7 @@ numbers of an uninterrupted run (on CPU, same thread count).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -17,14 +18,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .. import io
+from .. import io, perf as fast
 from ..config import config_hash, resolve_run
-from ..errors import ConfigError, TrainingDivergedError
+from ..errors import ConfigError
 from ..methods import METHODS, TrainContext
 from . import checkpoint
 from ..pipeline.provenance import git_commit
 from .schedule import lr_at, momentum_at
 from .setup import build_for_run, load_run_data, select_device
+from .tally import EpochTally
 
 DONE = "done.json"
 
@@ -96,16 +98,16 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
         if missing and not all(k.startswith("heads.") for k in missing):
             raise ConfigError(f"run {cfg['name']}: init checkpoint lacks weights {missing[:3]}")
     method.attach(model)
+    pf = cfg["perf"]
+    fast.set_backends(pf, dev)
+    step_model = fast.prepare_model(model, pf)  # checkpoints keep saving `model` itself
     # only now that data, method and model are known good does the run directory appear
     out.mkdir(parents=True, exist_ok=True)
     io.write_yaml(out / "config.yaml", cfg)
     if 0 in _snapshot_epochs(cfg, int(cfg["epochs"])) and not (out / "checkpoints" / "epoch_0.pt").exists():
         checkpoint.save(out / "checkpoints" / "epoch_0.pt", {"model": model.state_dict(), "epoch": 0,
                                                              "config_hash": config_hash(cfg)})
-    opt = torch.optim.SGD(model.parameters(), lr=float(cfg["optim"]["lr"]),
-                          momentum=float(cfg["optim"]["momentum"]),
-                          nesterov=bool(cfg["optim"]["nesterov"]),
-                          weight_decay=float(cfg["optim"]["weight_decay"]))
+    opt, sgd_impl = fast.make_sgd(model.parameters(), cfg["optim"], pf, dev)
 
     start, history, best = 0, [], {"score": -math.inf, "epoch": None}
     step_rows: list[dict[str, Any]] = []
@@ -125,6 +127,7 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
             inst_losses = list(np.load(out / "instance_losses.npy")[: start])
 
     epochs, steps = int(cfg["epochs"]), data["steps_per_epoch"]
+    every = int(pf["sync_every"])
     primary = data["train"][cfg["data"]["primary"]]
     from ..data import iterate
 
@@ -134,8 +137,8 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
         np.random.seed(es)
         method.start_epoch(model, epoch)
         model.train()
-        t0, sums, n_seen = time.time(), {}, 0
-        per_inst = torch.full((len(primary),), float("nan")) if cfg["log_per_instance"] else None
+        t0, tally = time.time(), EpochTally(dev)
+        per_inst = torch.full((len(primary),), float("nan"), device=dev) if cfg["log_per_instance"] else None
         batches = iterate(primary, int(cfg["batch_size"]), shuffle=True, augment=bool(cfg["data"]["augment"]),
                           pad=int(cfg["data"]["pad"]), seed=cfg["seed"], epoch=epoch,
                           drop_last=bool(cfg["data"]["drop_last"]), rotate=float(cfg["data"]["rotate"]))
@@ -148,25 +151,31 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
                 g["lr"] = lr
                 if mom is not None:
                     g["momentum"] = mom
-            outp = method.step(model, batch, epoch, it)
-            if not torch.isfinite(outp.loss):
-                raise TrainingDivergedError(
-                    f"run {cfg['name']}: loss is {outp.loss.item()} at epoch {epoch + 1}, batch {it + 1}")
+            if pf["channels_last"]:
+                batch = dataclasses.replace(batch, x=fast.prepare_input(batch.x, pf))
+            with fast.autocast(pf, dev):
+                outp = method.step(step_model, batch, epoch, it)
+            # no host sync per step: the NaN flag is read every `sync_every` steps and at epoch end
+            tally.watch(outp.loss, it)
+            if every == 1:  # the synchronous path stops before a bad batch updates the weights
+                tally.raise_if_diverged(cfg["name"], epoch)
             opt.zero_grad(set_to_none=True)
             outp.loss.backward()
             opt.step()
-            n = batch.y.shape[0]
-            n_seen += n
-            sums["loss"] = sums.get("loss", 0.0) + outp.loss.item() * n
-            for k, v in outp.stats.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * n
+            tally.add({"loss": outp.loss, **outp.stats}, int(batch.y.shape[0]))
             if per_inst is not None and outp.per_example is not None:
-                per_inst[batch.idx.cpu()] = outp.per_example.float().cpu()
+                per_inst[batch.idx] = outp.per_example.detach().float()
             if outp.step_log is not None:
-                step_rows.append({"epoch": epoch + 1, "step": epoch * steps + it + 1, **outp.step_log})
-            bar.set_postfix(loss=f"{outp.loss.item():.3f}", lr=f"{lr:.4f}")
+                tally.log_row({"epoch": epoch + 1, "step": epoch * steps + it + 1, **outp.step_log})
+            if (it + 1) % every == 0:
+                if every > 1:
+                    tally.raise_if_diverged(cfg["name"], epoch)
+                if progress:
+                    bar.set_postfix(loss=f"{tally.mean('loss'):.3f}", lr=f"{lr:.4f}")
+        tally.raise_if_diverged(cfg["name"], epoch)  # before anything of this epoch is saved
+        step_rows.extend(tally.step_rows())
         row = {"epoch": epoch + 1, "lr": lr, "seconds": round(time.time() - t0, 3),
-               **{k: v / max(n_seen, 1) for k, v in sums.items()}, **method.epoch_stats()}
+               **tally.means(), **method.epoch_stats()}
         if _selects(cfg["selection"], epoch + 1, epochs):
             score = _selection_score(model, cfg, data, dev, es)
             if score is not None:
@@ -180,7 +189,7 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
             checkpoint.save(out / "checkpoints" / f"epoch_{epoch + 1}.pt",
                             {"model": model.state_dict(), "epoch": epoch + 1, "config_hash": h})
         if per_inst is not None:
-            inst_losses.append(per_inst.numpy())
+            inst_losses.append(per_inst.cpu().numpy())
             with io.atomic_path(out / "instance_losses.npy") as tmp:
                 with open(tmp, "wb") as f:
                     np.save(f, np.stack(inst_losses).astype(np.float32))
@@ -195,7 +204,8 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
         best = {"score": None, "epoch": epochs}
     summary = {"run": out.name, "config_hash": h, "scale": cfg["scale"], "epochs": epochs,
                "best": best, "selection": cfg["selection"], "final": history[-1] if history else {},
-               "data": data["provenance"], "git_commit": git_commit()}
+               "data": data["provenance"], "git_commit": git_commit(),
+               "perf": fast.provenance(pf, dev, optimizer_impl=sgd_impl)}
     io.write_json(done, summary)
     return summary
 

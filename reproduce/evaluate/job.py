@@ -1,0 +1,68 @@
+"""One evaluation job: a trained run, loaded once, under one or several protocols.
+
+Each protocol's JSON is exactly what a single-protocol job writes (same seed,
+same batches), so grouping protocols into one job only saves the model load
+and the test-split read.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from ..errors import ConfigError
+
+
+def split_list(value: str, flag: str) -> list[str]:
+    """A comma list from the command line; empty items are an error naming the flag."""
+    items = [v.strip() for v in value.split(",")]
+    if not all(items):
+        raise ConfigError(f"{flag}: empty name in {value!r}")
+    return items
+
+
+def evaluate_run(run_dir: str | Path, protocols: Sequence[str], labels: Sequence[str] | None, *,
+                 data_root: str | Path, device: str = "auto", checkpoint: str = "best",
+                 split: str | None = None, n: int | None = None, batch_size: int = 256,
+                 seed: int = 0) -> list[dict[str, Any]]:
+    """Results for each protocol in order; ``labels[i]`` is the protocol requested in its place."""
+    from .. import perf as fast
+    from ..config import config_hash
+    from ..data import load_split
+    from ..pipeline.provenance import git_commit
+    from ..train.setup import build_from_run_dir, select_device
+    from .protocols import PROTOCOLS, evaluate
+
+    labels = list(labels) if labels else list(protocols)
+    if len(labels) != len(protocols):
+        raise ConfigError(f"--label: {len(labels)} label(s) for {len(protocols)} protocol(s)")
+    for p in protocols:  # a typo fails before the model is loaded
+        PROTOCOLS.get(p, where="--protocol")
+    dev = select_device(device)
+    cfg, model, meta = build_from_run_dir(run_dir, data_root, dev, f"{checkpoint}.pt")
+    pf = cfg["perf"]
+    if pf["channels_last"]:
+        model.to(memory_format=torch.channels_last)
+    # evaluation attacks always run in fp32 (TF32 where the backend allows it): the reported
+    # numbers must not depend on the training precision
+    prov = fast.provenance({"amp": "none", "channels_last": bool(pf["channels_last"])}, dev)
+    split = split or cfg["data"]["eval_split"]
+    images, labels_ = load_split(cfg["data"]["primary"], split, data_root)
+    out = []
+    for proto, label in zip(protocols, labels):
+        t0 = time.time()
+        res = evaluate(model, images, labels_, proto, device=dev, batch_size=batch_size, seed=seed, n=n)
+        # a scale may run a cheaper protocol in place of the requested one: both are recorded
+        res["protocol_run"] = proto
+        res["protocol"] = label
+        # per-class and per-subset values are reductions of the stored correctness by these labels
+        res["labels"] = [int(v) for v in labels_[: len(res["correct_mask"])].tolist()]
+        res.update({"run": Path(run_dir).name, "config_hash": config_hash(cfg), "scale": cfg["scale"],
+                    "checkpoint": checkpoint, "checkpoint_epoch": meta.get("epoch"),
+                    "selection": cfg["selection"], "split": split, "dataset": cfg["data"]["primary"],
+                    "wall_seconds": round(time.time() - t0, 3), "git_commit": git_commit(), "perf": prov})
+        out.append(res)
+    return out
