@@ -105,7 +105,7 @@ def test_bad_arguments(trained):
 
 def test_robustbench_imports_through_the_shim():
     rb = import_robustbench()
-    assert callable(rb.benchmark)
+    assert callable(rb.load_model)  # robustbench 1.1.1 (PyPI) ships benchmark() commented out
     import autoattack  # noqa: F401  (real package or our shim: either way importable now)
 
     from autoattack import AutoAttack

@@ -217,7 +217,7 @@ def iterate(
             crop, flip = crops_d[pos_d], flips_d[pos_d]
             u8 = augment_batch(u8, crop, flip, pad)
             if rotate_on:
-                angle = angles[pos]
+                angle = angles[order[start : start + batch_size]]
                 u8 = rotate_batch(u8, angle)
         yield Batch(to_unit_float(u8), ds.labels[pos_d], ds.indices[pos_d], crop, flip, angle)
 
