@@ -80,14 +80,25 @@ class Graph:
                 self.analysis_id(paper, name)
 
     # --- ids
+    @property
+    def seeds_kept(self) -> int | None:
+        """A scale may thin seed groups to their first k members (recorded in every output)."""
+        k = (self.scale.raw.get("thin") or {}).get("seeds")
+        return int(k) if k else None
+
     def run_ids(self, paper: str, name: str) -> list[str]:
-        """A run's id, or the ids of a seed group's members."""
-        return [self.run_id(paper, m) for m in self.specs[paper].members(name)]
+        """A run's id, or the ids of a seed group's members (thinned at scales that say so)."""
+        members = self.specs[paper].members(name)
+        if name in self.specs[paper].groups and self.seeds_kept:
+            members = members[: self.seeds_kept]
+        return [self.run_id(paper, m) for m in members]
 
     def analysis_ids(self, paper: str, name: str) -> list[str]:
         """An analysis's id, or the ids of a seed group's members."""
         spec = self.specs[paper]
         names = spec.analysis_groups.get(name) or [name]
+        if name in spec.analysis_groups and self.seeds_kept:
+            names = names[: self.seeds_kept]
         return [self.analysis_id(paper, n) for n in names]
 
     def run_id(self, paper: str, name: str) -> str:

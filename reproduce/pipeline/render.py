@@ -50,6 +50,10 @@ def build_frame(dag: Any, art: Artifact) -> Frame:
     if scale != dag.scale.name:
         raise ReproduceError(f"{art.paper}/{art.name}: the data read were made at scale {scale}, "
                              f"but the workflow is at scale {dag.scale.name}")
+    kept = dag.graph.seeds_kept
+    groups = {r.run for r in art.rows.values() if r.run in dag.specs[art.paper].groups}
+    if kept and groups:
+        reader.notes.add(f"seed groups thinned to their first {kept} seed(s) at this scale")
     commit = git_commit()
     for r in rows:
         r.update({"scale": scale, "git_commit": commit})
