@@ -30,7 +30,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg = _spec_run_config(args)
     else:
         raise ReproduceError("train needs --config FILE, or --paper P --run NAME [--scale S]")
-    summary = train(cfg, args.out, data_root=args.data_root, device=args.device, progress=not args.no_progress)
+    summary = train(cfg, args.out, data_root=args.data_root, device=args.device, progress=not args.no_progress,
+                    allow_cpu=args.allow_cpu)
     print(f"trained {summary['run']}: best epoch {summary['best']['epoch']} score {summary['best']['score']}")
     return 0
 
@@ -56,10 +57,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .config import config_hash
     from .data import load_split
     from .evaluate import evaluate
-    from .pipeline.provenance import git_commit
+    from .pipeline.provenance import git_commit, runtime_provenance
     from .train.setup import build_from_run_dir, select_device
 
-    dev = select_device(args.device)
+    run_cfg = io.read_yaml(Path(args.run) / "config.yaml") if (Path(args.run) / "config.yaml").exists() else {}
+    dev = select_device(args.device, scale=run_cfg.get("scale"), allow_cpu=args.allow_cpu)
     cfg, model, meta = build_from_run_dir(args.run, args.data_root, dev, f"{args.checkpoint}.pt")
     split = args.split or cfg["data"]["eval_split"]
     images, labels = load_split(cfg["data"]["primary"], split, args.data_root)
@@ -72,7 +74,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     res.update({"run": Path(args.run).name, "config_hash": config_hash(cfg), "scale": cfg["scale"],
                 "checkpoint": args.checkpoint, "checkpoint_epoch": meta.get("epoch"),
                 "selection": cfg["selection"], "split": split, "dataset": cfg["data"]["primary"],
-                "wall_seconds": round(time.time() - t0, 3), "git_commit": git_commit()})
+                "wall_seconds": round(time.time() - t0, 3), "git_commit": git_commit(),
+                "provenance": runtime_provenance(dev, seed=args.seed, scale=cfg["scale"])})
     io.write_json(args.out, res)
     print(f"{res['run']} {args.protocol}: {res['accuracy']:.2f}% of {res['n']}")
     return 0
@@ -90,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run directory")
     t.add_argument("--data-root", default=default_data_root())
     t.add_argument("--device", default="auto")
+    t.add_argument("--allow-cpu", action="store_true", help="let --device auto fall back to CPU at a paper scale")
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     t.set_defaults(func=_cmd_train)
@@ -106,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--data-root", default=default_data_root())
     e.add_argument("--device", default="auto")
+    e.add_argument("--allow-cpu", action="store_true", help="let --device auto fall back to CPU at a paper scale")
     e.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     e.set_defaults(func=_cmd_evaluate)
 
