@@ -56,3 +56,24 @@ def test_generated_stand_ins_have_the_catalog_split_names(tmp_path):
         assert main(["prepare-data", name, "--scale", "smoke", "--work-dir", str(tmp_path)]) == 0
         man = read_manifest(name, tmp_path / "smoke" / "data")
         assert set(man["splits"]) == {"train", DATASETS.get(name).eval_split}
+
+
+def test_heldout_name_and_contrast_change_only_what_they_say():
+    from reproduce.data.synthetic import generate
+
+    base = generate(4, 8, 32, 16, domain=1)
+    val = generate(4, 8, 32, 16, domain=1, heldout_split="val")
+    assert set(val) == {"train", "val"}
+    assert (val["val"][0] == base["test"][0]).all()  # renaming the split changes no pixel
+    strong = generate(4, 8, 32, 16, domain=1, contrast=2.0)
+    assert (strong["train"][1] == base["train"][1]).all()
+
+    def spread(x, y):  # distance between class means: the robust signal
+        m = [x[y == c].astype(float).mean(0) for c in range(4)]
+        return sum(abs(m[i] - m[j]).mean() for i in range(4) for j in range(i))
+
+    assert spread(*strong["train"]) > 1.3 * spread(*base["train"])
+    with pytest.raises(ValueError, match="contrast"):
+        generate(4, 8, 32, 16, contrast=5)
+    with pytest.raises(ValueError, match="heldout_split"):
+        generate(4, 8, 32, 16, heldout_split="train")

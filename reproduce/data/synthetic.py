@@ -209,11 +209,14 @@ def generate(
     channels: int = 3,
     related_classes: int | None = None,
     heldout_split: str = "test",
+    contrast: float = 1.0,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{"train": (images, labels), heldout_split: (images, labels)}``; images uint8 NHWC.
 
     ``heldout_split`` is the name of the dataset's evaluation split in the catalog
     (``val`` for ImageNet-derived sets), so generated stand-ins have the real split names.
+    ``contrast`` scales the class objects (the robust signal; in 1/16 steps, 1 = the
+    defaults measured above): higher is easier, for schedules of a few dozen steps.
 
     Class prototypes depend on ``domain`` (and the relation), samples on
     ``seed`` as well, so train and test share classes and a new seed draws a
@@ -225,10 +228,13 @@ def generate(
         raise ValueError(f"heldout_split must name a split other than 'train', got {heldout_split!r}")
     if related_to is not None and related_to < 0:
         raise ValueError("related_to must be a domain id >= 0")
+    k = int(round(contrast * 16))
+    if not 1 <= k <= 64:
+        raise ValueError(f"contrast must be in [1/16, 4], got {contrast!r}")
     dom = _Domain(domain, channels)
     protos = prototypes(
         domain, num_classes, channels, related_to=related_to, relatedness=relatedness, related_classes=related_classes
-    )
+    ) * k // 16  # k = 16 leaves every value as it was
     protos_up = _objects(protos, image_size)
     tiles = _tiles(domain, num_classes, channels, dom.tile)
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -259,6 +265,7 @@ def write_generated(
     channels: int = 3,
     related_classes: int | None = None,
     heldout_split: str = "test",
+    contrast: float = 1.0,
     overwrite: bool = True,
 ) -> Path:
     """Generate and write a dataset in the prepared format (``synthetic: true``)."""
@@ -275,6 +282,7 @@ def write_generated(
         related_classes=related_classes,
         channels=channels,
         heldout_split=heldout_split,
+        contrast=contrast,
     )
     splits = generate(
         num_classes,
@@ -288,6 +296,7 @@ def write_generated(
         channels=channels,
         related_classes=related_classes,
         heldout_split=heldout_split,
+        contrast=contrast,
     )
     train = splits["train"][0]
     mean, std = channel_stats(train)

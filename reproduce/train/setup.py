@@ -23,7 +23,7 @@ def select_device(device: str = "auto", *, scale: str | None = None, allow_cpu: 
         if dev.type == "cpu" and scale is not None and not allow_cpu and scale_is_comparable(scale):
             raise ConfigError(f"device 'auto' found no CUDA GPU for a run at scale {scale!r} (comparable with "
                               "the papers); set allow_cpu: true in config/config.yaml (or --config "
-                              "allow_cpu=true, or reproduce ... --allow-cpu), or pass --device cpu")
+                              "allow_cpu=True, or reproduce ... --allow-cpu), or pass --device cpu")
         return dev
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} requested but CUDA is not available on this machine")
