@@ -29,7 +29,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg = _spec_run_config(args)
     else:
         raise ReproduceError("train needs --config FILE, or --paper P --run NAME [--scale S]")
-    summary = train(cfg, args.out, data_root=args.data_root, device=args.device, progress=not args.no_progress)
+    summary = train(cfg, args.out, data_root=args.data_root, device=args.device, progress=not args.no_progress,
+                    allow_cpu=args.allow_cpu)
     print(f"trained {summary['run']}: best epoch {summary['best']['epoch']} score {summary['best']['score']}")
     return 0
 
@@ -66,7 +67,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise ReproduceError(f"--protocol {args.protocol}: several protocols need --out-dir, not --out")
     results = evaluate_run(args.run, protocols, labels, data_root=args.data_root, device=args.device,
                            checkpoint=args.checkpoint, split=args.split, n=args.n,
-                           batch_size=args.batch_size, seed=args.seed)
+                           batch_size=args.batch_size, seed=args.seed, allow_cpu=args.allow_cpu)
     for res in results:
         # one JSON per requested protocol, named as the per-protocol rule names it
         path = args.out or Path(args.out_dir) / f"{res['protocol']}.json"
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run directory")
     t.add_argument("--data-root", default=default_data_root())
     t.add_argument("--device", default="auto")
+    t.add_argument("--allow-cpu", action="store_true", help="let --device auto fall back to CPU at a paper scale")
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     t.set_defaults(func=_cmd_train)
@@ -113,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--data-root", default=default_data_root())
     e.add_argument("--device", default="auto")
+    e.add_argument("--allow-cpu", action="store_true", help="let --device auto fall back to CPU at a paper scale")
     e.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     e.set_defaults(func=_cmd_evaluate)
 

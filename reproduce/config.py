@@ -153,7 +153,31 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
     if not isinstance(cfg["epochs"], int) or cfg["epochs"] < 1:
         raise ConfigError(f"{where}: epochs must be a positive integer, got {cfg['epochs']!r}")
     check_perf(cfg["perf"], where)
+    check_splits(cfg, where)
     return cfg
+
+
+def check_splits(cfg: Mapping[str, Any], where: str = "run") -> None:
+    """Every split a run reads must exist in its primary dataset's catalog entry.
+
+    Checked when the config is resolved (spec load, DAG planning), so a run that
+    evaluates on ``test`` of a dataset with only ``train``/``val`` (ImgNet100) fails
+    before any job starts, not after training. Datasets outside the catalog
+    (generated ones in tests, user additions) are not checked here.
+    """
+    from .data.catalog import DATASETS
+
+    primary = cfg["data"]["primary"]
+    if primary not in DATASETS:
+        return
+    splits = DATASETS.get(primary).splits
+    named = [("data.train_split", cfg["data"]["train_split"]), ("data.eval_split", cfg["data"]["eval_split"])]
+    if cfg["selection"].get("protocol"):
+        named.append(("selection.split", cfg["selection"]["split"]))
+    for key, split in named:
+        if split not in splits:
+            raise ConfigError(f"{where}: {key} is {split!r} but dataset {primary!r} has splits "
+                              f"{', '.join(splits)} (reproduce/data/catalog.py)")
 
 
 def config_hash(cfg: Mapping[str, Any], length: int = 8) -> str:

@@ -281,6 +281,21 @@ def test_aux_stream_is_deterministic_and_resumable():
     assert not torch.equal(run[0][0], run[3][0])  # a new aux epoch reshuffles
 
 
+def test_warmup_aux_loss_trains_the_aux_head_with_alpha_during_warmup():
+    """The submission-era code's warm-up: every aux sample on its aux head, weighted by alpha."""
+    m = make_method({"warmup_epochs": 1, "aux_batch_size": 8, "alpha": 0.7, "warmup_aux_loss": True})
+    model, b = brightness_model({"a": 3}), primary_batch()
+    out = m.step(model, b, 0, 0)
+    assert m.omega is None  # still in warm-up: no threshold yet
+    expected = hand_loss(model, b, {"a": (AUX_A, 3)}, 0.7, omega=0.0)
+    assert expected > F.cross_entropy(model(b.x), b.y).item() + 0.1  # the aux term is visible
+    assert out.loss.item() == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ConfigError, match="warmup_aux_forward"):
+        make_method({"warmup_aux_loss": True, "warmup_aux_forward": False})
+    with pytest.raises(ConfigError, match="true or false"):
+        make_method({"warmup_aux_loss": "yes"})
+
+
 def test_bad_params_are_rejected():
     with pytest.raises(ConfigError, match="labels"):
         make_method({"labels": "shuffle"})

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from .ci_scale import ci_scale_dict
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
@@ -61,13 +63,7 @@ def sandbox(tmp_path_factory):
     for name in ("Snakefile", "workflow", "config", "pipelines"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, box / name)
-    smoke = yaml.safe_load((ROOT / "config/scales/smoke.yaml").read_text())
-    smoke["scale"] = "ci"
-    smoke["run_overrides"]["epochs"] = 2
-    smoke["eval"]["n"] = 40
-    for d in smoke["data"]["datasets"].values():
-        d.update(n_train=256, n_test=40)
-    (box / "config/scales/ci.yaml").write_text(yaml.safe_dump(smoke))
+    (box / "config/scales/ci.yaml").write_text(yaml.safe_dump(ci_scale_dict()))
     return box
 
 

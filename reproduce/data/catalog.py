@@ -71,6 +71,15 @@ class DatasetInfo:
     # Made by its importer from ``params`` alone (no files, no download), at every scale.
     generated: bool = False
 
+    @property
+    def eval_split(self) -> str | None:
+        """The labelled held-out split evaluations use: ``test``, else ``val``.
+
+        ImageNet-derived sets and Places365 publish no labelled test images, so
+        their ``val`` split plays that role; a run naming ``test`` for them is an error.
+        """
+        return next((s for s in ("test", "val") if s in self.splits), None)
+
     def archive(self, filename: str) -> ArchiveFile:
         for a in self.archives:
             if a.filename == filename:

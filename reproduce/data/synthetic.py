@@ -44,7 +44,9 @@ from .prepared import write_prepared
 GENERATOR_VERSION = "synthetic-v1"
 _TAG = 0x5EED_DA7A  # keeps our seed sequences apart from other users of the same seeds
 F = 16  # fixed-point sub-levels per grey level
-_SPLIT_CODE = {"train": 1, "test": 2}
+# The held-out split draws the same samples whatever it is called (`test`, or `val` for
+# datasets whose catalog entry has no test split), so renaming it changes no pixel.
+_TRAIN_CODE, _HELDOUT_CODE = 1, 2
 
 # Signal strengths, in grey levels (of 255).
 PROTO_BASE = 80  # robust prototype: class colour in [-PROTO_BASE, PROTO_BASE] ...
@@ -206,8 +208,15 @@ def generate(
     relatedness: float = 0.0,
     channels: int = 3,
     related_classes: int | None = None,
+    heldout_split: str = "test",
+    contrast: float = 1.0,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``{"train": (images, labels), "test": (images, labels)}``; images uint8 NHWC.
+    """``{"train": (images, labels), heldout_split: (images, labels)}``; images uint8 NHWC.
+
+    ``heldout_split`` is the name of the dataset's evaluation split in the catalog
+    (``val`` for ImageNet-derived sets), so generated stand-ins have the real split names.
+    ``contrast`` scales the class objects (the robust signal; in 1/16 steps, 1 = the
+    defaults measured above): higher is easier, for schedules of a few dozen steps.
 
     Class prototypes depend on ``domain`` (and the relation), samples on
     ``seed`` as well, so train and test share classes and a new seed draws a
@@ -215,17 +224,22 @@ def generate(
     """
     if num_classes < 2 or image_size < 4 or channels < 1 or domain < 0 or seed < 0:
         raise ValueError("need num_classes >= 2, image_size >= 4, channels >= 1, domain >= 0, seed >= 0")
+    if heldout_split == "train" or not heldout_split:
+        raise ValueError(f"heldout_split must name a split other than 'train', got {heldout_split!r}")
     if related_to is not None and related_to < 0:
         raise ValueError("related_to must be a domain id >= 0")
+    k = int(round(contrast * 16))
+    if not 1 <= k <= 64:
+        raise ValueError(f"contrast must be in [1/16, 4], got {contrast!r}")
     dom = _Domain(domain, channels)
     protos = prototypes(
         domain, num_classes, channels, related_to=related_to, relatedness=relatedness, related_classes=related_classes
-    )
+    ) * k // 16  # k = 16 leaves every value as it was
     protos_up = _objects(protos, image_size)
     tiles = _tiles(domain, num_classes, channels, dom.tile)
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for split, n in (("train", n_train), ("test", n_test)):
-        r = _rng(4, seed, domain, _SPLIT_CODE[split])
+    for split, code, n in (("train", _TRAIN_CODE, n_train), (heldout_split, _HELDOUT_CODE, n_test)):
+        r = _rng(4, seed, domain, code)
         labels = r.permutation(np.arange(n, dtype=np.int64) % num_classes)
         images = np.empty((n, image_size, image_size, channels), dtype=np.uint8)
         step = max(1, (1 << 22) // (image_size * image_size * channels))  # bounds int64 temporaries
@@ -250,6 +264,8 @@ def write_generated(
     relatedness: float = 0.0,
     channels: int = 3,
     related_classes: int | None = None,
+    heldout_split: str = "test",
+    contrast: float = 1.0,
     overwrite: bool = True,
 ) -> Path:
     """Generate and write a dataset in the prepared format (``synthetic: true``)."""
@@ -265,6 +281,8 @@ def write_generated(
         relatedness=relatedness,
         related_classes=related_classes,
         channels=channels,
+        heldout_split=heldout_split,
+        contrast=contrast,
     )
     splits = generate(
         num_classes,
@@ -277,6 +295,8 @@ def write_generated(
         relatedness=relatedness,
         channels=channels,
         related_classes=related_classes,
+        heldout_split=heldout_split,
+        contrast=contrast,
     )
     train = splits["train"][0]
     mean, std = channel_stats(train)

@@ -27,7 +27,7 @@ def split_list(value: str, flag: str) -> list[str]:
 def evaluate_run(run_dir: str | Path, protocols: Sequence[str], labels: Sequence[str] | None, *,
                  data_root: str | Path, device: str = "auto", checkpoint: str = "best",
                  split: str | None = None, n: int | None = None, batch_size: int = 256,
-                 seed: int = 0) -> list[dict[str, Any]]:
+                 seed: int = 0, allow_cpu: bool = False) -> list[dict[str, Any]]:
     """Results for each protocol in order; ``labels[i]`` is the protocol requested in its place."""
     from .. import perf as fast
     from ..config import config_hash
@@ -41,7 +41,11 @@ def evaluate_run(run_dir: str | Path, protocols: Sequence[str], labels: Sequence
         raise ConfigError(f"--label: {len(labels)} label(s) for {len(protocols)} protocol(s)")
     for p in protocols:  # a typo fails before the model is loaded
         PROTOCOLS.get(p, where="--protocol")
-    dev = select_device(device)
+    from .. import io as _io
+    from ..pipeline.provenance import runtime_provenance
+
+    run_cfg = _io.read_yaml(Path(run_dir) / "config.yaml") if (Path(run_dir) / "config.yaml").exists() else {}
+    dev = select_device(device, scale=run_cfg.get("scale"), allow_cpu=allow_cpu)
     cfg, model, meta = build_from_run_dir(run_dir, data_root, dev, f"{checkpoint}.pt")
     pf = cfg["perf"]
     if pf["channels_last"]:
@@ -63,6 +67,7 @@ def evaluate_run(run_dir: str | Path, protocols: Sequence[str], labels: Sequence
         res.update({"run": Path(run_dir).name, "config_hash": config_hash(cfg), "scale": cfg["scale"],
                     "checkpoint": checkpoint, "checkpoint_epoch": meta.get("epoch"),
                     "selection": cfg["selection"], "split": split, "dataset": cfg["data"]["primary"],
-                    "wall_seconds": round(time.time() - t0, 3), "git_commit": git_commit(), "perf": prov})
+                    "wall_seconds": round(time.time() - t0, 3), "git_commit": git_commit(), "perf": prov,
+                    "provenance": runtime_provenance(dev, seed=seed, scale=cfg["scale"])})
         out.append(res)
     return out

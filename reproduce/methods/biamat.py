@@ -24,6 +24,9 @@ Where the paper text and the authors' code differ, the default follows the
 code (it made the published numbers) and the paper is an option:
 ``warmup_aux_forward`` true (aux images in the warm-up batches with weight 0,
 so BatchNorm sees them) vs false ("warm-up training on D");
+``warmup_aux_loss`` false (the published code: weight 0 in warm-up) vs true (the
+submission-era code, ``BiaMAT_under_review``: the aux head trained with alpha
+during warm-up too; HPARAMS §12.2);
 ``threshold_batch`` first_after_warmup vs last_warmup (Algorithm 1 line 8:
 the last warm-up batch, scored after its update). ``aux_loss: ce`` is the
 code's TRADES variant for CIFAR-100 (only the aux-head term becomes CE on the
@@ -113,6 +116,7 @@ class BiaMAT(Method):
         "aux_batch_size": 128,
         "aux_loss": "same",
         "warmup_aux_forward": True,
+        "warmup_aux_loss": False,
         "threshold_batch": "first_after_warmup",
     }
 
@@ -139,6 +143,12 @@ class BiaMAT(Method):
         if n_aux < k or n_aux % k:
             raise ConfigError(f"method biamat: aux_batch_size {n_aux} must split evenly over the {k} "
                               "aux dataset(s) (000: n/(2(T-1)) per aux dataset)")
+        for key in ("warmup_aux_forward", "warmup_aux_loss"):
+            if not isinstance(p[key], bool):
+                raise ConfigError(f"method biamat: {key} must be true or false, got {p[key]!r}")
+        if p["warmup_aux_loss"] and not p["warmup_aux_forward"]:
+            raise ConfigError("method biamat: warmup_aux_loss true trains the aux head during warm-up, "
+                              "which needs the aux images in the batch (warmup_aux_forward: true)")
         self.alpha, self.pi, self.beta = float(p["alpha"]), float(p["pi"]), float(p["beta"])
         if self.alpha < 0 or self.pi < 0:
             raise ConfigError("method biamat: alpha and pi must be >= 0")
@@ -224,7 +234,8 @@ class BiaMAT(Method):
             # the authors' code: aux images ride along with weight 0 (BN sees them); omega is
             # unset (0) then, so the attack sends them through their aux heads
             high = torch.ones(sum(len(a[1]) for a in aux), dtype=torch.bool, device=batch.x.device)
-            out, _ = self._train(model, batch, aux, high, alpha=0.0)
+            # submission-era code: the same route with alpha in the loss (warmup_aux_loss)
+            out, _ = self._train(model, batch, aux, high, alpha=self.alpha if self.p["warmup_aux_loss"] else 0.0)
             return out
         if self.p["labels"] == "selection" and self.omega is None:
             # first_after_warmup, or last_warmup without a warm-up batch (warmup_epochs 0)

@@ -91,10 +91,13 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
             raise ConfigError(f"{dag.scale.path}: data.datasets has no entry for {name!r}")
         from ..data.synthetic import write_generated
 
+        # a stand-in for a catalog dataset has that dataset's split names (imgnet100: val, no test)
+        heldout = DATASETS.get(name).eval_split if name in DATASETS else "test"
         write_generated(name, root, num_classes=spec["classes"], image_size=spec["size"],
                         n_train=spec["n_train"], n_test=spec["n_test"], domain=spec["domain"],
                         related_to=spec.get("related_to"), relatedness=spec.get("relatedness", 0.0),
-                        related_classes=spec.get("related_classes"))
+                        related_classes=spec.get("related_classes"), heldout_split=heldout or "test",
+                        contrast=spec.get("contrast", 1.0))
         print(f"generated {name} under {root}")
         return 0
     DATASETS.get(name, where="prepare-data")

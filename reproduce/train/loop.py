@@ -23,7 +23,7 @@ from ..config import config_hash, resolve_run
 from ..errors import ConfigError
 from ..methods import METHODS, TrainContext
 from . import checkpoint
-from ..pipeline.provenance import git_commit
+from ..pipeline.provenance import git_commit, runtime_provenance
 from .schedule import lr_at, momentum_at
 from .setup import build_for_run, load_run_data, select_device
 from .tally import EpochTally
@@ -75,7 +75,7 @@ def _write_logs(out: Path, history: list[dict[str, Any]], step_rows: list[dict[s
 
 
 def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | Path,
-          device: str = "auto", progress: bool = True) -> dict[str, Any]:
+          device: str = "auto", progress: bool = True, allow_cpu: bool = False) -> dict[str, Any]:
     """Train (or resume, or skip if complete) the run described by ``raw_cfg`` into ``out_dir``."""
     cfg = resolve_run(raw_cfg)
     out = Path(out_dir)
@@ -83,7 +83,7 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
     done = out / DONE
     if done.exists():
         return json.loads(done.read_text())
-    dev = select_device(device)
+    dev = select_device(device, scale=cfg["scale"], allow_cpu=allow_cpu)
     data = load_run_data(cfg, data_root, dev, runs_dir=out.parent)
     ctx = TrainContext(cfg=cfg, device=dev, num_classes=data["num_classes"], datasets=data["train"],
                        steps_per_epoch=data["steps_per_epoch"], extra={"data_root": str(data_root), "runs_dir": str(out.parent)})
@@ -205,7 +205,8 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
     summary = {"run": out.name, "config_hash": h, "scale": cfg["scale"], "epochs": epochs,
                "best": best, "selection": cfg["selection"], "final": history[-1] if history else {},
                "data": data["provenance"], "git_commit": git_commit(),
-               "perf": fast.provenance(pf, dev, optimizer_impl=sgd_impl)}
+               "perf": fast.provenance(pf, dev, optimizer_impl=sgd_impl),
+               "provenance": runtime_provenance(dev, seed=cfg["seed"], scale=cfg["scale"])}
     io.write_json(done, summary)
     return summary
 

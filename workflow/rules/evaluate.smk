@@ -5,6 +5,7 @@ rule evaluate:
     output:
         f"{WORK}/evals/{{run_id}}/{{protocol}}.json",
     params:
+        allow_cpu="--allow-cpu" if config.get("allow_cpu") else "",
         run=lambda w: PIPE.run_dir(w.run_id),
         actual=lambda w: PIPE.scale.protocol_to_run(w.protocol),
         n=f"--n {PIPE.scale.eval['n']}" if PIPE.scale.eval.get("n") else "",
@@ -18,5 +19,5 @@ rule evaluate:
         f"{WORK}/logs/evaluate/{{run_id}}.{{protocol}}.log",
     shell:
         "{RP} evaluate --run {params.run} --protocol {params.actual} --label {wildcards.protocol} "
-        "--out {output} {params.n} --batch-size {params.bs} --data-root {DATA} --device {config[device]} "
+        "--out {output} {params.n} --batch-size {params.bs} --data-root {DATA} --device {config[device]} {params.allow_cpu} "
         "--threads {threads} > {log} 2>&1 || (tail -n 20 {log} >&2; exit 1)"

@@ -5,6 +5,7 @@ rule train:
     output:
         f"{WORK}/runs/{{run_id}}/done.json",
     params:
+        allow_cpu="--allow-cpu" if config.get("allow_cpu") else "",
         run=lambda w: PIPE.train_args(w.run_id),
         out=lambda w: PIPE.run_dir(w.run_id),
     threads: lambda w: PIPE.resources(w.run_id)["cpus_per_task"]
@@ -16,5 +17,5 @@ rule train:
     log:
         f"{WORK}/logs/train/{{run_id}}.log",
     shell:
-        "{RP} train {params.run} --out {params.out} --data-root {DATA} --device {config[device]} "
+        "{RP} train {params.run} --out {params.out} --data-root {DATA} --device {config[device]} {params.allow_cpu} "
         "--no-progress --threads {threads} > {log} 2>&1 || (tail -n 20 {log} >&2; exit 1)"
