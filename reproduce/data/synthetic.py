@@ -267,6 +267,7 @@ def write_generated(
     heldout_split: str = "test",
     contrast: float = 1.0,
     overwrite: bool = True,
+    extra_heldout: Sequence[str] = (),
 ) -> Path:
     """Generate and write a dataset in the prepared format (``synthetic: true``)."""
     params: dict[str, Any] = dict(
@@ -283,6 +284,7 @@ def write_generated(
         channels=channels,
         heldout_split=heldout_split,
         contrast=contrast,
+        extra_heldout=list(extra_heldout),
     )
     splits = generate(
         num_classes,
@@ -298,6 +300,13 @@ def write_generated(
         heldout_split=heldout_split,
         contrast=contrast,
     )
+    # datasets with many held-out splits (CIFAR-10-C's 75 corruption x severity blocks): each
+    # further split is another held-out draw of the same classes under its own seed
+    for i, extra in enumerate(extra_heldout):
+        more = generate(num_classes, image_size, 1, n_test, domain=domain, seed=seed + 1 + i,
+                        related_to=related_to, relatedness=relatedness, channels=channels,
+                        related_classes=related_classes, heldout_split=heldout_split, contrast=contrast)
+        splits[extra] = more[heldout_split]
     train = splits["train"][0]
     mean, std = channel_stats(train)
     return write_prepared(

@@ -93,11 +93,13 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
         # a stand-in for a catalog dataset has that dataset's split names (imgnet100: val, no test)
         heldout = DATASETS.get(name).eval_split if name in DATASETS else "test"
+        others = [sp for sp in DATASETS.get(name).splits if sp not in ("train", heldout)] if name in DATASETS else []
+        heldout = heldout or (others.pop(0) if others else "test")
         write_generated(name, root, num_classes=spec["classes"], image_size=spec["size"],
                         n_train=spec["n_train"], n_test=spec["n_test"], domain=spec["domain"],
                         related_to=spec.get("related_to"), relatedness=spec.get("relatedness", 0.0),
-                        related_classes=spec.get("related_classes"), heldout_split=heldout or "test",
-                        contrast=spec.get("contrast", 1.0))
+                        related_classes=spec.get("related_classes"), heldout_split=heldout,
+                        contrast=spec.get("contrast", 1.0), extra_heldout=others)
         print(f"generated {name} under {root}")
         return 0
     DATASETS.get(name, where="prepare-data")

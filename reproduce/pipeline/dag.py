@@ -135,7 +135,8 @@ class Dag:
     # --- commands and resources
     def train_args(self, run_id: str) -> str:
         node = self._known(run_id)
-        return f"--paper {node.paper} --run {node.name} --scale {self.scale.name}"
+        cpu = " --allow-cpu" if self.specs[node.paper].runs[node.name].every_scale else ""  # a CPU-sized toy
+        return f"--paper {node.paper} --run {node.name} --scale {self.scale.name}{cpu}"
 
     def analyze_args(self, analysis_id: str) -> str:
         node = self._analysis(analysis_id)
