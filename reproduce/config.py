@@ -31,6 +31,8 @@ RUN_DEFAULTS: dict[str, Any] = {
         "pad": 4,
         # a subset of the training split: {classes: [...]}, {indices: [...]} or {analysis: ID, key: K}
         "subset": None,
+        # pseudo-labelled extra data in every batch: {dataset: NAME, fraction: 0.5, epoch_images: N}
+        "composite": None,
         # false keeps the partial last batch (PyTorch DataLoader default; HAT: 391 steps on CIFAR-10)
         "drop_last": True,
         # degrees of a random rotation after crop and flip (HAT's CIFAR-100: RandomRotation(15)); 0 = none
@@ -153,6 +155,12 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
     if not isinstance(cfg["epochs"], int) or cfg["epochs"] < 1:
         raise ConfigError(f"{where}: epochs must be a positive integer, got {cfg['epochs']!r}")
     check_perf(cfg["perf"], where)
+    if cfg["data"]["composite"] is not None:
+        from .data.composite import check_composite
+
+        check_composite(cfg["data"]["composite"], where)
+        if cfg["log_per_instance"]:
+            raise ConfigError(f"{where}: log_per_instance is not defined for data.composite runs")
     check_splits(cfg, where)
     return cfg
 

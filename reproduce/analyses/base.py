@@ -58,6 +58,12 @@ class Analysis:
         return out
 
     @classmethod
+    def datasets(cls, params: Mapping[str, Any]) -> list[str]:
+        """Datasets it reads beyond its runs' own (a ``dataset`` param: CIFAR-10-C for a CIFAR-10 model)."""
+        ds = params.get("dataset")
+        return [ds] if isinstance(ds, str) else []
+
+    @classmethod
     def check(cls, params: Mapping[str, Any], where: str) -> None:
         """Static validation of the resolved params; raise ConfigError naming ``where``."""
 

@@ -47,6 +47,8 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "max": lambda *a: max(_seq(a)),
     "mean": lambda *a: float(np.mean(_seq(a))),
     "last": lambda a: list(a)[-1],
+    # mean of a curve from a fraction of its length on (past a warm-up)
+    "mean_from": lambda a, frac: float(np.mean(list(a)[int(len(a) * float(frac)):])),
     "increasing": lambda *a: all(x < y for x, y in zip(_seq(a), _seq(a)[1:])),
     "decreasing": lambda *a: all(x > y for x, y in zip(_seq(a), _seq(a)[1:])),
     "argmax": lambda *a: int(np.argmax(_seq(a))),

@@ -24,6 +24,16 @@ def split_list(value: str, flag: str) -> list[str]:
     return items
 
 
+def register_spec_protocols() -> None:
+    """Papers declare their own protocols in their specs (``protocols:``); loading the specs registers them."""
+    from pathlib import Path as _P
+
+    from ..pipeline.spec import PIPELINES_DIR, load_all
+
+    if _P(PIPELINES_DIR).is_dir():
+        load_all(str(PIPELINES_DIR), check_registries=False)
+
+
 def evaluate_run(run_dir: str | Path, protocols: Sequence[str], labels: Sequence[str] | None, *,
                  data_root: str | Path, device: str = "auto", checkpoint: str = "best",
                  split: str | None = None, n: int | None = None, batch_size: int = 256,
@@ -40,6 +50,8 @@ def evaluate_run(run_dir: str | Path, protocols: Sequence[str], labels: Sequence
     if len(labels) != len(protocols):
         raise ConfigError(f"--label: {len(labels)} label(s) for {len(protocols)} protocol(s)")
     for p in protocols:  # a typo fails before the model is loaded
+        if p not in PROTOCOLS:
+            register_spec_protocols()
         PROTOCOLS.get(p, where="--protocol")
     from .. import io as _io
     from ..pipeline.provenance import runtime_provenance

@@ -80,7 +80,7 @@ class Dag:
     # --- inputs
     def datasets_of(self, run_id: str) -> list[str]:
         d = self.configs[run_id]["data"]
-        return [d["primary"], *d["aux"]]
+        return [d["primary"], *d["aux"], *([d["composite"]["dataset"]] if d.get("composite") else [])]
 
     def _dep_files(self, deps: list[tuple[str, str]]) -> list[str]:
         return [self.done(i) if k == "run" else self.analysis_result(i) for k, i in deps]
@@ -92,7 +92,10 @@ class Dag:
     def analysis_inputs(self, analysis_id: str) -> list[str]:
         node = self._analysis(analysis_id)
         files = self._dep_files(node.deps)
+        from ..analyses import ANALYSES
+
         datasets = {d for k, i in node.deps if k == "run" for d in self.datasets_of(i)}
+        datasets |= set(ANALYSES.get(node.kind).datasets(node.params))
         return files + [self.manifest(d) for d in sorted(datasets)]
 
     def artifact_inputs(self, art: Artifact) -> list[str]:

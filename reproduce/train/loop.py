@@ -139,9 +139,16 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
         model.train()
         t0, tally = time.time(), EpochTally(dev)
         per_inst = torch.full((len(primary),), float("nan"), device=dev) if cfg["log_per_instance"] else None
-        batches = iterate(primary, int(cfg["batch_size"]), shuffle=True, augment=bool(cfg["data"]["augment"]),
-                          pad=int(cfg["data"]["pad"]), seed=cfg["seed"], epoch=epoch,
-                          drop_last=bool(cfg["data"]["drop_last"]), rotate=float(cfg["data"]["rotate"]))
+        if cfg["data"].get("composite"):
+            from ..data.composite import composite_batches
+
+            batches = composite_batches(primary, data["train"]["composite"], cfg["data"]["composite"],
+                                        int(cfg["batch_size"]), seed=cfg["seed"], epoch=epoch,
+                                        augment=bool(cfg["data"]["augment"]), pad=int(cfg["data"]["pad"]))
+        else:
+            batches = iterate(primary, int(cfg["batch_size"]), shuffle=True, augment=bool(cfg["data"]["augment"]),
+                              pad=int(cfg["data"]["pad"]), seed=cfg["seed"], epoch=epoch,
+                              drop_last=bool(cfg["data"]["drop_last"]), rotate=float(cfg["data"]["rotate"]))
         bar = tqdm(batches, total=steps, desc=f"{cfg['name']} epoch {epoch + 1}/{epochs}",
                    disable=not progress, leave=False)
         for it, batch in enumerate(bar):

@@ -73,11 +73,20 @@ def load_run_data(cfg: Mapping[str, Any], root: str | Path, device: torch.device
         ax, ay = load_split(aux, "train", root)
         train[aux] = DeviceDataset(ax, ay, device)
         provenance[aux] = _prov(read_manifest(aux, root))
+    comp = d.get("composite")
+    if comp:  # pseudo-labelled extra data mixed into every batch (reproduce/data/composite.py)
+        cx, cy = load_split(comp["dataset"], "train", root)
+        train["composite"] = DeviceDataset(cx, cy, device)
+        provenance[comp["dataset"]] = _prov(read_manifest(comp["dataset"], root))
     ex, ey = load_split(primary, d["eval_split"], root)
     sel_split = cfg["selection"]["split"]
     selection = load_split(primary, sel_split, root) if sel_split != d["eval_split"] else None
     bs = int(cfg["batch_size"])
     steps = len(y) // bs if d["drop_last"] else -(-len(y) // bs)  # the OneCycle horizon follows
+    if comp:
+        from ..data.composite import steps_per_epoch
+
+        steps = steps_per_epoch(comp, len(y), bs)
     if steps < 1:
         raise ConfigError(f"run {cfg['name']}: batch_size {cfg['batch_size']} exceeds the {len(y)} training images")
     return {"train": train, "eval": (ex, ey), "num_classes": int(man["num_classes"]),

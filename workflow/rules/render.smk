@@ -1,52 +1,68 @@
 # Artifacts of every kind: tables (CSV + Markdown), figures (PNG + PDF + data CSV), diffs and claims.
-TABLES = "|".join(a.name for a in PIPE.artifacts("table")) or "^$"
-FIGURES = "|".join(a.name for a in PIPE.artifacts("figure")) or "^$"
-DIFFED = "|".join(a.name for a in PIPE.artifacts() if a.published is not None or a.claims) or "^$"
-PAPERS = "|".join(PIPE.specs)
-RENDER = ("{RP} render --paper {wildcards.paper} --artifact {wildcards.artifact} --scale {PIPE.scale.name} "
+# The wildcard `key` is PAPER/ARTIFACT: names may repeat across papers with different kinds.
+def _keys(arts):
+    return "|".join(re.escape(f"{a.paper}/{a.name}") for a in arts) or "^$"
+
+
+TABLE_KEYS = _keys(PIPE.artifacts("table"))
+FIGURE_KEYS = _keys(PIPE.artifacts("figure"))
+DIFF_KEYS = _keys([a for a in PIPE.artifacts() if a.published is not None or a.claims])
+
+
+def _art(w):
+    return PIPE.artifact(*w.key.split("/"))
+
+
+RENDER = ("{RP} render --paper {params.paper} --artifact {params.name} --scale {PIPE.scale.name} "
           "--work-dir {config[work_dir]} --results-dir {config[results_dir]} --out {output[0]}")
 
 
 rule render_table:
     input:
-        lambda w: PIPE.artifact_inputs(PIPE.artifact(w.paper, w.artifact)),
+        lambda w: PIPE.artifact_inputs(_art(w)),
     output:
-        csv=f"{RESULTS}/{{paper}}/{{artifact}}.csv",
-        md=f"{RESULTS}/{{paper}}/{{artifact}}.md",
+        csv=f"{RESULTS}/{{key}}.csv",
+        md=f"{RESULTS}/{{key}}.md",
+    params:
+        paper=lambda w: _art(w).paper,
+        name=lambda w: _art(w).name,
     wildcard_constraints:
-        paper=PAPERS,
-        artifact=TABLES,
+        key=TABLE_KEYS,
     shell:
         RENDER
 
 
 rule render_figure:
     input:
-        lambda w: PIPE.artifact_inputs(PIPE.artifact(w.paper, w.artifact)),
+        lambda w: PIPE.artifact_inputs(_art(w)),
     output:
-        png=f"{RESULTS}/{{paper}}/{{artifact}}.png",
-        pdf=f"{RESULTS}/{{paper}}/{{artifact}}.pdf",
-        csv=f"{RESULTS}/{{paper}}/{{artifact}}.csv",
+        png=f"{RESULTS}/{{key}}.png",
+        pdf=f"{RESULTS}/{{key}}.pdf",
+        csv=f"{RESULTS}/{{key}}.csv",
+    params:
+        paper=lambda w: _art(w).paper,
+        name=lambda w: _art(w).name,
     wildcard_constraints:
-        paper=PAPERS,
-        artifact=FIGURES,
+        key=FIGURE_KEYS,
     shell:
         RENDER
 
 
 rule diff:
     input:
-        own=f"{RESULTS}/{{paper}}/{{artifact}}.csv",
-        claimed=lambda w: list(PIPE.claim_artifacts(PIPE.artifact(w.paper, w.artifact)).values()),
+        own=f"{RESULTS}/{{key}}.csv",
+        claimed=lambda w: list(PIPE.claim_artifacts(_art(w)).values()),
     output:
-        csv=f"{RESULTS}/{{paper}}/{{artifact}}.diff.csv",
-        md=f"{RESULTS}/{{paper}}/{{artifact}}.diff.md",
-        claims=f"{RESULTS}/{{paper}}/{{artifact}}.claims.csv",
+        csv=f"{RESULTS}/{{key}}.diff.csv",
+        md=f"{RESULTS}/{{key}}.diff.md",
+        claims=f"{RESULTS}/{{key}}.claims.csv",
+    params:
+        paper=lambda w: _art(w).paper,
+        name=lambda w: _art(w).name,
     wildcard_constraints:
-        paper=PAPERS,
-        artifact=DIFFED,
+        key=DIFF_KEYS,
     shell:
-        "{RP} diff --paper {wildcards.paper} --artifact {wildcards.artifact} --scale {PIPE.scale.name} "
+        "{RP} diff --paper {params.paper} --artifact {params.name} --scale {PIPE.scale.name} "
         "--work-dir {config[work_dir]} --results-dir {config[results_dir]} --regenerated {input.own} --out {output.csv}"
 
 
