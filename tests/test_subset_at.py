@@ -1,0 +1,132 @@
+"""Subset AT: the attack touches only A, the weights and sum(wl)/sum(w), the best-iterate rule."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reproduce.attacks.pgd import pgd
+from reproduce.config import resolve_run
+from reproduce.data.loader import Batch
+from reproduce.errors import ConfigError
+from reproduce.methods import METHODS, TrainContext
+from reproduce.methods import subset_at as sat
+
+
+def _cfg(**method):
+    m = {"name": "subset_at", "subset": [0], **method}
+    return resolve_run({"name": "t-sat", "data": {"primary": "toy"}, "model": {"name": "small_cnn"},
+                        "method": m, "attack": {"norm": "l2", "eps": 0.5, "step_size": 0.1, "steps": 7,
+                                                "random_start": False}, "epochs": 1})
+
+
+def _method(num_classes=3, **method):
+    cfg = _cfg(**method)
+    ctx = TrainContext(cfg=cfg, device=torch.device("cpu"), num_classes=num_classes, datasets={},
+                       steps_per_epoch=1)
+    return METHODS.get("subset_at")(cfg, ctx)
+
+
+def _net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(4 * 8 * 8, 3))
+
+
+def _batch():
+    g = torch.Generator().manual_seed(1)
+    return Batch(torch.rand(6, 3, 8, 8, generator=g), torch.tensor([0, 1, 2, 0, 1, 2]), torch.arange(10, 16))
+
+
+@pytest.mark.parametrize("scheme,f,tenths,want", [
+    ("increasing", 0.1, None, 18.0),      # (1 + 1) * 9
+    ("increasing", 0.5, None, 6.0),       # (1 + 5) * 1
+    ("increasing", 0.9, None, 10 / 9),    # (1 + 9) / 9
+    ("increasing", 0.0999, 1, 18.0),      # the code's i overrides a ragged fraction
+    ("balanced", 0.2, None, 4.0),         # 0.8 / 0.2
+    ("none", 0.3, None, 1.0),
+])
+def test_weights(scheme, f, tenths, want):
+    assert sat.subset_weight(scheme, f, tenths) == pytest.approx(want)
+
+
+def test_weighted_mean_by_hand():
+    per, w = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([18.0, 1.0, 1.0])
+    assert float(sat.weighted_mean(per, w)) == pytest.approx((18 + 2 + 3) / 20)
+
+
+def test_attack_touches_only_a(monkeypatch):
+    seen = {}
+
+    def fake_pgd(model, x, y, **kw):
+        seen["y"], seen["kw"] = y.clone(), kw
+        return x + 0.25
+
+    monkeypatch.setattr(sat, "pgd", fake_pgd)
+    m = _method(subset=[0], weights="increasing")
+    net, b = _net(), _batch()
+    inputs = []
+    net.register_forward_pre_hook(lambda mod, args: inputs.append(args[0].clone()))
+    out = m.step(net, b, 0, 0)
+    assert seen["y"].tolist() == [0, 0]
+    assert seen["kw"]["keep_best"] and not seen["kw"]["score_last"] and seen["kw"]["bn_mode"] == "eval"
+    (x_fwd,) = inputs  # one forward of the mixed batch
+    a = torch.tensor([True, False, False, True, False, False])
+    assert torch.equal(x_fwd[~a], b.x[~a]) and torch.allclose(x_fwd[a], b.x[a] + 0.25)
+    # w_A = (1 + 10/3) * 2 for one class of three; B weighs 1
+    w_a = (1 + 10 / 3) * 2
+    per = F.cross_entropy(net(x_fwd), b.y, reduction="none")
+    w = torch.where(a, torch.tensor(w_a), torch.tensor(1.0))
+    assert float(out.loss) == pytest.approx(float((w * per).sum() / w.sum()), rel=1e-5)
+
+
+def test_esat_selects_by_instance_id(monkeypatch):
+    seen = {}
+
+    def fake_pgd(model, x, y, **kw):
+        seen["y"] = y.clone()
+        return x
+
+    monkeypatch.setattr(sat, "pgd", fake_pgd)
+    m = _method(by="example", subset={"indices": [11, 15, 99]})
+    m.step(_net(), _batch(), 0, 0)
+    assert seen["y"].tolist() == [1, 2]  # ids 11 and 15 sit at positions 1 and 5
+
+
+def test_empty_a_in_batch_is_plain_ce(monkeypatch):
+    monkeypatch.setattr(sat, "pgd", lambda *a, **k: pytest.fail("no member of A in the batch"))
+    m = _method(subset=[5], num_classes=10)
+    net, b = _net(), _batch()
+    out = m.step(net, b, 0, 0)
+    assert float(out.loss) == pytest.approx(float(F.cross_entropy(net(b.x), b.y)), rel=1e-5)
+
+
+@pytest.mark.parametrize("steps,score_last,keep,want", [
+    (2, False, True, 0.2),   # linear loss: x0 = .1, x1 = .2 scored; x2 = .3 never (the code)
+    (2, True, True, 0.3),    # scoring the last iterate too
+    (2, True, False, 0.3),   # plain PGD returns the last iterate
+])
+def test_best_iterate_linear(steps, score_last, keep, want):
+    x = torch.full((1, 1, 1, 1), 0.1)
+    got = pgd(nn.Identity(), x, None, eps=0.5, step_size=0.1, steps=steps, norm="l2", random_start=False,
+              keep_best=keep, score_last=score_last, loss_fn=lambda xa: xa.flatten(1).sum(1))
+    assert float(got) == pytest.approx(want)
+
+
+def test_best_iterate_can_be_the_clean_input():
+    # loss -(x - .55)^2 from .5 with step .2 oscillates .5, .7, .5, .7: the clean start wins (strict >)
+    x = torch.full((1, 1, 1, 1), 0.5)
+    kw = dict(eps=0.5, step_size=0.2, steps=3, norm="l2", random_start=False,
+              loss_fn=lambda xa: -(xa.flatten(1).sum(1) - 0.55) ** 2)
+    assert float(pgd(nn.Identity(), x, None, keep_best=True, score_last=False, **kw)) == pytest.approx(0.5)
+    assert float(pgd(nn.Identity(), x, None, keep_best=False, **kw)) == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize("over,needle", [({"by": "pixel"}, "by"), ({"weights": "heavy"}, "weights"),
+                                         ({"best_of": "x"}, "best_of"), ({"subset": 3}, "subset"),
+                                         ({"by": "example", "subset": {"classes": [1]}}, "by: class")])
+def test_bad_params(over, needle):
+    with pytest.raises(ConfigError, match=needle):
+        _method(**over)
