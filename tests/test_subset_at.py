@@ -130,3 +130,23 @@ def test_best_iterate_can_be_the_clean_input():
 def test_bad_params(over, needle):
     with pytest.raises(ConfigError, match=needle):
         _method(**over)
+
+
+def test_sat_model_matches_the_code_count():
+    from reproduce.models import build_model, count_parameters
+
+    m = build_model("sat_preact_resnet18", 10)
+    # 21,333,834 as measured from the authors' config (notes §2.3); every block has a 1x1 shortcut
+    assert count_parameters(m) == 21_333_834
+    assert sum(1 for n, _ in m.named_modules() if n.endswith("shortcut")) == 8
+
+
+def test_normalize_constants_from_the_config():
+    from reproduce.train.setup import model_normalization
+
+    cfg = {"name": "r", "model": {"normalize": {"mean": [0.4914, 0.4822, 0.4465], "std": [0.2023, 0.1994, 0.2010]}},
+           "data": {"primary": "cifar100"}}
+    mean, std = model_normalization(cfg, {"channels": 3, "manifest": {}})
+    assert mean == (0.4914, 0.4822, 0.4465) and std == (0.2023, 0.1994, 0.2010)
+    with pytest.raises(ConfigError, match="model.normalize"):
+        model_normalization({**cfg, "model": {"normalize": {"mean": [0.5]}}}, {"channels": 3, "manifest": {}})
