@@ -150,3 +150,31 @@ def test_normalize_constants_from_the_config():
     assert mean == (0.4914, 0.4822, 0.4465) and std == (0.2023, 0.1994, 0.2010)
     with pytest.raises(ConfigError, match="model.normalize"):
         model_normalization({**cfg, "model": {"normalize": {"mean": [0.5]}}}, {"channels": 3, "manifest": {}})
+
+
+def test_color_jitter_by_hand():
+    from reproduce.data.color import jitter_batch
+
+    px = torch.tensor([[100, 50, 200]], dtype=torch.uint8).view(1, 3, 1, 1).repeat(2, 1, 1, 2)
+    px[1, :, 0, 1] = torch.tensor([0, 0, 0], dtype=torch.uint8)
+    # brightness 1.5 only (contrast and saturation factor 1): 150, 75, 255 (300 clipped)
+    out = jitter_batch(px[:1], torch.tensor([[1.5, 1.0, 1.0]]), torch.tensor([[0, 1, 2]]))
+    assert out[0, :, 0, 0].tolist() == [150, 75, 255]
+    # saturation 0: grey L = .299*100 + .587*50 + .114*200 = 82.15 -> 82 in every channel
+    out = jitter_batch(px[:1], torch.tensor([[1.0, 1.0, 0.0]]), torch.tensor([[2, 0, 1]]))
+    assert out[0, :, 0, 0].tolist() == [82, 82, 82]
+    # contrast 0 on image 2: solid grey of the mean L = floor((82.15->82 + 0) / 2 + .5) = 41
+    out = jitter_batch(px[1:], torch.tensor([[1.0, 0.0, 1.0]]), torch.tensor([[1, 0, 2]]))
+    assert out.unique().tolist() == [41]
+
+
+def test_color_jitter_keeps_other_streams():
+    from reproduce.data.loader import DeviceDataset, iterate
+
+    g = torch.Generator().manual_seed(0)
+    ds = DeviceDataset((torch.rand(8, 6, 6, 3, generator=g) * 255).to(torch.uint8), torch.zeros(8), "cpu")
+    plain = [b.x for b in iterate(ds, 4, augment=True, seed=1, rotate=2)]
+    jit = [b.x for b in iterate(ds, 4, augment=True, seed=1, rotate=2, color_jitter=(0.0, 0.0, 0.0))]
+    assert all(torch.equal(a, b) for a, b in zip(plain, jit))
+    jit = [b.x for b in iterate(ds, 4, augment=True, seed=1, color_jitter=(0.25, 0.25, 0.25))]
+    assert not torch.equal(jit[0], [b.x for b in iterate(ds, 4, augment=True, seed=1)][0])

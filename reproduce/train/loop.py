@@ -141,7 +141,8 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
         per_inst = torch.full((len(primary),), float("nan"), device=dev) if cfg["log_per_instance"] else None
         batches = iterate(primary, int(cfg["batch_size"]), shuffle=True, augment=bool(cfg["data"]["augment"]),
                           pad=int(cfg["data"]["pad"]), seed=cfg["seed"], epoch=epoch,
-                          drop_last=bool(cfg["data"]["drop_last"]), rotate=float(cfg["data"]["rotate"]))
+                          drop_last=bool(cfg["data"]["drop_last"]), rotate=float(cfg["data"]["rotate"]),
+                          color_jitter=cfg["data"]["color_jitter"])
         bar = tqdm(batches, total=steps, desc=f"{cfg['name']} epoch {epoch + 1}/{epochs}",
                    disable=not progress, leave=False)
         for it, batch in enumerate(bar):
