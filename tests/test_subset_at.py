@@ -178,3 +178,24 @@ def test_color_jitter_keeps_other_streams():
     assert all(torch.equal(a, b) for a, b in zip(plain, jit))
     jit = [b.x for b in iterate(ds, 4, augment=True, seed=1, color_jitter=(0.25, 0.25, 0.25))]
     assert not torch.equal(jit[0], [b.x for b in iterate(ds, 4, augment=True, seed=1)][0])
+
+
+def test_eval_permutation_first_indices():
+    from reproduce.analyses.subset_rankings import eval_permutation
+
+    # torch.manual_seed(90622); randperm(10000) as in model/evaluations.py:1207-1209 (notes §2.4)
+    assert eval_permutation(10000)[:10].tolist() == [4566, 7893, 6911, 3409, 7016, 7049, 5131, 2618, 1550, 8510]
+
+
+def test_binning_and_ranking_by_hand():
+    import numpy as np
+
+    from reproduce.analyses.subset_rankings import bin_keys, epoch_means, rank
+
+    scores = np.array([0.1, 0.9, 0.5, 0.7, 0.3, 0.2, 0.8])
+    dec = rank(scores, "decreasing")
+    assert dec.tolist() == [1, 6, 3, 2, 4, 5, 0] and rank(scores, "increasing").tolist() == dec[::-1].tolist()
+    keys = bin_keys(dec, 3)  # width 7 // 3 = 2; the leftover example 0 is never in A
+    assert keys == {"top_1": [1, 6], "top_2": [1, 2, 3, 6]}
+    per_epoch = np.array([[1.0, np.nan], [3.0, 4.0]])
+    assert epoch_means(per_epoch, None).tolist() == [2.0, 4.0] and epoch_means(per_epoch, 1).tolist() == [3.0, 4.0]
