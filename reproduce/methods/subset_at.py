@@ -59,10 +59,11 @@ def weighted_mean(per: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 class SubsetAT(Method):
     """Adversarial examples for the subset A only; one forward of the mixed batch; optional w_A."""
 
-    params = {"by": "class", "subset": None, "weights": "none", "tenths": None, "w_A": None,
+    params = {"by": "class", "subset": None, "ranking": None, "weights": "none", "tenths": None, "w_A": None,
               "best_of": "before_step", "bn_mode": "eval"}
-    # subset may be {analysis: NAME, key: K}: the spec layer resolves it like a run reference
-    references = ("subset",)
+    # ranking: {analysis: NAME, key: K} (an analysis's list of classes or example ids) instead of subset;
+    # the spec layer resolves it to the analysis id before hashing
+    references = ("ranking",)
 
     def __init__(self, cfg: Mapping[str, Any], ctx: TrainContext) -> None:
         super().__init__(cfg, ctx)
@@ -73,7 +74,9 @@ class SubsetAT(Method):
             raise ConfigError(f"method subset_at: weights must be one of {WEIGHTS}, got {p['weights']!r}")
         if p["best_of"] not in BEST_OF:
             raise ConfigError(f"method subset_at: best_of must be one of {BEST_OF}, got {p['best_of']!r}")
-        self.members = self._members(p["subset"], ctx)
+        if (p["subset"] is None) == (p["ranking"] is None):
+            raise ConfigError("method subset_at: give exactly one of subset: and ranking:")
+        self.members = self._members(p["subset"] if p["ranking"] is None else p["ranking"], ctx)
         self.attack_kwargs.update(keep_best=p["best_of"] != "none", score_last=p["best_of"] == "all",
                                   bn_mode=p["bn_mode"])
         if p["w_A"] is not None:
