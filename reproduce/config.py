@@ -37,6 +37,8 @@ RUN_DEFAULTS: dict[str, Any] = {
         "drop_last": True,
         # degrees of a random rotation after crop and flip (HAT's CIFAR-100: RandomRotation(15)); 0 = none
         "rotate": 0,
+        # ColorJitter [brightness, contrast, saturation] between flip and rotation (Subset AT: [.25, .25, .25])
+        "color_jitter": None,
     },
     "model": {"name": None, "heads": None, "normalize": "none"},
     "method": {"name": None},
@@ -149,6 +151,11 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
         raise ConfigError(f"{where}: data.rotate must be degrees in [0, 180], got {rot!r}")
     if rot and not cfg["data"]["augment"]:
         raise ConfigError(f"{where}: data.rotate {rot} needs data.augment: true (rotation is part of augmentation)")
+    cj = cfg["data"]["color_jitter"]
+    if cj is not None and (not isinstance(cj, list) or len(cj) != 3 or not cfg["data"]["augment"]
+                           or not all(isinstance(v, (int, float)) and 0 <= v for v in cj)):
+        raise ConfigError(f"{where}: data.color_jitter must be [brightness, contrast, saturation] >= 0 "
+                          f"with data.augment: true, got {cj!r}")
     for section, key in (("data", "drop_last"), ("schedule", "cycle_momentum")):
         if not isinstance(cfg[section][key], bool):
             raise ConfigError(f"{where}: {section}.{key} must be true or false, got {cfg[section][key]!r}")
@@ -194,6 +201,9 @@ def config_hash(cfg: Mapping[str, Any], length: int = 8) -> str:
     perf = hashed_perf(cfg.get("perf") or {})
     if perf:  # absent when every numeric switch is at its default: older run ids stay valid
         body["perf"] = perf
+    if isinstance(body.get("data"), Mapping) and body["data"].get("color_jitter") is None:
+        # added after runs existed: leaving the unset key out keeps their ids
+        body["data"] = {k: v for k, v in body["data"].items() if k != "color_jitter"}
     blob = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
 

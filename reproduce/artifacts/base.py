@@ -93,8 +93,8 @@ def check_source(src: Mapping[str, Any], where: str) -> None:
     unknown = sorted(set(src) - set(SOURCE_KEYS) - set(MODIFIERS))
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} in cell source")
-    if "where" in src and (not isinstance(src["where"], Mapping) or set(src["where"]) - {"class", "subset"}):
-        raise ConfigError(f"{where}.where: expected {{class: K}} or {{subset: [indices]}}, got {src['where']!r}")
+    if "where" in src and (not isinstance(src["where"], Mapping) or set(src["where"]) - {"class", "class_not", "subset"}):
+        raise ConfigError(f"{where}.where: expected {{class: K}}, {{class_not: K}} or {{subset: [indices]}}, got {src['where']!r}")
 
 
 def _columns(path: Path, name: str, a: Mapping[str, Any]) -> dict[str, Any]:

@@ -141,6 +141,7 @@ def pgd(
     loss_fn: LossFn | None = None,
     generator: torch.Generator | None = None,
     cw_kappa: float = 50.0,
+    score_last: bool = True,
 ) -> Tensor:
     """Maximise a per-example loss over the ``norm`` ball of radius ``eps`` around ``x``.
 
@@ -148,7 +149,9 @@ def pgd(
     gradient. Every iterate is projected onto the ball and clamped to [0, 1].
     ``loss_fn(x_adv) -> (N,)`` replaces ``loss``/``y`` (multi-head methods
     pass a closure). With ``keep_best`` the iterate of highest loss per example
-    is returned, the final one included (the Subset AT recipe). Returns a
+    is returned, the final one included unless ``score_last=False`` (the Subset AT
+    code scores only the iterates it takes a gradient at, x_0..x_{K-1}, so the
+    last step is never used and the clean start can win). Returns a
     detached tensor; the model's modes and parameter gradients are unchanged.
     """
     if norm not in NORMS:
@@ -203,11 +206,10 @@ def pgd(
                 x_adv = x_adv + step_size * grad / _flat_norm(grad).clamp_min(1e-12)
             x_adv = _project(x_adv, x, eps, norm, lo, hi)
 
-        if keep_best:
-            # One extra forward pass scores the last iterate, which no step has seen.
-            with torch.no_grad():
-                remember(x_adv, objective(x_adv))
-            assert best_x is not None
+        if keep_best and best_x is not None:
+            if score_last:  # one extra forward pass scores the last iterate, which no step has seen
+                with torch.no_grad():
+                    remember(x_adv, objective(x_adv))
             # the unclipped "normal" start may be the best iterate; the code clamps before use
             return best_x.detach().clamp(0.0, 1.0)
     # a no-op after any step; with steps=0 it is the official code's final clamp of the start

@@ -184,6 +184,7 @@ def iterate(
     drop_last: bool = False,
     start_batch: int = 0,
     rotate: float = 0.0,
+    color_jitter: tuple[float, float, float] | None = None,
 ) -> Iterator[Batch]:
     """One epoch of batches; identical for identical ``(seed, epoch)``.
 
@@ -191,7 +192,8 @@ def iterate(
     they do not depend on ``batch_size``. ``start_batch`` skips batches
     without producing them (resume in the middle of an epoch). ``rotate`` > 0 adds a random
     rotation by U(-rotate, rotate) degrees after crop and flip (drawn after them, so streams
-    without rotation are unchanged).
+    without rotation are unchanged). ``color_jitter`` (brightness, contrast, saturation) applies
+    ColorJitter between flip and rotation (the Subset AT order), drawn last for the same reason.
     """
     n = len(ds)
     if batch_size < 1:
@@ -204,6 +206,11 @@ def iterate(
         rotate_on = rotate > 0
         if rotate_on:
             angles = (torch.rand((n,), generator=g, dtype=torch.float64) * 2 - 1) * float(rotate)
+        jitter_on = bool(color_jitter) and any(float(v) > 0 for v in color_jitter)
+        if jitter_on:
+            from .color import draw
+
+            factors, ops = draw(n, tuple(color_jitter), g)
     stop = (n // batch_size) * batch_size if drop_last else n
     # One host-to-device copy per epoch: a blocking copy per batch would stall the GPU every step.
     order_d = order.to(ds.device)
@@ -216,6 +223,11 @@ def iterate(
         if augment:
             crop, flip = crops_d[pos_d], flips_d[pos_d]
             u8 = augment_batch(u8, crop, flip, pad)
+            if jitter_on:
+                from .color import jitter_batch
+
+                sel = order[start : start + batch_size]
+                u8 = jitter_batch(u8, factors[sel], ops[sel])
             if rotate_on:
                 angle = angles[order[start : start + batch_size]]
                 u8 = rotate_batch(u8, angle)

@@ -4,5 +4,6 @@ from .base import METHODS, Method, StepOutput, TrainContext
 from . import standard, trades  # noqa: F401  (registration)
 from . import biamat  # noqa: F401  (registration)
 from . import hat  # noqa: F401  (registration)
+from . import subset_at  # noqa: F401  (registration)
 
 __all__ = ["METHODS", "Method", "StepOutput", "TrainContext"]

@@ -24,6 +24,9 @@ class StepOutput:
     stats: dict[str, Tensor | float] = field(default_factory=dict)
     # per-step values worth plotting over training (BiaMAT's n_high/n_aux); written to steps.jsonl
     step_log: dict[str, Tensor | float] | None = None
+    # further per-example values for the per-instance observer (Subset AT's entropy ranking):
+    # key -> (B,) tensor, stored per epoch as instance_<key>.npy beside instance_losses.npy
+    per_instance: dict[str, Tensor] | None = None
 
 
 @dataclass

@@ -16,8 +16,11 @@ class Standard(Method):
     def step(self, model: nn.Module, batch, epoch: int, it: int) -> StepOutput:
         logits = model(batch.x)
         per = F.cross_entropy(logits, batch.y, reduction="none")
-        acc = (logits.argmax(1) == batch.y).float().mean()
-        return StepOutput(per.mean(), per.detach(), {"train_acc": acc})
+        right = (logits.argmax(1) == batch.y).float()
+        # training-time entropy and 0-1 error per example: the Subset AT rankings' raw material
+        p = logits.detach().float().log_softmax(1)
+        extra = {"entropy": -(p.exp() * p).sum(1), "error": 1.0 - right}
+        return StepOutput(per.mean(), per.detach(), {"train_acc": right.mean()}, per_instance=extra)
 
 
 @METHODS.register("at")

@@ -164,6 +164,7 @@ def count_parameters(module: nn.Module) -> int:
 # One line per model module: importing it registers its trunks.
 from . import mlp  # noqa: E402,F401
 from . import resnet  # noqa: E402,F401
+from . import sat_resnet  # noqa: E402,F401
 from . import small  # noqa: E402,F401
 from . import torchvision_models  # noqa: E402,F401
 from . import wide_resnet  # noqa: E402,F401

@@ -129,11 +129,11 @@ def _eval_value(res: Mapping[str, Any], where: Mapping[str, Any] | None, what: s
     if not where:
         return float(res["accuracy"])
     mask = np.asarray(res["correct_mask"], dtype=float)
-    if "class" in where:
+    if "class" in where or "class_not" in where:  # class_not: B of a single-class subset
         labels = np.asarray(res.get("labels", []))
         if labels.shape != mask.shape:
             raise ReproduceError(f"{what}: the evaluation stored no labels; re-run it to reduce by class")
-        sel = labels == int(where["class"])
+        sel = labels == int(where["class"]) if "class" in where else labels != int(where["class_not"])
     else:
         sel = np.zeros_like(mask, dtype=bool)
         idx = [i for i in where["subset"] if i < len(mask)]

@@ -112,6 +112,7 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
     start, history, best = 0, [], {"score": -math.inf, "epoch": None}
     step_rows: list[dict[str, Any]] = []
     inst_losses: list[np.ndarray] = []
+    inst_extra: dict[str, list[np.ndarray]] = {}  # StepOutput.per_instance, one array per key
     last = out / "last.pt"
     if last.exists():
         ck = checkpoint.load(last, dev)
@@ -125,6 +126,9 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
         step_rows = ck.get("step_rows", [])
         if cfg["log_per_instance"] and (out / "instance_losses.npy").exists():
             inst_losses = list(np.load(out / "instance_losses.npy")[: start])
+            for f in out.glob("instance_*.npy"):
+                if f.name != "instance_losses.npy":
+                    inst_extra[f.stem[9:]] = list(np.load(f)[: start])
 
     epochs, steps = int(cfg["epochs"]), data["steps_per_epoch"]
     every = int(pf["sync_every"])
@@ -139,6 +143,7 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
         model.train()
         t0, tally = time.time(), EpochTally(dev)
         per_inst = torch.full((len(primary),), float("nan"), device=dev) if cfg["log_per_instance"] else None
+        epoch_extra: dict[str, torch.Tensor] = {}
         if cfg["data"].get("composite"):
             from ..data.composite import composite_batches
 
@@ -148,7 +153,8 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
         else:
             batches = iterate(primary, int(cfg["batch_size"]), shuffle=True, augment=bool(cfg["data"]["augment"]),
                               pad=int(cfg["data"]["pad"]), seed=cfg["seed"], epoch=epoch,
-                              drop_last=bool(cfg["data"]["drop_last"]), rotate=float(cfg["data"]["rotate"]))
+                              drop_last=bool(cfg["data"]["drop_last"]), rotate=float(cfg["data"]["rotate"]),
+                              color_jitter=cfg["data"]["color_jitter"])
         bar = tqdm(batches, total=steps, desc=f"{cfg['name']} epoch {epoch + 1}/{epochs}",
                    disable=not progress, leave=False)
         for it, batch in enumerate(bar):
@@ -172,6 +178,11 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
             tally.add({"loss": outp.loss, **outp.stats}, int(batch.y.shape[0]))
             if per_inst is not None and outp.per_example is not None:
                 per_inst[batch.idx] = outp.per_example.detach().float()
+            if per_inst is not None and outp.per_instance:
+                for key, v in outp.per_instance.items():
+                    if key not in epoch_extra:
+                        epoch_extra[key] = torch.full_like(per_inst, float("nan"))
+                    epoch_extra[key][batch.idx] = v.detach().float()
             if outp.step_log is not None:
                 tally.log_row({"epoch": epoch + 1, "step": epoch * steps + it + 1, **outp.step_log})
             if (it + 1) % every == 0:
@@ -200,6 +211,11 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
             with io.atomic_path(out / "instance_losses.npy") as tmp:
                 with open(tmp, "wb") as f:
                     np.save(f, np.stack(inst_losses).astype(np.float32))
+            for key, v in epoch_extra.items():
+                inst_extra.setdefault(key, []).append(v.cpu().numpy())
+                with io.atomic_path(out / f"instance_{key}.npy") as tmp:
+                    with open(tmp, "wb") as f:
+                        np.save(f, np.stack(inst_extra[key]).astype(np.float16))
         checkpoint.save(last, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                "method": method.state_dict(), "epoch": epoch, "history": history,
                                "best": best, "config_hash": h, "step_rows": step_rows})

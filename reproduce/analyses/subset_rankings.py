@@ -1,0 +1,126 @@
+"""Subset AT's subsets: entropy rankings from a standard run, random rankings, evaluation index lists.
+
+- ``entropy_ranking``: the code's vanilla runs dump the logits of every *training* forward (train-mode
+  BN, augmented images) with the image ids (OutputDumper, model/metrics.py:422-446). Per example: the
+  entropy of each epoch's softmax, averaged over the epochs it was drawn in (drop_last skips some);
+  per class: the mean over its examples. Here the per-instance observer of the run (``log_per_instance:
+  true`` with method ``standard``) stores one entropy and 0-1 error per example and epoch.
+  Binning (model/adversarial_model.py:612-623): width = N // bins; A_k = the first k bins; the
+  ``N mod bins`` leftovers are never in A. Keys ``top_k`` (example ids) and ``classes_top_k``.
+- ``random_ranking``: a seeded permutation of classes or examples, binned the same way (not in the
+  code; the text's random baseline). The seed is the ranking's, not the training seed.
+- ``eval_indices``: ``torch.manual_seed(90622); randperm(N)`` (model/evaluations.py:1207-1217):
+  selection = perm[:1000]; final = perm[1000:9000] (the code's 8,000) or perm[1000:] (the text's 90%).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import io
+from ..errors import ConfigError
+from .base import ANALYSES, REQUIRED, Analysis, AnalysisContext
+
+ORDERS = ("decreasing", "increasing")
+
+
+def bin_keys(ranking: np.ndarray, bins: int, prefix: str = "top") -> dict[str, list[int]]:
+    """``{prefix}_k``: the first k bins of ``ranking`` (bin width len // bins), k = 1..bins-1."""
+    width = len(ranking) // bins
+    return {f"{prefix}_{k}": sorted(int(i) for i in ranking[: k * width]) for k in range(1, bins)}
+
+
+def rank(scores: np.ndarray, order: str) -> np.ndarray:
+    """Indices by decreasing score; increasing is exactly its reverse (as the published files)."""
+    dec = np.argsort(-scores, kind="stable")
+    return dec if order == "decreasing" else dec[::-1].copy()
+
+
+def epoch_means(per_epoch: np.ndarray, last: int | None) -> np.ndarray:
+    """Mean over the epochs (rows) an example was drawn in; NaN marks an epoch it was not."""
+    rows = per_epoch[-last:] if last else per_epoch
+    with np.errstate(invalid="ignore"):
+        return np.nanmean(rows.astype(np.float64), axis=0)
+
+
+@ANALYSES.register("entropy_ranking")
+class EntropyRanking(Analysis):
+    params = {"run": REQUIRED, "order": "decreasing", "last_epochs": None, "bins": 10, "class_bins": None}
+    references = {"run": "run"}
+    observers = ("per_instance",)
+
+    @classmethod
+    def check(cls, params, where):
+        if params["order"] not in ORDERS:
+            raise ConfigError(f"{where}: order must be one of {ORDERS}, got {params['order']!r}")
+
+    def run(self, ctx: AnalysisContext) -> dict[str, Any]:
+        from ..data import load_split
+
+        run_dir, p = Path(ctx.inputs["run"]), ctx.params
+        path = run_dir / "instance_entropy.npy"
+        if not path.exists():
+            raise ConfigError(f"{path}: missing; the ranking run needs log_per_instance: true and method standard")
+        ent = epoch_means(np.load(path), p["last_epochs"])
+        err = epoch_means(np.load(run_dir / "instance_error.npy"), p["last_epochs"])
+        cfg = io.read_yaml(run_dir / "config.yaml")
+        _, labels = load_split(cfg["data"]["primary"], cfg["data"]["train_split"], ctx.data_root)
+        labels = np.asarray(labels)[: len(ent)]
+        classes = np.unique(labels)
+        h_c = np.array([np.nanmean(ent[labels == c]) for c in classes])
+        e_c = np.array([np.nanmean(err[labels == c]) for c in classes])
+        ranking = rank(np.nan_to_num(ent, nan=-np.inf), p["order"])
+        class_order = classes[rank(h_c, p["order"])]
+        np.save(ctx.out_dir / "ranking.npy", ranking)
+        per = int(p["class_bins"] or len(classes)) if len(classes) >= 10 else len(classes)
+        class_keys = {f"classes_top_{k}": [int(c) for c in class_order[: k * (len(classes) // per)]]
+                      for k in range(1, per)}
+        return {"class_order": [int(c) for c in class_order],
+                "class_entropy": {str(int(c)): float(v) for c, v in zip(classes, h_c)},
+                "class_error": {str(int(c)): float(v) for c, v in zip(classes, e_c)},
+                **bin_keys(ranking, int(p["bins"])), **class_keys}
+
+
+@ANALYSES.register("random_ranking")
+class RandomRanking(Analysis):
+    params = {"level": "class", "n": REQUIRED, "seed": REQUIRED, "bins": 10}
+
+    @classmethod
+    def check(cls, params, where):
+        if params["level"] not in ("class", "example"):
+            raise ConfigError(f"{where}: level must be class or example, got {params['level']!r}")
+
+    def run(self, ctx: AnalysisContext) -> dict[str, Any]:
+        p = ctx.params
+        perm = np.random.default_rng(int(p["seed"])).permutation(int(p["n"]))
+        if p["level"] == "class":  # nested A_k = first k (n / bins) classes of the permutation
+            width = int(p["n"]) // int(p["bins"]) if int(p["n"]) > int(p["bins"]) else 1
+            top = {f"classes_top_{k}": [int(c) for c in perm[: k * width]] for k in range(1, int(p["n"]) // width)}
+            return {"seed": int(p["seed"]), "order": [int(c) for c in perm], **top}
+        np.save(ctx.out_dir / "ranking.npy", perm)
+        return {"seed": int(p["seed"]), **bin_keys(perm, int(p["bins"]))}
+
+
+def eval_permutation(n: int, seed: int = 90622) -> np.ndarray:
+    g = torch.Generator().manual_seed(int(seed))  # the code seeds the global RNG; same stream
+    return torch.randperm(int(n), generator=g).numpy()
+
+
+@ANALYSES.register("eval_indices")
+class EvalIndices(Analysis):
+    params = {"n": 10000, "seed": 90622, "selection": 1000, "final": 8000}
+
+    @classmethod
+    def check(cls, params, where):
+        if int(params["selection"]) + int(params["final"]) > int(params["n"]):
+            raise ConfigError(f"{where}: selection + final exceed n ({params['n']})")
+
+    def run(self, ctx: AnalysisContext) -> dict[str, Any]:
+        p = ctx.params
+        perm = eval_permutation(int(p["n"]), int(p["seed"]))
+        sel, fin = int(p["selection"]), int(p["final"])
+        return {"selection": [int(i) for i in perm[:sel]], "final": [int(i) for i in perm[sel: sel + fin]]}
