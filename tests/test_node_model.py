@@ -75,7 +75,7 @@ def test_references_resolve_to_ids_and_upstream_changes_propagate(tmp_path):
     gp = Graph({"pa": spec}, load_scale("paper"))
     assert gp.run_ids("pa", "at") == [gp.run_id("pa", "at-s1"), gp.run_id("pa", "at-s2")]
     raw = _spec()
-    raw["runs"]["std"]["optim"] = {"lr": 0.05}  # change the helper: every HAT id changes
+    raw["runs"]["std"]["optim"] = {"weight_decay": 1.0e-3}  # change the helper: every HAT id changes
     g2 = Graph({"pa": load_spec(_write(tmp_path / "b", raw))}, load_scale("smoke"))
     assert g2.run_id("pa", "std") != std_id and g2.run_id("pa", "hat-b1") != hat.id
     assert g2.run_id("pa", "at-s1") == g.run_id("pa", "at-s1")
