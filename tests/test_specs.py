@@ -102,7 +102,7 @@ def test_smoke_scale_rescales_but_never_shares_run_ids_with_paper():
     paper, smoke = _dag("paper"), _dag("smoke")
     assert set(paper.graph.runs).isdisjoint(smoke.graph.runs)
     tr = _Configs("smoke").run_config("cifar10-trades-biamat-imagenet")
-    assert tr["epochs"] == 3 and tr["model"]["name"] == "small_cnn"
+    assert tr["epochs"] == 6 and tr["model"]["name"] == "small_cnn"
     assert tr["method"]["warmup_epochs"] == 1  # 5 of 110 epochs, at least one
     assert tr["scale"] == "smoke"
 
