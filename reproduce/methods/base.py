@@ -24,6 +24,8 @@ class StepOutput:
     stats: dict[str, Tensor | float] = field(default_factory=dict)
     # per-step values worth plotting over training (BiaMAT's n_high/n_aux); written to steps.jsonl
     step_log: dict[str, Tensor | float] | None = None
+    # per-example correctness (bool) of the same forward, for per-instance logs (0-1 difficulty)
+    per_example_correct: Tensor | None = None
 
 
 @dataclass
@@ -64,7 +66,7 @@ class Method:
             steps=int(a["steps"]),
             norm=a["norm"],
             random_start=a["random_start"],
-            keep_best=bool(a["keep_best"]),
+            keep_best=a["keep_best"],  # False, True or "exclude_last"
             bn_mode=a["bn_mode"],
         )
 

@@ -16,8 +16,8 @@ class Standard(Method):
     def step(self, model: nn.Module, batch, epoch: int, it: int) -> StepOutput:
         logits = model(batch.x)
         per = F.cross_entropy(logits, batch.y, reduction="none")
-        acc = (logits.argmax(1) == batch.y).float().mean()
-        return StepOutput(per.mean(), per.detach(), {"train_acc": acc})
+        hit = logits.argmax(1) == batch.y
+        return StepOutput(per.mean(), per.detach(), {"train_acc": hit.float().mean()}, per_example_correct=hit)
 
 
 @METHODS.register("at")
@@ -28,5 +28,5 @@ class MadryAT(Method):
         x_adv = pgd(model, batch.x, batch.y, loss="ce", **self.attack_kwargs)
         logits = model(x_adv)
         per = F.cross_entropy(logits, batch.y, reduction="none")
-        acc = (logits.argmax(1) == batch.y).float().mean()
-        return StepOutput(per.mean(), per.detach(), {"train_adv_acc": acc})
+        hit = logits.argmax(1) == batch.y
+        return StepOutput(per.mean(), per.detach(), {"train_adv_acc": hit.float().mean()}, per_example_correct=hit)
