@@ -8,3 +8,4 @@ __all__ = ["ANALYSES", "REQUIRED", "Analysis", "AnalysisContext"]
 # One line per analysis module: importing it registers its analyses.
 from . import margins  # noqa: E402,F401
 from . import decision_grid  # noqa: E402,F401
+from . import difficulty  # noqa: E402,F401
