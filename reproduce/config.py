@@ -39,6 +39,8 @@ RUN_DEFAULTS: dict[str, Any] = {
         "rotate": 0,
         # ColorJitter [brightness, contrast, saturation] between flip and rotation (Subset AT: [.25, .25, .25])
         "color_jitter": None,
+        # a validation part cut from the training split: {kind: first|random, fraction: F} (reproduce/data/holdout.py)
+        "holdout": None,
     },
     "model": {"name": None, "heads": None, "normalize": "none"},
     "method": {"name": None},
@@ -52,7 +54,7 @@ RUN_DEFAULTS: dict[str, Any] = {
         "bn_mode": "train",
         "loss": "ce",
     },
-    "optim": {"lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4},
+    "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4},
     "schedule": {
         "kind": "piecewise",
         "milestones": [],
@@ -80,6 +82,10 @@ RUN_DEFAULTS: dict[str, Any] = {
     # speed switches (reproduce/perf.py); only amp and compile enter the hash, see there why
     "perf": dict(PERF_DEFAULTS),
 }
+
+# keys added after run ids were in use: left out of the hash while at these defaults,
+# so every run id computed before they existed stays valid
+HASH_NEUTRAL = {("data", "holdout"): None, ("optim", "name"): "sgd"}
 
 SCHEDULE_KINDS = ("piecewise", "onecycle", "constant", "cosine_epoch")
 
@@ -161,6 +167,12 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
             raise ConfigError(f"{where}: {section}.{key} must be true or false, got {cfg[section][key]!r}")
     if not isinstance(cfg["epochs"], int) or cfg["epochs"] < 1:
         raise ConfigError(f"{where}: epochs must be a positive integer, got {cfg['epochs']!r}")
+    from .data.holdout import check_holdout
+
+    check_holdout(cfg["data"]["holdout"], where)
+    from .train.optim import check_optim
+
+    check_optim(cfg["optim"], where)
     check_perf(cfg["perf"], where)
     if cfg["data"]["composite"] is not None:
         from .data.composite import check_composite
@@ -198,6 +210,9 @@ def check_splits(cfg: Mapping[str, Any], where: str = "run") -> None:
 def config_hash(cfg: Mapping[str, Any], length: int = 8) -> str:
     """Hash of everything that changes what training computes (not the name)."""
     body = {k: v for k, v in cfg.items() if k not in ("name", "perf")}
+    for (section, key), default in HASH_NEUTRAL.items():
+        if isinstance(body.get(section), Mapping) and key in body[section] and body[section][key] == default:
+            body[section] = {k: v for k, v in body[section].items() if k != key}
     perf = hashed_perf(cfg.get("perf") or {})
     if perf:  # absent when every numeric switch is at its default: older run ids stay valid
         body["perf"] = perf

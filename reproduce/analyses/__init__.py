@@ -9,3 +9,6 @@ __all__ = ["ANALYSES", "REQUIRED", "Analysis", "AnalysisContext"]
 from . import margins  # noqa: E402,F401
 from . import decision_grid  # noqa: E402,F401
 from . import subset_rankings  # noqa: E402,F401
+from . import difficulty  # noqa: E402,F401
+from . import d_distance  # noqa: E402,F401
+from . import lipschitz  # noqa: E402,F401

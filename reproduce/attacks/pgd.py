@@ -34,6 +34,7 @@ NORMS = ("linf", "l2")
 # train-update: batch statistics and PyTorch's running-statistics update at every attack step
 # (what PyTorch code that attacks in model.train() does).
 BN_MODES = ("eval", "train", "train-update")
+KEEP_BEST = (False, True, "exclude_last")
 
 
 @contextmanager
@@ -136,7 +137,7 @@ def pgd(
     loss: str = "ce",
     random_start: RandomStart = True,
     start_sigma: float = 0.001,
-    keep_best: bool = False,
+    keep_best: bool | str = False,
     bn_mode: str = "eval",
     loss_fn: LossFn | None = None,
     generator: torch.Generator | None = None,
@@ -151,11 +152,17 @@ def pgd(
     pass a closure). With ``keep_best`` the iterate of highest loss per example
     is returned, the final one included unless ``score_last=False`` (the Subset AT
     code scores only the iterates it takes a gradient at, x_0..x_{K-1}, so the
-    last step is never used and the clean start can win). Returns a
+    last step is never used and the clean start can win).
+    ``"exclude_last"`` returns the highest-loss iterate among the start and the first steps-1 steps,
+    never scoring the final one, ties going to the later iterate (the hard-instance code's
+    ``use_worst``, ``util/attack.py``): with ``steps=1`` that is the random start itself. Returns a
     detached tensor; the model's modes and parameter gradients are unchanged.
     """
     if norm not in NORMS:
         raise ConfigError(f"attack norm must be one of {NORMS}, got {norm!r}")
+    if keep_best not in KEEP_BEST:
+        raise ConfigError(f"attack.keep_best must be one of {KEEP_BEST}, got {keep_best!r}")
+    exclude_last = keep_best == "exclude_last"
     if loss_fn is None:
         check_loss_name(loss)
         if loss != "kl" and y is None:
@@ -189,7 +196,7 @@ def pgd(
             if best_x is None or best_loss is None:
                 best_x, best_loss = xa.clone(), losses.clone()
                 return
-            better = losses > best_loss
+            better = losses >= best_loss if exclude_last else losses > best_loss
             best_loss = torch.where(better, losses, best_loss)
             best_x[better] = xa[better]
 
@@ -206,6 +213,9 @@ def pgd(
                 x_adv = x_adv + step_size * grad / _flat_norm(grad).clamp_min(1e-12)
             x_adv = _project(x_adv, x, eps, norm, lo, hi)
 
+        if exclude_last:
+            assert best_x is not None or steps == 0
+            return (x_adv if best_x is None else best_x).detach().clamp(0.0, 1.0)
         if keep_best and best_x is not None:
             if score_last:  # one extra forward pass scores the last iterate, which no step has seen
                 with torch.no_grad():

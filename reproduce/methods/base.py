@@ -27,6 +27,8 @@ class StepOutput:
     # further per-example values for the per-instance observer (Subset AT's entropy ranking):
     # key -> (B,) tensor, stored per epoch as instance_<key>.npy beside instance_losses.npy
     per_instance: dict[str, Tensor] | None = None
+    # per-example correctness (bool) of the same forward, for per-instance logs (0-1 difficulty)
+    per_example_correct: Tensor | None = None
 
 
 @dataclass
@@ -67,7 +69,7 @@ class Method:
             steps=int(a["steps"]),
             norm=a["norm"],
             random_start=a["random_start"],
-            keep_best=bool(a["keep_best"]),
+            keep_best=a["keep_best"],  # False, True or "exclude_last"
             bn_mode=a["bn_mode"],
         )
 

@@ -20,7 +20,8 @@ class Standard(Method):
         # training-time entropy and 0-1 error per example: the Subset AT rankings' raw material
         p = logits.detach().float().log_softmax(1)
         extra = {"entropy": -(p.exp() * p).sum(1), "error": 1.0 - right}
-        return StepOutput(per.mean(), per.detach(), {"train_acc": right.mean()}, per_instance=extra)
+        return StepOutput(per.mean(), per.detach(), {"train_acc": right.mean()}, per_instance=extra,
+                          per_example_correct=right.bool())
 
 
 @METHODS.register("at")
@@ -31,5 +32,5 @@ class MadryAT(Method):
         x_adv = pgd(model, batch.x, batch.y, loss="ce", **self.attack_kwargs)
         logits = model(x_adv)
         per = F.cross_entropy(logits, batch.y, reduction="none")
-        acc = (logits.argmax(1) == batch.y).float().mean()
-        return StepOutput(per.mean(), per.detach(), {"train_adv_acc": acc})
+        hit = logits.argmax(1) == batch.y
+        return StepOutput(per.mean(), per.detach(), {"train_adv_acc": hit.float().mean()}, per_example_correct=hit)

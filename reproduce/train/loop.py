@@ -26,6 +26,8 @@ from . import checkpoint
 from ..pipeline.provenance import git_commit, runtime_provenance
 from .schedule import lr_at, momentum_at
 from .setup import build_for_run, load_run_data, select_device
+from .optim import make_optimizer
+from .observers import InstanceLog, write_holdout
 from .tally import EpochTally
 
 DONE = "done.json"
@@ -104,15 +106,17 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
     # only now that data, method and model are known good does the run directory appear
     out.mkdir(parents=True, exist_ok=True)
     io.write_yaml(out / "config.yaml", cfg)
+    if data.get("holdout") is not None:  # original ids of the held-out validation part
+        write_holdout(out, data["holdout"][2])
     if 0 in _snapshot_epochs(cfg, int(cfg["epochs"])) and not (out / "checkpoints" / "epoch_0.pt").exists():
         checkpoint.save(out / "checkpoints" / "epoch_0.pt", {"model": model.state_dict(), "epoch": 0,
                                                              "config_hash": config_hash(cfg)})
-    opt, sgd_impl = fast.make_sgd(model.parameters(), cfg["optim"], pf, dev)
+    opt, sgd_impl = make_optimizer(model.parameters(), cfg["optim"], pf, dev)
 
     start, history, best = 0, [], {"score": -math.inf, "epoch": None}
     step_rows: list[dict[str, Any]] = []
-    inst_losses: list[np.ndarray] = []
-    inst_extra: dict[str, list[np.ndarray]] = {}  # StepOutput.per_instance, one array per key
+    primary = data["train"][cfg["data"]["primary"]]
+    inst_log = InstanceLog(primary.indices, dev) if cfg["log_per_instance"] else None
     last = out / "last.pt"
     if last.exists():
         ck = checkpoint.load(last, dev)
@@ -124,15 +128,11 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
         method.load_state_dict(ck["method"])
         start, history, best = ck["epoch"] + 1, ck["history"], ck["best"]
         step_rows = ck.get("step_rows", [])
-        if cfg["log_per_instance"] and (out / "instance_losses.npy").exists():
-            inst_losses = list(np.load(out / "instance_losses.npy")[: start])
-            for f in out.glob("instance_*.npy"):
-                if f.name != "instance_losses.npy":
-                    inst_extra[f.stem[9:]] = list(np.load(f)[: start])
+        if inst_log is not None:
+            inst_log.resume(out, start)
 
     epochs, steps = int(cfg["epochs"]), data["steps_per_epoch"]
     every = int(pf["sync_every"])
-    primary = data["train"][cfg["data"]["primary"]]
     from ..data import iterate
 
     for epoch in range(start, epochs):
@@ -142,8 +142,8 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
         method.start_epoch(model, epoch)
         model.train()
         t0, tally = time.time(), EpochTally(dev)
-        per_inst = torch.full((len(primary),), float("nan"), device=dev) if cfg["log_per_instance"] else None
-        epoch_extra: dict[str, torch.Tensor] = {}
+        if inst_log is not None:
+            inst_log.start_epoch()
         if cfg["data"].get("composite"):
             from ..data.composite import composite_batches
 
@@ -176,13 +176,8 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
             outp.loss.backward()
             opt.step()
             tally.add({"loss": outp.loss, **outp.stats}, int(batch.y.shape[0]))
-            if per_inst is not None and outp.per_example is not None:
-                per_inst[batch.idx] = outp.per_example.detach().float()
-            if per_inst is not None and outp.per_instance:
-                for key, v in outp.per_instance.items():
-                    if key not in epoch_extra:
-                        epoch_extra[key] = torch.full_like(per_inst, float("nan"))
-                    epoch_extra[key][batch.idx] = v.detach().float()
+            if inst_log is not None:  # logged from the pre-step forward, as the hard-instance code does
+                inst_log.record(batch.idx, outp.per_example, outp.per_example_correct, outp.per_instance)
             if outp.step_log is not None:
                 tally.log_row({"epoch": epoch + 1, "step": epoch * steps + it + 1, **outp.step_log})
             if (it + 1) % every == 0:
@@ -206,16 +201,8 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
         if epoch + 1 in _snapshot_epochs(cfg, epochs):
             checkpoint.save(out / "checkpoints" / f"epoch_{epoch + 1}.pt",
                             {"model": model.state_dict(), "epoch": epoch + 1, "config_hash": h})
-        if per_inst is not None:
-            inst_losses.append(per_inst.cpu().numpy())
-            with io.atomic_path(out / "instance_losses.npy") as tmp:
-                with open(tmp, "wb") as f:
-                    np.save(f, np.stack(inst_losses).astype(np.float32))
-            for key, v in epoch_extra.items():
-                inst_extra.setdefault(key, []).append(v.cpu().numpy())
-                with io.atomic_path(out / f"instance_{key}.npy") as tmp:
-                    with open(tmp, "wb") as f:
-                        np.save(f, np.stack(inst_extra[key]).astype(np.float16))
+        if inst_log is not None:
+            inst_log.end_epoch(out)
         checkpoint.save(last, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                "method": method.state_dict(), "epoch": epoch, "history": history,
                                "best": best, "config_hash": h, "step_rows": step_rows})

@@ -59,15 +59,22 @@ def load_run_data(cfg: Mapping[str, Any], root: str | Path, device: torch.device
     primary = d["primary"]
     man = read_manifest(primary, root)
     x, y = load_split(primary, d["train_split"], root)
+    ids = np.arange(len(y))  # original ids survive every cut, so per-instance logs line up across runs
     if d.get("subset"):
         from .refs import subset_indices as chosen
 
         keep = chosen(d["subset"], y, runs_dir)
-        x, y = x[keep], y[keep]
+        x, y, ids = x[keep], y[keep], ids[keep]
     if d["n_train"]:
         keep = subset_indices(y, int(d["n_train"]), int(cfg["seed"]))
-        x, y = x[keep], y[keep]
-    train = {primary: DeviceDataset(x, y, device)}
+        x, y, ids = x[keep], y[keep], ids[keep]
+    from ..data.holdout import split_holdout
+
+    keep, held = split_holdout(ids, d.get("holdout"), int(cfg["seed"]))
+    holdout = (x[held], y[held], ids[held]) if len(held) else None
+    if len(held):
+        x, y, ids = x[keep], y[keep], ids[keep]
+    train = {primary: DeviceDataset(x, y, device, indices=ids)}
     provenance = {primary: _prov(man)}
     for aux in d["aux"]:
         ax, ay = load_split(aux, "train", root)
@@ -91,7 +98,7 @@ def load_run_data(cfg: Mapping[str, Any], root: str | Path, device: torch.device
         raise ConfigError(f"run {cfg['name']}: batch_size {cfg['batch_size']} exceeds the {len(y)} training images")
     return {"train": train, "eval": (ex, ey), "num_classes": int(man["num_classes"]),
             "image_size": int(x.shape[1]), "channels": int(x.shape[3]), "steps_per_epoch": steps, "selection": selection,
-            "provenance": provenance, "manifest": man}
+            "provenance": provenance, "manifest": man, "holdout": holdout}
 
 
 def _prov(man: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,100 @@
+"""Training observers: numerically inert recorders whose state survives a resume.
+
+``InstanceLog`` keeps, for every training instance and every epoch, the training-time loss and
+correctness a method reports for the batch (for ``at``: the CE of the train-mode PGD example
+before the optimizer step, as the hard-instance code logs it). Rows are keyed by the instance's
+**original** index in the dataset split (``instance_indices.npy``), so a subset run's log lines up
+with a full run's. Files, rewritten atomically after each epoch and reloaded on resume:
+
+- ``instance_losses.npy``  float32 [epochs x N]; NaN where an instance was not seen (drop_last);
+- ``instance_correct.npy`` uint8 [epochs x N]; 1 correct, 0 wrong, 255 not seen;
+- ``instance_indices.npy`` int64 [N]; original index of column j;
+- ``instance_<key>.npy``   float32 [epochs x N] for each further value a method reports in
+  ``StepOutput.per_instance`` (Subset AT's entropy and 0-1 error of the training forward).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import io
+from ..errors import ConfigError
+
+LOSSES, CORRECT, INDICES = "instance_losses.npy", "instance_correct.npy", "instance_indices.npy"
+UNSEEN = 255
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    with io.atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+
+
+class InstanceLog:
+    """Per-epoch per-instance loss and correctness over a dataset whose ``indices`` are original ids."""
+
+    def __init__(self, indices: torch.Tensor, device: torch.device) -> None:
+        self.indices = indices.detach().cpu().long()
+        n = int(self.indices.numel())
+        # original id -> column; a dense lookup is fine for dataset-sized ids
+        size = int(self.indices.max()) + 1 if n else 0
+        self._column = torch.full((size,), -1, dtype=torch.long)
+        self._column[self.indices] = torch.arange(n)
+        self._column = self._column.to(device)
+        self.device = device
+        self.losses: list[np.ndarray] = []
+        self.correct: list[np.ndarray] = []
+        self.extra: dict[str, list[np.ndarray]] = {}
+        self._loss = self._corr = None
+        self._extra: dict[str, torch.Tensor] = {}
+
+    def start_epoch(self) -> None:
+        n = int(self.indices.numel())
+        self._loss = torch.full((n,), float("nan"), device=self.device)
+        self._corr = torch.full((n,), UNSEEN, dtype=torch.uint8, device=self.device)
+        self._extra = {}
+
+    def record(self, idx: torch.Tensor, loss: torch.Tensor | None, correct: torch.Tensor | None,
+               extra: dict[str, torch.Tensor] | None = None) -> None:
+        """Store a batch's per-example values at the columns of its original ids (no host sync)."""
+        cols = self._column[idx]
+        for key, v in (extra or {}).items():
+            if key not in self._extra:
+                self._extra[key] = torch.full_like(self._loss, float("nan"))
+            self._extra[key][cols] = v.detach().float()
+        if loss is not None:
+            self._loss[cols] = loss.detach().float()
+        if correct is not None:
+            self._corr[cols] = correct.detach().to(torch.uint8)
+
+    def end_epoch(self, out: Path) -> None:
+        self.losses.append(self._loss.cpu().numpy())
+        self.correct.append(self._corr.cpu().numpy())
+        _save(out / LOSSES, np.stack(self.losses).astype(np.float32))
+        _save(out / CORRECT, np.stack(self.correct).astype(np.uint8))
+        for key, v in self._extra.items():
+            self.extra.setdefault(key, []).append(v.cpu().numpy())
+            _save(out / f"instance_{key}.npy", np.stack(self.extra[key]).astype(np.float32))
+        if not (out / INDICES).exists():
+            _save(out / INDICES, self.indices.numpy().astype(np.int64))
+
+    def resume(self, out: Path, start: int) -> None:
+        """Reload the rows of the ``start`` finished epochs; a row written after the last
+        checkpoint (kill between the two writes) is dropped and recomputed."""
+        if (out / LOSSES).exists():
+            self.losses = list(np.load(out / LOSSES)[:start])
+        if (out / CORRECT).exists():
+            self.correct = list(np.load(out / CORRECT)[:start])
+        for f in out.glob("instance_*.npy"):
+            if f.name not in (LOSSES, CORRECT, INDICES):
+                self.extra[f.stem[len("instance_"):]] = list(np.load(f)[:start])
+        if len(self.losses) != start or len(self.correct) != start:
+            raise ConfigError(f"{out}: per-instance logs hold {len(self.losses)} epochs, checkpoint {start}")
+
+
+def write_holdout(out: Path, ids: np.ndarray) -> None:
+    """``holdout_indices.npy``: original ids of the validation part ``data.holdout`` cut off."""
+    _save(out / "holdout_indices.npy", np.asarray(ids, dtype=np.int64))
