@@ -17,13 +17,20 @@ def _costs(path: str = str(COSTS)) -> dict[str, Any]:
     return read_yaml(path)
 
 
-def passes_per_step(cfg: Mapping[str, Any]) -> int:
-    """Forward+backward passes per batch: each attack step is one, plus the update's."""
+def passes_per_step(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = None) -> int:
+    """Forward+backward passes per batch: each attack step is one, plus the update's.
+
+    ``config/costs.yaml`` ``passes`` gives each method's count as attack steps plus extra passes;
+    a method that wraps a base method (``base_param``) counts as its base.
+    """
+    c = costs or _costs()
     m = cfg["method"]
-    name = m["name"] if m["name"] != "biamat" else m.get("base", "at")
-    steps = int(cfg["attack"]["steps"])
-    return {"standard": 1, "at": steps + 1, "trades": steps + 2, "mart": steps + 2,
-            "hat": steps + 3}.get(name, steps + 2)
+    name = m["name"]
+    base_param = c.get("method_base_param", {}).get(name)
+    if base_param:
+        name = m.get(base_param, name)
+    per = c.get("passes", {}).get(name, {"steps": 1, "extra": 2})
+    return int(per.get("steps", 1)) * int(cfg["attack"]["steps"]) + int(per.get("extra", 0))
 
 
 def hours_per_pass_epoch(model: str, gpu: str, costs: Mapping[str, Any]) -> float | None:
