@@ -61,6 +61,16 @@ class PaperSpec:
     def choices(self) -> dict[str, str]:
         return {n: r.choice for n, r in self.runs.items() if r.choice}
 
+    def run_config(self, name: str, scale: Any) -> dict[str, Any]:
+        """One run's resolved config at a scale (references resolved within this paper)."""
+        from .nodes import Graph
+
+        graphs = self.__dict__.setdefault("_graphs", {})
+        if scale.name not in graphs:
+            graphs[scale.name] = Graph({self.paper: self}, scale)
+        g = graphs[scale.name]
+        return g.runs[g.run_id(self.paper, name)].cfg
+
     def members(self, name: str, where: str = "") -> list[str]:
         """A run name, or a seed group's members."""
         if name in self.runs:
