@@ -30,6 +30,18 @@ include: "workflow/rules/analyze.smk"
 include: "workflow/rules/render.smk"
 
 
+# CPU-only steps run on the submitting machine, never as cluster jobs: dataset preparation
+# may need the internet (login nodes have it), and renders/diffs take seconds.
+localrules:
+    all,
+    prepare_data,
+    analyze_local,
+    render_table,
+    render_figure,
+    diff,
+    alias,
+
+
 rule all:
     input:
         PIPE.all_targets(),

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .errors import ReproduceError
+from .errors import EXIT_PREEMPTED, Preempted, ReproduceError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -29,8 +29,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg = _spec_run_config(args)
     else:
         raise ReproduceError("train needs --config FILE, or --paper P --run NAME [--scale S]")
+    from .train.stop import StopRequest
+
+    # the walltime is a SLURM job's limit: outside a job (a local run) nothing ends the run early
+    wall = args.walltime_min if os.environ.get("SLURM_JOB_ID") else None
     summary = train(cfg, args.out, data_root=args.data_root, device=args.device, progress=not args.no_progress,
-                    allow_cpu=args.allow_cpu)
+                    allow_cpu=args.allow_cpu, stop=StopRequest(wall, args.stop_margin_min))
     print(f"trained {summary['run']}: best epoch {summary['best']['epoch']} score {summary['best']['score']}")
     return 0
 
@@ -98,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto")
     t.add_argument("--allow-cpu", action="store_true", help="let --device auto fall back to CPU at a paper scale")
     t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--walltime-min", type=float, default=None,
+                   help="inside a SLURM job: checkpoint and exit 75 this many minutes after start, less the margin")
+    t.add_argument("--stop-margin-min", type=float, default=5.0, help="minutes kept free before the walltime")
     t.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     t.set_defaults(func=_cmd_train)
 
@@ -148,6 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         return int(args.func(args) or 0)
+    except Preempted as e:  # not an error: a retry resumes from the checkpoint it wrote
+        print(f"preempted: {e}", file=sys.stderr)
+        return EXIT_PREEMPTED
     except ReproduceError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

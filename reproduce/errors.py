@@ -25,3 +25,10 @@ class ChecksumError(ReproduceError):
 
 class TrainingDivergedError(ReproduceError):
     """A loss became NaN or infinite."""
+
+
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "try again later"; Snakemake retries the job
+
+
+class Preempted(ReproduceError):
+    """A run stopped at a checkpoint before finishing (signal or walltime); rerunning resumes it."""

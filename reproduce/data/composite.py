@@ -34,7 +34,7 @@ def steps_per_epoch(spec: Mapping[str, Any], n_primary: int, batch_size: int) ->
 
 
 def composite_batches(primary: DeviceDataset, extra: DeviceDataset, spec: Mapping[str, Any], batch_size: int, *,
-                      seed: int, epoch: int, augment: bool, pad: int) -> Iterator[Batch]:
+                      seed: int, epoch: int, augment: bool, pad: int, start_batch: int = 0) -> Iterator[Batch]:
     n_extra = int(round(batch_size * float(spec.get("fraction", 0.5))))
     n_prim = batch_size - n_extra
     steps = steps_per_epoch(spec, len(primary), batch_size)
@@ -45,7 +45,7 @@ def composite_batches(primary: DeviceDataset, extra: DeviceDataset, spec: Mappin
     picks = torch.randint(len(extra), (steps * n_extra,), generator=g)
     crops = torch.randint(0, 2 * pad + 1, (steps * batch_size, 2), generator=g)
     flips = torch.randint(0, 2, (steps * batch_size,), generator=g).bool()
-    for b in range(steps):
+    for b in range(start_batch, steps):  # every draw is made up front: starting later changes none
         p = order[b * n_prim:(b + 1) * n_prim].to(primary.device)
         e = picks[b * n_extra:(b + 1) * n_extra].to(extra.device)
         u8 = torch.cat([primary.images[p], extra.images[e]])

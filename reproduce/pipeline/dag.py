@@ -12,6 +12,8 @@ from .scales import Scale, load_scale
 from .spec import PaperSpec, load_all
 from .values import source_inputs
 
+STOP_MARGIN_MIN = 5  # a training job stops itself this long before its walltime (train --stop-margin-min)
+
 
 class Dag:
     """All specs at one scale, indexed for Snakemake input functions."""
@@ -27,6 +29,9 @@ class Dag:
         self.graph = Graph(self.specs, self.scale)
         self.configs = {rid: n.cfg for rid, n in self.graph.runs.items()}
         self._resources: dict[str, dict[str, int]] = {}
+        from .resources import walltime_cap
+
+        self.walltime_cap = walltime_cap(config)
 
     # --- names
     def artifact(self, paper: str, name: str) -> Artifact:
@@ -152,15 +157,42 @@ class Dag:
         return int(self.scale.resources.get("gpu", 0)) if needs else 0
 
     def resources(self, run_id: str) -> dict[str, int]:
+        """One training job's request: runtime = min(estimate, walltime cap); longer runs chain."""
         if run_id not in self._resources:
-            self._resources[run_id] = self._estimate(run_id)
+            r = self.scale.resources
+            total = self.train_minutes(run_id)
+            self._resources[run_id] = {"gpu": int(r.get("gpu", 0)), "mem_mb": int(r.get("mem_mb", 4000)),
+                                       "cpus_per_task": int(r.get("cpus_per_task", 1)),
+                                       "runtime": min(total, self.walltime_cap)}
         return self._resources[run_id]
 
-    def _estimate(self, run_id: str) -> dict[str, int]:
-        from .plan import gpu_hours
+    @property
+    def _on_gpu(self) -> bool:
+        return int(self.scale.resources.get("gpu", 0)) > 0
 
-        r = self.scale.resources
-        hours = gpu_hours(self.configs[run_id]) if self.scale.name == "paper" else 0.0
-        runtime = max(int(r.get("runtime_floor_min", 10)), int(hours * 60 * 1.25))
-        return {"gpu": int(r.get("gpu", 0)), "mem_mb": int(r.get("mem_mb", 4000)),
-                "cpus_per_task": int(r.get("cpus_per_task", 1)), "runtime": runtime}
+    def train_minutes(self, run_id: str) -> int:
+        from .resources import train_minutes
+
+        floor = int(self.scale.resources.get("runtime_floor_min", 10))
+        # CPU scales (smoke) run locally in minutes: the floor; GPU scales use the cost model
+        return train_minutes(self.configs[run_id], floor) if self._on_gpu else floor
+
+    def train_retries(self) -> int:
+        """Snakemake retries for the train rule (one number per rule): the longest run's chained
+        attempts beyond the first, plus one resubmission after a real failure."""
+        from .resources import EXTRA_RETRIES, chunks
+
+        cap = self.walltime_cap
+        longest = max((self.train_minutes(r) for r in self.graph.runs), default=0)
+        return chunks(longest, cap, STOP_MARGIN_MIN) - 1 + EXTRA_RETRIES
+
+    def eval_runtime(self, run_id: str, protocol: str) -> int:
+        """Minutes for one evaluation job, from the protocol's passes per image and the model."""
+        from ..evaluate.protocols import PROTOCOLS
+        from .resources import eval_minutes
+
+        floor = int(self.scale.resources.get("eval_floor_min", 30))
+        if not self._on_gpu:
+            return floor
+        proto = PROTOCOLS.get(self.scale.protocol_to_run(protocol), where="protocol")
+        return min(self.walltime_cap, eval_minutes(self.configs[run_id], proto, self.scale.eval.get("n"), floor))

@@ -25,9 +25,11 @@ from ..methods import METHODS, TrainContext
 from . import checkpoint
 from ..pipeline.provenance import git_commit, runtime_provenance
 from .schedule import lr_at, momentum_at
+from .midepoch import partial_state, set_rng_state
 from .setup import build_for_run, load_run_data, select_device
 from .optim import make_optimizer
 from .observers import InstanceLog, write_holdout
+from .stop import Preempted, StopRequest
 from .tally import EpochTally
 
 DONE = "done.json"
@@ -77,8 +79,24 @@ def _write_logs(out: Path, history: list[dict[str, Any]], step_rows: list[dict[s
 
 
 def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | Path,
-          device: str = "auto", progress: bool = True, allow_cpu: bool = False) -> dict[str, Any]:
-    """Train (or resume, or skip if complete) the run described by ``raw_cfg`` into ``out_dir``."""
+          device: str = "auto", progress: bool = True, allow_cpu: bool = False,
+          stop: StopRequest | None = None) -> dict[str, Any]:
+    """Train (or resume, or skip if complete) the run described by ``raw_cfg`` into ``out_dir``.
+
+    ``stop`` (default: SIGUSR1/SIGTERM handlers) ends the run at the next step with a
+    mid-epoch checkpoint and :class:`Preempted`.
+    """
+    stop = stop or StopRequest()
+    stop.install()
+    try:
+        return _train(raw_cfg, out_dir, data_root=data_root, device=device, progress=progress,
+                      allow_cpu=allow_cpu, stop=stop)
+    finally:
+        stop.close()
+
+
+def _train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | Path,
+           device: str, progress: bool, allow_cpu: bool, stop: StopRequest) -> dict[str, Any]:
     cfg = resolve_run(raw_cfg)
     out = Path(out_dir)
     h = config_hash(cfg)
@@ -118,6 +136,7 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
     primary = data["train"][cfg["data"]["primary"]]
     inst_log = InstanceLog(primary.indices, dev) if cfg["log_per_instance"] else None
     last = out / "last.pt"
+    partial: dict[str, Any] | None = None  # set when last.pt was written inside an epoch
     if last.exists():
         ck = checkpoint.load(last, dev)
         if ck["config_hash"] != h:
@@ -128,6 +147,7 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
         method.load_state_dict(ck["method"])
         start, history, best = ck["epoch"] + 1, ck["history"], ck["best"]
         step_rows = ck.get("step_rows", [])
+        partial = ck.get("partial")
         if inst_log is not None:
             inst_log.resume(out, start)
 
@@ -144,20 +164,30 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
         t0, tally = time.time(), EpochTally(dev)
         if inst_log is not None:
             inst_log.start_epoch()
+        first = 0
+        if partial is not None and partial["epoch"] == epoch:
+            # the method state was saved at the stop step, after this epoch's start_epoch ran
+            method.load_state_dict(ck["method"])
+            tally.load_state_dict(partial["tally"])
+            if inst_log is not None and partial["per_inst"] is not None:
+                inst_log.load_partial(partial["per_inst"])
+            set_rng_state(partial["rng"], dev)
+            first, partial = int(partial["step"]), None
         if cfg["data"].get("composite"):
             from ..data.composite import composite_batches
 
             batches = composite_batches(primary, data["train"]["composite"], cfg["data"]["composite"],
                                         int(cfg["batch_size"]), seed=cfg["seed"], epoch=epoch,
-                                        augment=bool(cfg["data"]["augment"]), pad=int(cfg["data"]["pad"]))
+                                        augment=bool(cfg["data"]["augment"]), pad=int(cfg["data"]["pad"]),
+                                        start_batch=first)
         else:
             batches = iterate(primary, int(cfg["batch_size"]), shuffle=True, augment=bool(cfg["data"]["augment"]),
                               pad=int(cfg["data"]["pad"]), seed=cfg["seed"], epoch=epoch,
                               drop_last=bool(cfg["data"]["drop_last"]), rotate=float(cfg["data"]["rotate"]),
-                              color_jitter=cfg["data"]["color_jitter"])
-        bar = tqdm(batches, total=steps, desc=f"{cfg['name']} epoch {epoch + 1}/{epochs}",
+                              color_jitter=cfg["data"]["color_jitter"], start_batch=first)
+        bar = tqdm(batches, total=steps, initial=first, desc=f"{cfg['name']} epoch {epoch + 1}/{epochs}",
                    disable=not progress, leave=False)
-        for it, batch in enumerate(bar):
+        for it, batch in enumerate(bar, start=first):
             lr = lr_at(cfg["schedule"], float(cfg["optim"]["lr"]), epochs, epoch, it, steps)
             mom = momentum_at(cfg["schedule"], epochs, epoch, it, steps)
             for g in opt.param_groups:
@@ -185,6 +215,16 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
                     tally.raise_if_diverged(cfg["name"], epoch)
                 if progress:
                     bar.set_postfix(loss=f"{tally.mean('loss'):.3f}", lr=f"{lr:.4f}")
+            if it + 1 < steps and stop.requested():  # the last step falls through to the epoch's own checkpoint
+                tally.raise_if_diverged(cfg["name"], epoch)  # never checkpoint a diverged state
+                checkpoint.save(last, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                       "method": method.state_dict(), "epoch": epoch - 1, "history": history,
+                                       "best": best, "config_hash": h, "step_rows": step_rows,
+                                       "partial": partial_state(epoch, it + 1, tally.state_dict(),
+                                                              inst_log.partial() if inst_log else None, dev)})
+                _write_logs(out, history, step_rows)
+                raise Preempted(f"run {cfg['name']}: stopped by {stop.requested()} at epoch {epoch + 1}, "
+                                f"step {it + 1}/{steps}; {last} resumes it")
         tally.raise_if_diverged(cfg["name"], epoch)  # before anything of this epoch is saved
         step_rows.extend(tally.step_rows())
         row = {"epoch": epoch + 1, "lr": lr, "seconds": round(time.time() - t0, 3),
@@ -207,6 +247,9 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
                                "method": method.state_dict(), "epoch": epoch, "history": history,
                                "best": best, "config_hash": h, "step_rows": step_rows})
         _write_logs(out, history, step_rows)
+        if epoch + 1 < epochs and stop.requested():
+            raise Preempted(f"run {cfg['name']}: stopped by {stop.requested()} after epoch {epoch + 1}; "
+                            f"{last} resumes it")
     _write_logs(out, history, step_rows)  # a kill after the last checkpoint may have left them behind
     if best["epoch"] is None:  # no selection rule: the last epoch is the one evaluated
         checkpoint.save(out / "best.pt", {"model": model.state_dict(), "epoch": epochs, "score": None,

@@ -70,6 +70,16 @@ class InstanceLog:
         if correct is not None:
             self._corr[cols] = correct.detach().to(torch.uint8)
 
+    def partial(self) -> dict[str, torch.Tensor]:
+        """The epoch so far, for a checkpoint taken inside it (CPU tensors)."""
+        return {"loss": self._loss.cpu(), "correct": self._corr.cpu(),
+                **{f"extra.{k}": v.cpu() for k, v in self._extra.items()}}
+
+    def load_partial(self, state: dict[str, torch.Tensor]) -> None:
+        self._loss = state["loss"].to(self.device)
+        self._corr = state["correct"].to(self.device)
+        self._extra = {k[len("extra."):]: v.to(self.device) for k, v in state.items() if k.startswith("extra.")}
+
     def end_epoch(self, out: Path) -> None:
         self.losses.append(self._loss.cpu().numpy())
         self.correct.append(self._corr.cpu().numpy())

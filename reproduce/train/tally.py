@@ -64,6 +64,18 @@ class EpochTally:
         """A steps.jsonl row whose values may still be device tensors."""
         self._rows.append(row)
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a mid-epoch checkpoint needs to continue these sums exactly."""
+        return {"sums": dict(self.sums), "n_seen": self.n_seen, "bad_batch": self._bad_batch,
+                "bad_loss": self._bad_loss, "rows": self.step_rows()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.sums = {k: v.to(self.device) if isinstance(v, Tensor) else v for k, v in state["sums"].items()}
+        self.n_seen = int(state["n_seen"])
+        self._bad_batch = state["bad_batch"].to(self.device)
+        self._bad_loss = state["bad_loss"].to(self.device)
+        self._rows = list(state["rows"])
+
     def step_rows(self) -> list[dict[str, Any]]:
         """Host sync: the rows logged this epoch, with tensors turned into numbers."""
         return [{k: _num(v) for k, v in r.items()} for r in self._rows]

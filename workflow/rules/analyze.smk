@@ -1,4 +1,10 @@
 # One job per distinct analysis (difficulty, margins, entropy, ...): its inputs are the nodes it references.
+# Analyses that need no GPU run on the submitting machine (`analyze_local`, a localrule), the
+# others are cluster jobs; the split is by id because `localrules:` names rules, not jobs.
+GPU_ANALYSES = [a for a in PIPE.graph.analyses if PIPE.analysis_gpu(a) > 0]
+CPU_ANALYSES = [a for a in PIPE.graph.analyses if PIPE.analysis_gpu(a) == 0]
+
+
 rule analyze:
     input:
         lambda w: PIPE.analysis_inputs(w.analysis_id),
@@ -11,8 +17,15 @@ rule analyze:
         gpu=lambda w: PIPE.analysis_gpu(w.analysis_id),
         runtime=PIPE.scale.resources.get("runtime_floor_min", 10),
         mem_mb=PIPE.scale.resources.get("mem_mb", 4000),
+    wildcard_constraints:
+        analysis_id="|".join(map(re.escape, GPU_ANALYSES)) or "^$",
     log:
         f"{WORK}/logs/analyze/{{analysis_id}}.log",
     shell:
         "{RP} analyze {params.args} --work-dir {config[work_dir]} --data-root {DATA} --device {config[device]} "
         "--threads {threads} > {log} 2>&1 || (tail -n 20 {log} >&2; exit 1)"
+
+
+use rule analyze as analyze_local with:
+    wildcard_constraints:
+        analysis_id="|".join(map(re.escape, CPU_ANALYSES)) or "^$",

@@ -13,7 +13,7 @@ rule evaluate:
     threads: PIPE.scale.resources.get("cpus_per_task", 1)
     resources:
         gpu=PIPE.scale.resources.get("gpu", 0),
-        runtime=lambda w: max(30, PIPE.resources(w.run_id)["runtime"] // 10),
+        runtime=lambda w: PIPE.eval_runtime(w.run_id, w.protocol),
         mem_mb=PIPE.scale.resources.get("mem_mb", 4000),
     log:
         f"{WORK}/logs/evaluate/{{run_id}}.{{protocol}}.log",
