@@ -113,8 +113,6 @@ def _columns(path: Path, name: str, a: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def parse_artifact(spec: Any, name: str, a: Mapping[str, Any], check_registries: bool = True) -> Artifact:
-    from ..claims import parse_claims
-
     path = spec.path
     where = f"{path}: artifacts.{name}"
     unknown = sorted(set(a) - set(ARTIFACT_KEYS))
@@ -184,7 +182,7 @@ def parse_artifact(spec: Any, name: str, a: Mapping[str, Any], check_registries:
     if not art.rows:
         raise ConfigError(f"{where}: an artifact needs rows")
     kind_cls.check(art, where)
-    art.claims = parse_claims(spec, art, a.get("claims") or [], where)
+    # claims are parsed once every artifact exists (load_spec), so they may read later ones
     if art.published is not None:
         check_published(art)
     return art

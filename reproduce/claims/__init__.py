@@ -88,8 +88,8 @@ def parse_claims(spec: Any, art: Any, raw: list[Mapping[str, Any]], where: str) 
 def _check_ref(spec: Any, art: Any, ref: Ref, where: str) -> None:
     target = art if ref.artifact in (None, art.name) else spec.artifacts.get(ref.artifact)
     if target is None:
-        raise ConfigError(f"{where}: {ref} names unknown artifact {ref.artifact!r} (artifacts a claim reads "
-                          "must be declared before it)")
+        raise ConfigError(f"{where}: {ref} names unknown artifact {ref.artifact!r}; "
+                          f"known: {', '.join(spec.artifacts)}")
     if ref.row not in target.rows or ref.column not in target.columns:
         raise ConfigError(f"{where}: {ref} is not a row.column of artifact {target.name} "
                           f"(rows: {', '.join(list(target.rows)[:6])}...; columns: {', '.join(target.columns)})")

@@ -229,9 +229,14 @@ def load_spec(path: str | Path, check_registries: bool = True) -> PaperSpec:
         if decl.group:
             spec.analysis_groups.setdefault(decl.group, []).append(aname)
     check_references(spec, check_registries)
-    for name, entry in expand_entries(raw.get("artifacts") or {}, f"{path}: artifacts", seed_key=None,
-                                       strict=False).items():
+    entries = expand_entries(raw.get("artifacts") or {}, f"{path}: artifacts", seed_key=None, strict=False)
+    for name, entry in entries.items():
         spec.artifacts[name] = parse_artifact(spec, name, entry, check_registries)
+    from ..claims import parse_claims
+
+    for name, entry in entries.items():
+        art = spec.artifacts[name]
+        art.claims = parse_claims(spec, art, entry.get("claims") or [], f"{path}: artifacts.{name}")
     # every run and analysis resolves at paper scale before any job is planned
     from .nodes import Graph
     from .scales import load_scale
