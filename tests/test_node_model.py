@@ -169,3 +169,17 @@ def test_every_artifact_kind_renders(tmp_path, kind):
     expect = {"table": ["x.csv", "x.md"], "matrix": ["x.csv", "x.md", "x.pdf", "x.png"]}.get(
         kind, ["x.csv", "x.pdf", "x.png"])
     assert produced == expect
+
+
+def test_a_figure_csv_keeps_the_scalars_its_claims_read(tmp_path):
+    from reproduce.artifacts.base import Artifact, Row
+    from reproduce.pipeline.diff import read_values
+
+    cls = KINDS.get("scatter")
+    art = Artifact("p", "f", "scatter", "t", "s", None, [], ["x", "y", "m"], {"r0": Row("r0", None, {})}, 1.0, 0.0,
+                   [], {**cls.options, "x": "x", "y": "y"})
+    frame = Frame([{"row": "r0", "m": 0.7, "scale": "smoke"}], {("r0", "x"): [1.0, 2.0], ("r0", "y"): [3.0, 4.0]},
+                  ["x", "y", "m"], "smoke", False)
+    cls().render(art, frame, tmp_path / "f.csv", "banner")
+    values, scales = read_values(tmp_path / "f.csv")
+    assert values["r0"] == {"m": 0.7, "x": [1.0, 2.0], "y": [3.0, 4.0]} and scales == {"smoke"}

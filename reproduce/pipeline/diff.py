@@ -40,7 +40,10 @@ def read_values(path: str | Path) -> tuple[dict[str, dict[str, Any]], set[str]]:
     out: dict[str, dict[str, Any]] = {}
     if rows and {"column", "i", "value"} <= set(rows[0]):
         for r in rows:
-            out.setdefault(r["row"], {}).setdefault(r["column"], []).append(float(r["value"]))
+            if r["i"] == "":
+                out.setdefault(r["row"], {})[r["column"]] = float(r["value"])
+            else:
+                out.setdefault(r["row"], {}).setdefault(r["column"], []).append(float(r["value"]))
         return out, scales
     for r in rows:
         out[r["row"]] = {k: _num(v) for k, v in r.items() if k != "row"}

@@ -125,6 +125,18 @@ class Graph:
             raise ConfigError(f"{self.specs[paper].path}: reference cycle through {kind}s.{name}")
         self._busy.add((kind, paper, name))
 
+    def epoch_at_scale(self, paper: str, name: str, checkpoint: Any) -> Any:
+        """``epoch_N`` of a run's paper schedule, moved to the same point of its schedule at this scale."""
+        if not (isinstance(checkpoint, str) and checkpoint.startswith("epoch_") and checkpoint[6:].isdigit()):
+            return checkpoint
+        old = self.specs[paper].runs[name].cfg.get("epochs")
+        new = self.runs[self.run_id(paper, name)].cfg["epochs"]
+        if not old or old == new:
+            return checkpoint
+        from .scales import rescaled_epoch
+
+        return f"epoch_{rescaled_epoch(int(checkpoint[6:]), int(old), int(new))}"
+
     def _ref_fn(self, paper: str, deps: list[tuple[str, str]]):
         def fn(kind: str, name: str) -> Any:
             if kind == "run":
@@ -134,6 +146,7 @@ class Graph:
             aids = self.analysis_ids(paper, name)
             deps.extend(("analysis", a) for a in aids)
             return aids if name in self.specs[paper].analysis_groups else aids[0]
+        fn.epoch_at = lambda name, ck: self.epoch_at_scale(paper, name, ck)  # type: ignore[attr-defined]
         return fn
 
     def _resolve_run(self, paper: str, name: str) -> str:

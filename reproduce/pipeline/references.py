@@ -67,6 +67,8 @@ def map_refs(value: Any, typ: str, fn: Callable[[str, str], Any], where: str) ->
         value = {typ: value}
     kind = "run" if "run" in value else "analysis"
     got = fn(kind, str(value[kind]))
+    if kind == "run" and "checkpoint" in value and hasattr(fn, "epoch_at"):
+        value = {**value, "checkpoint": fn.epoch_at(str(value["run"]), value["checkpoint"])}
     if isinstance(got, list):
         return [{**value, kind: g} for g in got]
     return {**value, kind: got}

@@ -59,6 +59,11 @@ class Scale:
         return cfg
 
 
+def rescaled_epoch(epoch: int, old: int, new: int) -> int:
+    """Where epoch ``epoch`` of an ``old``-epoch schedule falls in a ``new``-epoch one (0 stays 0)."""
+    return 0 if epoch == 0 else min(new, max(1, math.floor(epoch * new / old + 0.5)))
+
+
 def _rescale(cfg: dict[str, Any], run: Mapping[str, Any], old: int, new: int, fixed: bool) -> None:
     # Absolute epoch milestones (TRADES' 100/105 of 110) keep their place in the
     # schedule; fractions (0.6, 0.9) already do. A warm-up stays at least one epoch.
@@ -67,6 +72,9 @@ def _rescale(cfg: dict[str, Any], run: Mapping[str, Any], old: int, new: int, fi
     ms = sched.get("milestones")
     if ms and not fixed and not all(0 < m < 1 for m in ms):
         cfg.setdefault("schedule", {})["milestones"] = [max(1, round(m * ratio)) for m in ms]
+    snaps = run.get("snapshots")
+    if snaps:  # snapshot k of the paper's schedule is the one at the same point of the shorter one
+        cfg["snapshots"] = sorted({rescaled_epoch(int(e), old, new) for e in snaps})
     w = run.get("method", {}).get("warmup_epochs")
     if w:
         cfg["method"]["warmup_epochs"] = max(1, math.floor(w * ratio + 0.5))
