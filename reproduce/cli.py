@@ -77,6 +77,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         path = args.out or Path(args.out_dir) / f"{res['protocol']}.json"
         io.write_json(path, res)
         print(f"{res['run']} {res['protocol_run']}: {res['accuracy']:.2f}% of {res['n']}")
+    if args.index:
+        if args.out_dir is None:
+            raise ReproduceError("--index lists the files of --out-dir; give --out-dir")
+        # written after every protocol's JSON: a present index means a complete job
+        io.write_json(args.index, {"run": results[0]["run"], "scale": results[0]["scale"],
+                                   "protocols": {r["protocol"]: f"{r['protocol']}.json" for r in results},
+                                   "directory": str(args.out_dir)})
     return 0
 
 
@@ -113,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--protocol", required=True, help="a protocol, or a comma list evaluated in one job")
     e.add_argument("--out", default=None, help="JSON file to write (one protocol)")
     e.add_argument("--out-dir", default=None, help="directory for <label>.json per protocol")
+    e.add_argument("--index", default=None, help="with --out-dir: JSON listing what was written, written last")
     e.add_argument("--label", default=None,
                    help="protocol(s) requested, when --protocol is a scale's stand-in (comma list, same order)")
     e.add_argument("--checkpoint", default="best", choices=("best", "last"))

@@ -13,7 +13,7 @@ from fractions import Fraction
 from typing import Any, Mapping
 
 from .errors import ConfigError
-from .perf import PERF_DEFAULTS, check_perf, hashed_perf
+from .perf_settings import PERF_DEFAULTS, check_perf, hashed_perf
 
 # Every key a run config may hold, with its default. Nested dicts are sections;
 # ``None`` in a section default means "no default: required".

@@ -22,38 +22,7 @@ from typing import Any, ContextManager, Iterable, Mapping
 import torch
 from torch import nn
 
-from .errors import ConfigError
-
-PERF_DEFAULTS: dict[str, Any] = {
-    "amp": "none",              # none | bf16: autocast for training forwards and training-time attacks
-    "channels_last": False,     # NHWC weights and batches (tensor cores like it)
-    "compile": False,           # torch.compile the model used for training steps
-    "fused_optimizer": False,   # fused SGD (CUDA), else the multi-tensor foreach SGD
-    "cudnn_benchmark": False,   # let cuDNN time its algorithms for the fixed batch shape
-    "sync_every": 1,            # read the on-device NaN flag every N steps (and at epoch end)
-}
-HASHED = ("amp", "compile")
-AMP_MODES = ("none", "bf16")
-
-
-def check_perf(perf: Mapping[str, Any], where: str = "run") -> None:
-    """One-line ConfigError naming the key and value of a bad ``perf`` entry."""
-    if perf["amp"] not in AMP_MODES:
-        raise ConfigError(f"{where}: perf.amp must be one of {AMP_MODES}, got {perf['amp']!r}")
-    for key in ("channels_last", "compile", "fused_optimizer", "cudnn_benchmark"):
-        if not isinstance(perf[key], bool):
-            raise ConfigError(f"{where}: perf.{key} must be true or false, got {perf[key]!r}")
-    n = perf["sync_every"]
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ConfigError(f"{where}: perf.sync_every must be a positive integer, got {n!r}")
-
-
-def hashed_perf(perf: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of ``perf`` that names a run: numeric switches away from their defaults.
-
-    Leaving defaults out keeps every run id made before the section existed.
-    """
-    return {k: perf[k] for k in HASHED if perf.get(k, PERF_DEFAULTS[k]) != PERF_DEFAULTS[k]}
+from .perf_settings import AMP_MODES, HASHED, PERF_DEFAULTS, check_perf, hashed_perf  # noqa: F401 (re-exported)
 
 
 def autocast(perf: Mapping[str, Any], device: torch.device) -> ContextManager[Any]:

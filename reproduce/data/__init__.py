@@ -1,7 +1,6 @@
 """Datasets: catalog, the prepared on-disk format, importers, generated data, device loader."""
 
 from .catalog import DATASETS, ArchiveFile, DatasetInfo
-from .loader import Batch, DeviceDataset, infinite, iterate
 from .prepared import (
     PreparedWriter,
     dataset_dir,
@@ -13,6 +12,18 @@ from .prepared import (
     write_prepared,
 )
 from .synthetic import generate, write_generated
+
+
+_LOADER = ("Batch", "DeviceDataset", "infinite", "iterate")
+
+
+def __getattr__(name: str):  # type: ignore[no-untyped-def]
+    # the device loader needs torch; renders, diffs and plans read manifests only (torch costs 3 s a process)
+    if name in _LOADER:
+        from . import loader
+
+        return getattr(loader, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def import_dataset(*args, **kwargs):  # type: ignore[no-untyped-def]

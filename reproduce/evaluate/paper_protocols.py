@@ -9,7 +9,7 @@ AutoAttack protocols keep AutoAttack's own ``clean_and_adv`` flags.
 
 from __future__ import annotations
 
-from .protocols import EPS_LINF, STEP_LINF, PROTOCOLS, Protocol
+from .catalog import EPS_LINF, STEP_LINF, PROTOCOLS, Protocol
 
 ADV_ONLY = "adv_only"
 

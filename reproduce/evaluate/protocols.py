@@ -34,7 +34,6 @@ both conventions (``accuracy_by_counting``), from the same attack.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -43,69 +42,7 @@ from torch import Tensor, nn
 
 from ..attacks import pgd, run_autoattack
 from ..errors import ConfigError
-from ..registry import Registry
-
-KINDS = ("clean", "pgd", "cw", "autoattack")
-COUNTINGS = ("clean_and_adv", "adv_only")
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """One frozen evaluation setting; ``params()`` is what every output records."""
-
-    name: str
-    kind: str
-    norm: str = "linf"
-    eps: float = 0.0
-    step_size: float = 0.0
-    steps: int = 0
-    restarts: int = 1
-    random_start: bool | str = False
-    version: str | None = None
-    attacks: tuple[str, ...] | None = None
-    counting: str = "clean_and_adv"
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ConfigError(f"protocol {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
-        if self.norm not in ("linf", "l2"):
-            raise ConfigError(f"protocol {self.name!r}: norm must be 'linf' or 'l2', got {self.norm!r}")
-        if self.counting not in COUNTINGS:
-            raise ConfigError(f"protocol {self.name!r}: counting must be one of {COUNTINGS}, got {self.counting!r}")
-
-    def params(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("name")
-        if d["attacks"] is not None:
-            d["attacks"] = list(d["attacks"])
-        return d
-
-
-PROTOCOLS: Registry[Protocol] = Registry("protocol")
-
-
-def _add(p: Protocol) -> None:
-    PROTOCOLS.add(p.name, p)
-
-
-EPS_LINF = 8 / 255
-STEP_LINF = 2 / 255
-EPS_L2 = 0.5
-STEP_L2 = EPS_L2 / 4
-
-_add(Protocol("clean", "clean"))
-# Single-step FGSM from the clean point, step = eps.
-_add(Protocol("fgsm", "pgd", "linf", EPS_LINF, EPS_LINF, 1, 1, False))
-_add(Protocol("pgd20", "pgd", "linf", EPS_LINF, STEP_LINF, 20, 1, True))
-_add(Protocol("pgd100", "pgd", "linf", EPS_LINF, STEP_LINF, 100, 1, True))
-_add(Protocol("cw100", "cw", "linf", EPS_LINF, STEP_LINF, 100, 1, True))
-_add(Protocol("aa-standard", "autoattack", "linf", EPS_LINF, version="standard"))
-# APGD-CE alone: cheap enough for tests and smoke runs, never for reported numbers.
-_add(Protocol("aa-custom-fast", "autoattack", "linf", EPS_LINF, version="custom", attacks=("apgd-ce",)))
-_add(Protocol("l2-pgd20", "pgd", "l2", EPS_L2, STEP_L2, 20, 1, True))
-_add(Protocol("l2-pgd100", "pgd", "l2", EPS_L2, STEP_L2, 100, 1, True))
-_add(Protocol("aa-l2-standard", "autoattack", "l2", EPS_L2, version="standard"))
-
+from .catalog import EPS_L2, EPS_LINF, KINDS, PROTOCOLS, STEP_L2, STEP_LINF, Protocol  # noqa: F401
 
 def _as_float_nchw(images: np.ndarray | Tensor) -> Tensor:
     """numpy arrays are NHWC as ``load_split`` returns them (uint8, or float32 in [0, 1]);

@@ -29,6 +29,7 @@ class Dag:
         self.graph = Graph(self.specs, self.scale)
         self.configs = {rid: n.cfg for rid, n in self.graph.runs.items()}
         self._resources: dict[str, dict[str, int]] = {}
+        self._protocols: dict[str, set[str]] | None = None
         from .resources import walltime_cap
 
         self.walltime_cap = walltime_cap(config)
@@ -58,6 +59,40 @@ class Dag:
 
     def eval_path(self, run_id: str, protocol: str) -> str:
         return str(self.work / "evals" / run_id / f"{protocol}.json")
+
+    @property
+    def evals_per_run(self) -> bool:
+        """Does this scale evaluate each run in one job (every protocol any artifact reads from it)?
+
+        Per-protocol jobs suit a cluster (an AutoAttack is hours, with its own walltime);
+        on a CPU each job's start-up (about 5 s: torch, specs, data) costs more than a
+        smoke evaluation, so small scales group them.
+        """
+        return self.scale.eval.get("jobs", "protocol") == "run"
+
+    def eval_index(self, run_id: str) -> str:
+        """Written last by a per-run evaluation job: the protocols it evaluated."""
+        return str(self.work / "evals" / f"{run_id}.json")
+
+    def eval_input(self, run_id: str, protocol: str) -> str:
+        """The file a DAG edge names for one evaluation (the reader always opens ``eval_path``)."""
+        return self.eval_index(run_id) if self.evals_per_run else self.eval_path(run_id, protocol)
+
+    def run_protocols(self, run_id: str) -> list[str]:
+        """Every protocol some artifact (of any paper) reads from this run at this scale."""
+        if self._protocols is None:
+            from .values import source_runs
+
+            self._protocols = {}
+            for art in self.artifacts():
+                for row in art.rows.values():
+                    for src in row.cells.values():
+                        if "eval" in src:
+                            for rid in source_runs(self, art, row, src):
+                                self._protocols.setdefault(rid, set()).add(str(src["eval"]))
+        if run_id not in self._protocols:
+            raise ConfigError(f"no artifact evaluates run {run_id!r} at scale {self.scale.name}")
+        return sorted(self._protocols[run_id])
 
     def analysis_dir(self, analysis_id: str) -> Path:
         return self.work / "analyses" / analysis_id
@@ -126,6 +161,8 @@ class Dag:
                 todo += self._dep_files(self.graph.runs[node_id].deps)
             elif f.parent.parent.name == "evals":
                 todo.append(Path(self.done(node_id)))
+            elif f.parent.name == "evals":  # a per-run evaluation index
+                todo.append(Path(self.done(f.stem)))
             elif f.name == "result.json" and node_id in self.graph.analyses:
                 todo += self._dep_files(self.graph.analyses[node_id].deps)
         return list(seen)
@@ -186,9 +223,12 @@ class Dag:
         longest = max((self.train_minutes(r) for r in self.graph.runs), default=0)
         return chunks(longest, cap, STOP_MARGIN_MIN) - 1 + EXTRA_RETRIES
 
-    def eval_runtime(self, run_id: str, protocol: str) -> int:
-        """Minutes for one evaluation job, from the protocol's passes per image and the model."""
-        from ..evaluate.protocols import PROTOCOLS
+    def eval_runtime(self, run_id: str, protocol: str | None = None) -> int:
+        """Minutes for one evaluation job, from the protocol's passes per image and the model
+        (``protocol`` None: every protocol of a per-run job)."""
+        if protocol is None:
+            return min(self.walltime_cap, sum(self.eval_runtime(run_id, p) for p in self.run_protocols(run_id)))
+        from ..evaluate.catalog import PROTOCOLS
         from .resources import eval_minutes
 
         floor = int(self.scale.resources.get("eval_floor_min", 30))

@@ -172,7 +172,7 @@ def _register_protocols(path: Path, raw: Mapping[str, Any]) -> None:
     """A paper's own evaluation settings live in its spec; the registry holds them by name."""
     from ..config import parse_number
     from ..evaluate import PROTOCOLS
-    from ..evaluate.protocols import Protocol
+    from ..evaluate.catalog import Protocol
 
     for name, entry in expand_entries(raw.get("protocols") or {}, f"{path}: protocols", seed_key=None).items():
         where = f"{path}: protocols.{name}"

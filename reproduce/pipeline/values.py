@@ -56,7 +56,7 @@ def source_inputs(dag: Any, art: Any, row: Any, src: Mapping[str, Any]) -> list[
         return [dag.analysis_result(a) for a in dag.graph.analysis_ids(art.paper, src["analysis"])]
     rids = source_runs(dag, art, row, src)
     if "eval" in src:
-        return [dag.eval_path(r, src["eval"]) for r in rids]
+        return [dag.eval_input(r, src["eval"]) for r in rids]
     return [dag.done(r) for r in rids]
 
 
