@@ -207,7 +207,9 @@ def test_multi_protocol_evaluation_writes_what_single_calls_write(toy_root, tmp_
     common = ["--run", str(run), "--data-root", str(toy_root), "--device", "cpu", "--n", "24",
               "--batch-size", "16"]
     assert main(["evaluate", "--protocol", "clean,fgsm", "--label", "clean,pgd20", "--out-dir",
-                 str(tmp_path / "multi"), *common]) == 0
+                 str(tmp_path / "multi"), "--index", str(tmp_path / "multi.json"), *common]) == 0
+    index = json.loads((tmp_path / "multi.json").read_text())
+    assert index["protocols"] == {"clean": "clean.json", "pgd20": "pgd20.json"} and index["run"] == "run"
     for proto, label in (("clean", "clean"), ("fgsm", "pgd20")):
         out = tmp_path / f"single-{label}.json"
         assert main(["evaluate", "--protocol", proto, "--label", label, "--out", str(out), *common]) == 0

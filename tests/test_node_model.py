@@ -12,7 +12,7 @@ from reproduce.artifacts import KINDS
 from reproduce.artifacts.frame import Frame
 from reproduce.claims import check
 from reproduce.errors import ConfigError
-from reproduce.pipeline.expand import expand_entries
+from reproduce.pipeline.expand import expand_entries, is_sweep
 from reproduce.pipeline.nodes import Graph
 from reproduce.pipeline.scales import load_scale
 from reproduce.pipeline.spec import load_all, load_spec
@@ -183,3 +183,35 @@ def test_a_figure_csv_keeps_the_scalars_its_claims_read(tmp_path):
     cls().render(art, frame, tmp_path / "f.csv", "banner")
     values, scales = read_values(tmp_path / "f.csv")
     assert values["r0"] == {"m": 0.7, "x": [1.0, 2.0], "y": [3.0, 4.0]} and scales == {"smoke"}
+
+
+def test_sweep_thinning_keeps_evenly_spaced_ends_and_says_what_it_left_out(tmp_path):
+    from reproduce.pipeline.diff import diff_artifact
+    from reproduce.pipeline.scales import Scale
+
+    two = Scale("t", Path("t.yaml"), {"thin": {"sweeps": 2}})
+    three = Scale("t", Path("t.yaml"), {"thin": {"sweeps": 3}})
+    assert [i for i in range(5) if two.keeps(i, 5)] == [0, 4]
+    assert [i for i in range(21) if three.keeps(i, 21)] == [0, 10, 20]
+    assert [i for i in range(4) if three.keeps(i, 4)] == [0, 2, 3]  # round(1.5) = 2
+    assert all(three.keeps(i, 3) for i in range(3)) and load_scale("paper").keeps(3, 21)
+    assert is_sweep([1, 2, 3.5]) and not is_sweep(["cifar10", "svhn", "ti200"]) and not is_sweep([1, 2])
+
+    raw = _spec()
+    art = raw["artifacts"]["t"]
+    art["rows"] = {"hat-b{beta}": {"for": {"beta": [1, 1.5, 2.5]}, "run": "hat-b{beta}"},
+                   "{m}": {"for": {"m": ["at", "std"]}, "run": "{m}"}}
+    art["claims"] = [{"id": "ends", "text": "x", "checks": ["hat-b2.5.clean > hat-b1.clean"]},
+                     {"id": "mid", "text": "x", "checks": ["hat-b1.5.clean > at.clean"]}]
+    raw["runs"]["hat-b{beta}"]["for"]["beta"] = [1.0, 1.5, 2.5]
+    spec = load_spec(_write(tmp_path, raw))
+    full = spec.artifacts["t"]
+    assert full.rows["hat-b1.5"].sweep == {"beta": (1, 3)} and full.rows["std"].sweep == {}
+    thin = full.thin(two.keeps)
+    assert list(thin.rows) == ["hat-b1", "hat-b2.5", "at", "std"]
+    assert thin.thinned == ["hat-b1.5"] and full.thin(load_scale("paper").keeps) is full
+    regen = tmp_path / "t.csv"
+    regen.write_text("row,clean,scale\nhat-b1,50,smoke\nhat-b2.5,60,smoke\nat,40,smoke\nstd,70,smoke\n")
+    res = diff_artifact(thin, regen, tmp_path / "t.diff.csv")
+    verdicts = {c["claim"]: c["reproduced"] for c in res["claims"]}
+    assert verdicts == {"ends": "holds (smoke scale)", "mid": "not checked (thinned at smoke scale)"}

@@ -16,7 +16,7 @@ variables. Sources:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -28,7 +28,7 @@ SOURCE_KEYS = ("eval", "eval_set", "analysis", "log", "train", "config", "value"
 MODIFIERS = ("where", "key", "array", "epoch", "over", "scale", "checkpoint", "aggregate", "run")
 ARTIFACT_KEYS = ("kind", "title", "source", "published", "aliases", "protocols", "columns", "rows", "tolerance",
                  "noise", "claims", "options", "_vars", "choice")
-ROW_KEYS = ("run", "protocols", "cells", "series", "label", "x", "_vars", "choice")
+ROW_KEYS = ("run", "protocols", "cells", "series", "label", "x", "_vars", "_sweep", "choice")
 
 
 @dataclass
@@ -37,6 +37,7 @@ class Row:
     run: str | None  # a run name or a seed group; None for rows that only read analyses/constants
     cells: dict[str, dict[str, Any]]  # column -> concrete source
     attrs: dict[str, Any] = field(default_factory=dict)  # series, label, x, ...
+    sweep: dict[str, tuple[int, int]] = field(default_factory=dict)  # sweep variable -> (index, length)
 
 
 @dataclass
@@ -54,6 +55,15 @@ class Artifact:
     noise: float
     claims: list[Any]
     options: dict[str, Any]
+    thinned: list[str] = field(default_factory=list)  # rows a scale left out of its sweeps
+
+    def thin(self, keep: Any) -> "Artifact":
+        """A copy without the rows whose sweep position ``keep(index, length)`` rejects."""
+        drop = [rid for rid, r in self.rows.items() if not all(keep(i, n) for i, n in r.sweep.values())]
+        if not drop:
+            return self
+        rows = {rid: r for rid, r in self.rows.items() if rid not in drop}
+        return replace(self, rows=rows, thinned=drop)
 
     @property
     def family(self) -> str:
@@ -128,7 +138,7 @@ def parse_artifact(spec: Any, name: str, a: Mapping[str, Any], check_registries:
     raw_rows = a.get("rows") or {}
     if isinstance(raw_rows, list):  # a list of run names (or {run: NAME, ...}): each row is named after its run
         raw_rows = {(r if isinstance(r, str) else str(r.get("run"))): r for r in raw_rows}
-    for rid, entry in expand_entries(raw_rows, f"{where}.rows", seed_key=None, strict=False).items():
+    for rid, entry in expand_entries(raw_rows, f"{where}.rows", seed_key=None, strict=False, positions=True).items():
         if "_value" in entry:
             entry = {"run": entry["_value"], "_vars": entry["_vars"]}
         bad = sorted(set(entry) - set(ROW_KEYS))
@@ -168,7 +178,7 @@ def parse_artifact(spec: Any, name: str, a: Mapping[str, Any], check_registries:
             cells[col] = src
         attrs = {k: substitute(entry[k], env, f"{where}.rows.{rid}.{k}") for k in ("series", "label", "x")
                  if k in entry}
-        rows[rid] = Row(rid, None if run is None else str(run), cells, attrs)
+        rows[rid] = Row(rid, None if run is None else str(run), cells, attrs, dict(entry.get("_sweep", {})))
     options = {**kind_cls.options, **(a.get("options") or {})}
     bad = sorted(set(options) - set(kind_cls.options))
     if bad:

@@ -9,7 +9,7 @@ from .. import io
 from .base import KINDS, Artifact, ArtifactKind
 from .frame import Frame, csv_text, markdown_table
 
-PROVENANCE = ("scale", "git_commit", "protocols", "n_eval", "run_id", "members")
+PROVENANCE = ("scale", "git_commit", "protocols", "n_eval", "run_id", "members", "notes")
 
 
 @KINDS.register("table")

@@ -36,13 +36,15 @@ class Dag:
 
     # --- names
     def artifact(self, paper: str, name: str) -> Artifact:
+        """The artifact as this scale builds it (sweeps thinned where the scale says so)."""
         try:
-            return self.specs[paper].artifacts[name]
+            return self.specs[paper].artifacts[name].thin(self.scale.keeps)
         except KeyError:
             raise ConfigError(f"unknown artifact {paper}/{name}; see `reproduce list`") from None
 
     def artifacts(self, family: str | None = None) -> list[Artifact]:
-        return [a for s in self.specs.values() for a in s.artifacts.values() if family in (None, a.family)]
+        return [a.thin(self.scale.keeps) for s in self.specs.values() for a in s.artifacts.values()
+                if family in (None, a.family)]
 
     def run_id(self, paper: str, name: str) -> str:
         ids = self.graph.run_ids(paper, name)

@@ -81,6 +81,8 @@ def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Pat
             delta = None if p is None or r is None else round(r - p, 2)
             if p is None:
                 verdict = "unpublished"
+            elif rid in art.thinned:
+                verdict = f"thinned ({scale} scale)"
             elif r is None:
                 verdict = "missing"
             elif not comparable:
@@ -95,10 +97,16 @@ def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Pat
     for name, (other, path) in (others or {}).items():
         on_pub[name] = published_values(other)
         on_rep[name] = read_values(path)[0]
+    thinned = {None: set(art.thinned), art.name: set(art.thinned)}
+    thinned.update({name: set(other.thinned) for name, (other, _) in (others or {}).items()})
     claims = []
     for c in art.claims:
         v_pub, _ = check(c, on_pub)
         v_rep, details = check(c, on_rep)
+        left_out = sorted({str(r) for e in [*c.checks, *c.requires] for r in e.refs
+                           if r.row in thinned.get(r.artifact, ())})
+        if left_out:  # a scale that thins sweeps cannot judge a claim on the rows it left out
+            v_rep, details = f"not checked (thinned at {scale} scale)", [f"rows left out: {', '.join(left_out)}"]
         if not comparable and v_rep in ("holds", "fails", "within noise"):
             v_rep = f"{v_rep} ({scale} scale)"
         claims.append({"claim": c.id, "text": c.text, "source": c.source, "published": v_pub, "reproduced": v_rep,

@@ -68,12 +68,20 @@ def _label(v: Any) -> str:
     return str(v)
 
 
+def is_sweep(values: list[Any]) -> bool:
+    """A ``for:`` list a scale may thin: more than two numbers (a dataset or method list is not)."""
+    return len(values) > 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
 def expand_entries(entries: Mapping[str, Any], where: str, env: Mapping[str, Any] | None = None,
-                   seed_key: str | None = "seed", strict: bool = True) -> dict[str, dict[str, Any]]:
+                   seed_key: str | None = "seed", strict: bool = True,
+                   positions: bool = False) -> dict[str, dict[str, Any]]:
     """name -> entry with every ``for:``/``seeds:`` expanded; colliding names are errors.
 
     Each expanded entry carries ``_vars`` (its variable values) and, for seeds,
-    ``_group`` (the unexpanded name) so tables can aggregate over seeds.
+    ``_group`` (the unexpanded name) so tables can aggregate over seeds. With
+    ``positions`` it also carries ``_sweep``: var -> (index, length) for every
+    sweep variable (``is_sweep``), which a scale's ``thin: {sweeps: k}`` reads.
     """
     out: dict[str, dict[str, Any]] = {}
     origin: dict[str, str] = {}
@@ -95,12 +103,16 @@ def expand_entries(entries: Mapping[str, Any], where: str, env: Mapping[str, Any
                 raise ConfigError(f"{where}.{name}: seeds: and a for: variable named seed cannot both be given")
             loop["seed"] = list(seeds)
         keys = list(loop)
-        for values in itertools.product(*(loop[k] for k in keys)) if keys else [()]:
+        for idx in itertools.product(*(range(len(loop[k])) for k in keys)) if keys else [()]:
+            values = tuple(loop[k][i] for k, i in zip(keys, idx))
             scope = {**(env or {}), **dict(zip(keys, values))}
             labels = {k: _label(v) if k in loop else v for k, v in scope.items()}
             nm = substitute(name, labels, f"{where}.{name}")
             item = substitute(body, scope, f"{where}.{name}", strict)
             item["_vars"] = dict(scope)
+            if positions:
+                item["_sweep"] = {k: (i, len(loop[k])) for k, i in zip(keys, idx)
+                                  if k != "seed" and is_sweep(loop[k])}
             final = nm
             if seeded:  # members of a seed group are named <name>-s<seed> and carry the group's name
                 final = f"{nm}-s{scope['seed']}"

@@ -54,14 +54,20 @@ def build_frame(dag: Any, art: Artifact) -> Frame:
     groups = {r.run for r in art.rows.values() if r.run in dag.specs[art.paper].groups}
     if kept and groups:
         reader.notes.add(f"seed groups thinned to their first {kept} seed(s) at this scale")
+    if art.thinned:
+        reader.notes.add(f"sweeps thinned at this scale; rows left out: {', '.join(art.thinned)}")
     commit = git_commit()
     for r in rows:
         r.update({"scale": scale, "git_commit": commit})
+        if reader.notes:  # every output says what this scale left out
+            r["notes"] = "; ".join(sorted(reader.notes))
     return Frame(rows, arrays, art.columns, scale, load_scale(scale).comparable, sorted(reader.notes))
 
 
 def render(dag: Any, art: Artifact, out: str | Path) -> Frame:
     frame = build_frame(dag, art)
     banner = scale_banner(frame.scale, frame.comparable) + f" Commit: `{frame.rows[0]['git_commit']}`."
+    if KINDS.get(art.kind).family == "figure":  # tables print their notes below the table
+        banner += "".join(f" Note: {n}." for n in frame.notes)
     KINDS.get(art.kind)().render(art, frame, Path(out), banner)
     return frame

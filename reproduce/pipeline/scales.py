@@ -42,6 +42,14 @@ class Scale:
     def resources(self) -> Mapping[str, Any]:
         return self.raw.get("resources", {})
 
+    def keeps(self, index: int, length: int) -> bool:
+        """Is position ``index`` of a ``length``-value sweep kept? ``thin: {sweeps: k}`` keeps k
+        evenly spaced values, both ends included (a curve's span survives); other scales keep all."""
+        k = (self.raw.get("thin") or {}).get("sweeps")
+        if not k or length <= k:
+            return True
+        return index in {round(j * (length - 1) / (k - 1)) for j in range(k)}
+
     def protocol_to_run(self, protocol: str) -> str:
         return self.eval.get("substitute", {}).get(protocol, protocol)
 
