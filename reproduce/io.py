@@ -49,12 +49,17 @@ def write_yaml(path: str | os.PathLike[str], obj: Any) -> None:
     write_text(path, yaml.safe_dump(obj, sort_keys=False))
 
 
+# libyaml's safe loader resolves exactly what yaml.safe_load does, about 5x faster; every
+# pipeline job re-reads the specs, so it is most of a job's start-up after torch
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def read_yaml(path: str | os.PathLike[str]) -> Any:
     from .errors import ConfigError
 
     try:
         with open(path, encoding="utf-8") as f:
-            return yaml.safe_load(f)
+            return yaml.load(f, Loader=_SAFE_LOADER)  # noqa: S506 (a safe loader)
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except yaml.YAMLError as e:

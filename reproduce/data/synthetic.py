@@ -240,7 +240,11 @@ def generate(
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for split, code, n in (("train", _TRAIN_CODE, n_train), (heldout_split, _HELDOUT_CODE, n_test)):
         r = _rng(4, seed, domain, code)
-        labels = r.permutation(np.arange(n, dtype=np.int64) % num_classes)
+        # fewer images than classes (shape-true stand-ins of ImageNet): spread the labels over the
+        # whole range so the largest label (and every head's size) is exercised
+        base = (np.arange(n, dtype=np.int64) % num_classes if n >= num_classes
+                else np.linspace(0, num_classes - 1, n).round().astype(np.int64))
+        labels = r.permutation(base)
         images = np.empty((n, image_size, image_size, channels), dtype=np.uint8)
         step = max(1, (1 << 22) // (image_size * image_size * channels))  # bounds int64 temporaries
         for i in range(0, n, step):

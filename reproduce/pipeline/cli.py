@@ -99,7 +99,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
                         n_train=spec["n_train"], n_test=spec["n_test"], domain=spec["domain"],
                         related_to=spec.get("related_to"), relatedness=spec.get("relatedness", 0.0),
                         related_classes=spec.get("related_classes"), heldout_split=heldout,
-                        contrast=spec.get("contrast", 1.0), extra_heldout=others)
+                        contrast=spec.get("contrast", 1.0), extra_heldout=others, channels=spec.get("channels", 3))
         print(f"generated {name} under {root}")
         return 0
     DATASETS.get(name, where="prepare-data")

@@ -32,7 +32,9 @@ class Scale:
 
     @property
     def datasets(self) -> Mapping[str, Any]:
-        return self.raw["data"].get("datasets", {})
+        """Generated datasets by name: listed, or (``shape_true``) every catalog dataset with its real shape."""
+        d = self.raw["data"]
+        return shape_true_datasets(d["shape_true"]) if d.get("shape_true") else d.get("datasets", {})
 
     @property
     def eval(self) -> Mapping[str, Any]:
@@ -48,6 +50,8 @@ class Scale:
         k = (self.raw.get("thin") or {}).get("sweeps")
         if not k or length <= k:
             return True
+        if k == 1:  # one representative: the first value
+            return index == 0
         return index in {round(j * (length - 1) / (k - 1)) for j in range(k)}
 
     def protocol_to_run(self, protocol: str) -> str:
@@ -65,6 +69,22 @@ class Scale:
             _rescale(cfg, run, int(run["epochs"]), int(cfg["epochs"]), fixed)
         cfg["scale"] = self.name
         return cfg
+
+
+def shape_true_datasets(sizes: Mapping[str, int]) -> dict[str, dict[str, Any]]:
+    """Every catalog dataset as its real self in all but content: class count, image size,
+    channels and split names (``prepare-data`` takes those from the catalog), ``n_train`` and
+    ``n_test`` images per split. Each gets its own domain so no two look alike."""
+    from ..data.catalog import DATASETS
+
+    out = {}
+    for i, name in enumerate(sorted(DATASETS)):
+        info = DATASETS.get(name)
+        if not info.generated:
+            out[name] = {"classes": info.num_classes, "size": info.image_size, "channels": info.channels,
+                         "n_train": int(sizes["n_train"]), "n_test": int(sizes["n_test"]), "domain": i,
+                         "contrast": 2}
+    return out
 
 
 def rescaled_epoch(epoch: int, old: int, new: int) -> int:
