@@ -2,6 +2,7 @@
 #   snakemake --cores 8 results/table2.csv                         (paper scale, GPU)
 #   snakemake --cores 2 results/table2.csv --config scale=smoke    (offline demo)
 # (targets go before --config, or after `--`: --config takes every word after it)
+import os
 import re
 import sys
 
@@ -13,6 +14,9 @@ min_version("9.0")
 
 
 configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
@@ -40,6 +44,7 @@ localrules:
     render_figure,
     diff,
     alias,
+    status,
 
 
 rule all:

@@ -72,6 +72,17 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    from .status import write_status
+
+    rows = write_status(_dag(args), args.out)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    print(f"wrote {args.out}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    return 0
+
+
 def _cmd_prepare(args: argparse.Namespace) -> int:
     """Make one dataset ready under the scale's data root: generate, verify or import."""
     from ..data import DATASETS, read_manifest
@@ -148,6 +159,11 @@ def add_subcommands(sub: Any) -> None:
     p.add_argument("--out", default=None)
     _common(p)
     p.set_defaults(func=_cmd_diff)
+
+    p = sub.add_parser("status", help="every artifact's diff and claim verdicts counted (not yet run included)")
+    p.add_argument("--out", default="results/status.csv")
+    _common(p)
+    p.set_defaults(func=_cmd_status)
 
     p = sub.add_parser("prepare-data", help="generate (smoke) or verify/import (real scales) one dataset")
     p.add_argument("dataset")

@@ -112,6 +112,11 @@ class Dag:
             outs += [f"{base}.diff.csv", f"{base}.diff.md", f"{base}.claims.csv"]
         return outs + [str(self.results / a) for a in art.aliases]
 
+    def diff_outputs(self) -> list[str]:
+        """Every artifact's ``.diff.csv`` (artifacts with published values or claims)."""
+        return [str(self.results / a.paper / f"{a.name}.diff.csv") for a in self.artifacts()
+                if a.published is not None or a.claims]
+
     def all_targets(self) -> list[str]:
         return [o for a in self.artifacts() for o in self.artifact_outputs(a)]
 

@@ -21,7 +21,8 @@ rule render_table:
     input:
         lambda w: PIPE.artifact_inputs(_art(w)),
     output:
-        csv=f"{RESULTS}/{{key}}.csv",
+        csv=report(f"{RESULTS}/{{key}}.csv", caption="../report/artifact.rst", category="{key}",
+                   labels={"artifact": "{key}", "file": "values"}),
         md=f"{RESULTS}/{{key}}.md",
     params:
         paper=lambda w: _art(w).paper,
@@ -36,9 +37,11 @@ rule render_figure:
     input:
         lambda w: PIPE.artifact_inputs(_art(w)),
     output:
-        png=f"{RESULTS}/{{key}}.png",
+        png=report(f"{RESULTS}/{{key}}.png", caption="../report/artifact.rst", category="{key}",
+                   labels={"artifact": "{key}", "file": "figure"}),
         pdf=f"{RESULTS}/{{key}}.pdf",
-        csv=f"{RESULTS}/{{key}}.csv",
+        csv=report(f"{RESULTS}/{{key}}.csv", caption="../report/artifact.rst", category="{key}",
+                   labels={"artifact": "{key}", "file": "values"}),
     params:
         paper=lambda w: _art(w).paper,
         name=lambda w: _art(w).name,
@@ -53,9 +56,11 @@ rule diff:
         own=f"{RESULTS}/{{key}}.csv",
         claimed=lambda w: list(PIPE.claim_artifacts(_art(w)).values()),
     output:
-        csv=f"{RESULTS}/{{key}}.diff.csv",
+        csv=report(f"{RESULTS}/{{key}}.diff.csv", caption="../report/diff.rst", category="{key}",
+                   labels={"artifact": "{key}", "file": "diff (published vs regenerated)"}),
         md=f"{RESULTS}/{{key}}.diff.md",
-        claims=f"{RESULTS}/{{key}}.claims.csv",
+        claims=report(f"{RESULTS}/{{key}}.claims.csv", caption="../report/claims.rst", category="{key}",
+                      labels={"artifact": "{key}", "file": "claims"}),
     params:
         paper=lambda w: _art(w).paper,
         name=lambda w: _art(w).name,
@@ -78,3 +83,16 @@ rule alias:
         alias="|".join(map(re.escape, ALIASES)) or "^$",
     shell:
         "cp {input} {output}.tmp && mv {output}.tmp {output}"
+
+
+# Verdict counts of every artifact; those without a diff yet read "not yet run". Its inputs
+# are the diffs that exist when the DAG is built, so a new diff reruns it.
+rule status:
+    input:
+        lambda w: [d for d in PIPE.diff_outputs() if os.path.exists(d)],
+    output:
+        report(f"{RESULTS}/status.csv", caption="../report/status.rst", category="status",
+               labels={"artifact": "all", "file": "status"}),
+    shell:
+        "{RP} status --scale {PIPE.scale.name} --work-dir {config[work_dir]} --results-dir {config[results_dir]} "
+        "--out {output}"
