@@ -110,3 +110,32 @@ def test_smoke_dag_killed_and_restarted_gives_the_same_numbers(sandbox):
     assert "not comparable (ci scale)" in diff and "match" not in diff
     md = (sandbox / "r_kill/biamat/table6.md").read_text()
     assert "NOT COMPARABLE" in md
+
+
+def test_report_shows_every_built_artifact_in_headless_chromium(sandbox):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cfg = ["--config", "scale=ci", "work_dir=w_ref", "results_dir=r_ref", "--"]
+    targets = [t.replace("results/", "r_ref/") for t in TARGETS] + ["r_ref/status.csv"]
+    # the status counts the diffs that exist when its DAG is built: artifacts first, then the status
+    for step in (targets[:-1], targets):
+        built = _snakemake(["--cores", "2", *cfg, *step], cwd=sandbox, env=env)  # no-ops after the test above
+        assert built.returncode == 0, built.stderr[-3000:]
+    with open(sandbox / "r_ref/status.csv") as f:
+        status = {(r["paper"], r["artifact"]): r["status"] for r in csv.DictReader(f)}
+    assert status[("biamat", "table6")] == "not comparable"  # ci numbers never read as a match
+    assert status[("biamat", "table2")] == "not yet run" and len(status) >= 30
+    rep = _snakemake(["--report", "r_ref/report.html", *cfg, *targets], cwd=sandbox, env=env)
+    assert rep.returncode == 0, rep.stderr[-3000:]
+    html = (sandbox / "r_ref/report.html").read_text()
+    assert "table6.diff.csv" in html and "table6.claims.csv" in html and "status.csv" in html
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium on PATH (Debian: apt-get install chromium) to load the report")
+    shown = subprocess.run([chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                            "--enable-logging=stderr", "--v=0", "--virtual-time-budget=15000", "--dump-dom",
+                            (sandbox / "r_ref/report.html").as_uri()], capture_output=True, text=True, timeout=180)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    console = [ln for ln in shown.stderr.splitlines() if "CONSOLE" in ln]
+    assert not [ln for ln in console if "Uncaught" in ln or ":ERROR:" in ln or ":WARNING:" in ln], console
+    body = re.sub(r"<script.*?</script>", "", shown.stdout, flags=re.S)  # the page as rendered, not its data
+    assert "biamat/table6" in body and "status" in body
