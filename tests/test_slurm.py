@@ -92,19 +92,26 @@ def test_slurm_executor_submissions_respect_cap_and_gpu(tmp_path):
            "--slurm-logdir", str(tmp_path / "slurm_logs"),
            "--config", *(f"{k}={cfg[k]}" for k in ("work_dir", "results_dir", "data_dir")),
            "--", f"{cfg['results_dir']}/table2.csv"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    try:
-        deadline = time.time() + 180
-        # submissions are slow on a busy 2-core machine: enough to see both rules is enough
-        while time.time() < deadline and proc.poll() is None:
-            subs = _submissions(log)
-            if len(subs) >= min(expected, 4):
-                break
-            time.sleep(0.5)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out = proc.communicate()[0].decode(errors="replace")
+    # The stand-in executor has twice stalled after its first three submissions within one
+    # second on a loaded 2-core CI box (never alone); a second attempt from a clean log decides.
+    for _ in range(2):
+        for f in log.glob("sbatch.*.args"):
+            f.unlink()
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            deadline = time.time() + 180
+            # submissions are slow on a busy 2-core machine: enough to see both rules is enough
+            while time.time() < deadline and proc.poll() is None:
+                subs = _submissions(log)
+                if len(subs) >= min(expected, 4):
+                    break
+                time.sleep(0.5)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out = proc.communicate()[0].decode(errors="replace")
+        if len(_submissions(log)) >= min(expected, 4):
+            break
     subs = _submissions(log)
     assert len(subs) >= min(expected, 4), out[-3000:]
     cap = cfg["walltime_cap_min"]
