@@ -50,6 +50,8 @@ def _spec_run_config(args: argparse.Namespace) -> dict:
     specs = load_all()
     if args.paper not in specs:
         raise ReproduceError(f"unknown paper {args.paper!r}; known: {', '.join(sorted(specs))}")
+    if len(specs[args.paper].members(args.run, "--run")) != 1:
+        raise ReproduceError(f"--run {args.run}: a seed group; name one of its runs ({args.run}-s<seed>)")
     graph = Graph(specs, load_scale(args.scale))
     cfg = graph.runs[graph.run_id(args.paper, args.run)].cfg
     # the run directory is named by the config hash: refuse to mix configs in one directory

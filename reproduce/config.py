@@ -165,8 +165,12 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
     for section, key in (("data", "drop_last"), ("schedule", "cycle_momentum")):
         if not isinstance(cfg[section][key], bool):
             raise ConfigError(f"{where}: {section}.{key} must be true or false, got {cfg[section][key]!r}")
-    if not isinstance(cfg["epochs"], int) or cfg["epochs"] < 1:
-        raise ConfigError(f"{where}: epochs must be a positive integer, got {cfg['epochs']!r}")
+    for key in ("epochs", "batch_size"):
+        if isinstance(cfg[key], bool) or not isinstance(cfg[key], int) or cfg[key] < 1:
+            raise ConfigError(f"{where}: {key} must be a positive integer, got {cfg[key]!r}")
+    for key in ("eps", "step_size"):  # a negative radius or step would silently attack nothing
+        if key in cfg["attack"] and parse_number(cfg["attack"][key], f"{where}: attack.{key}") < 0:
+            raise ConfigError(f"{where}: attack.{key} must be >= 0, got {cfg['attack'][key]!r}")
     from .data.holdout import check_holdout
 
     check_holdout(cfg["data"]["holdout"], where)

@@ -1,0 +1,163 @@
+"""The bad-input battery: every case exits non-zero with one line naming the file, key or value,
+and leaves nothing that looks complete (no done.json, no output file, no stray temporary)."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import yaml
+
+from reproduce.cli import main
+from reproduce.data import write_generated
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GOOD = {
+    "name": "bad-input", "scale": "test", "seed": 1,
+    "data": {"primary": "toy", "augment": False},
+    "model": {"name": "small_cnn"},
+    "method": {"name": "at"},
+    "attack": {"eps": "8/255", "step_size": "2/255", "steps": 1},
+    "optim": {"lr": 0.05},
+    "schedule": {"kind": "constant"},
+    "epochs": 1, "batch_size": 16,
+}
+
+
+@pytest.fixture(autouse=True)
+def _in_repo(monkeypatch):
+    monkeypatch.chdir(ROOT)
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    write_generated("toy", root, num_classes=4, image_size=8, n_train=32, n_test=16, domain=0)
+    return root
+
+
+def _train(tmp: Path, root: Path, cfg: dict | str, **extra: str) -> list[str]:
+    path = tmp / "run.yaml"
+    path.write_text(cfg if isinstance(cfg, str) else yaml.safe_dump(cfg))
+    return ["train", "--config", str(path), "--out", str(tmp / "out"), "--data-root", str(root),
+            "--device", "cpu", "--no-progress"]
+
+
+def _with(**over) -> dict:
+    cfg = yaml.safe_load(yaml.safe_dump(GOOD))
+    for dotted, value in over.items():
+        node = cfg
+        *parents, last = dotted.split("__")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return cfg
+
+
+def _trained(tmp: Path, root: Path) -> Path:
+    run = tmp / "trained"
+    assert main(_train(tmp, root, GOOD)[:4] + [str(run), "--data-root", str(root), "--device", "cpu",
+                                               "--no-progress"]) == 0
+    return run
+
+
+def _eval(run: Path, root: Path, *args: str) -> list[str]:
+    return ["evaluate", "--run", str(run), "--data-root", str(root), "--device", "cpu", "--n", "8", *args]
+
+
+# case id -> (argv builder, words the one-line error must contain)
+Case = Callable[[Path, Path], list[str]]
+CASES: dict[str, tuple[Case, tuple[str, ...]]] = {
+    "malformed YAML": (lambda t, r: _train(t, r, "name: [unclosed\n"), ("run.yaml", "invalid YAML")),
+    "config not a mapping": (lambda t, r: _train(t, r, "- a\n- b\n"), ("run.yaml", "mapping")),
+    "unknown top-level key": (lambda t, r: _train(t, r, _with(epochz=3)), ("epochz",)),
+    "unknown method": (lambda t, r: _train(t, r, _with(method__name="madry")), ("madry",)),
+    "unknown method option": (lambda t, r: _train(t, r, _with(method__betta=6.0)), ("betta",)),
+    "unknown model": (lambda t, r: _train(t, r, _with(model__name="resnet9000")), ("resnet9000",)),
+    "unknown dataset": (lambda t, r: _train(t, r, _with(data__primary="cifar11")), ("cifar11",)),
+    "wrong type": (lambda t, r: _train(t, r, _with(epochs="ten")), ("epochs", "ten")),
+    "epochs 0": (lambda t, r: _train(t, r, _with(epochs=0)), ("epochs", "0")),
+    "batch size 0": (lambda t, r: _train(t, r, _with(batch_size=0)), ("batch_size", "0")),
+    "negative eps": (lambda t, r: _train(t, r, _with(attack__eps=-0.1)), ("eps", "-0.1")),
+    "eps not a number": (lambda t, r: _train(t, r, _with(attack__eps="8/0")), ("eps", "8/0")),
+    "bad amp mode": (lambda t, r: _train(t, r, _with(perf__amp="fp8")), ("perf.amp", "fp8")),
+    "missing dataset": (lambda t, r: _train(t, r, _with(data__primary="cifar10")), ("cifar10",)),
+    "NaN loss": (lambda t, r: _train(t, r, _with(optim__lr=1e30, attack__steps=1)), ("bad-input",)),
+    "unknown protocol": (lambda t, r: _eval(t / "nothing", r, "--protocol", "pgd-typo", "--out", str(t / "e.json")),
+                         ("pgd-typo",)),
+    "run never trained": (lambda t, r: _eval(t / "nothing", r, "--protocol", "clean", "--out", str(t / "e.json")),
+                          ("nothing",)),
+    "labels do not match protocols": (lambda t, r: _eval(_trained(t, r), r, "--protocol", "clean,fgsm", "--label",
+                                                         "clean", "--out-dir", str(t / "ev")), ("--label",)),
+    "truncated checkpoint": (lambda t, r: _truncate(_trained(t, r), r), ("best.pt",)),
+    "checkpoint of another config": (lambda t, r: _other_config(t, r), ("out",)),
+    "unknown scale": (lambda t, r: ["plan", "results/table2.csv", "--scale", "hueg"], ("hueg",)),
+    "unknown paper": (lambda t, r: ["train", "--paper", "nope", "--run", "x", "--out", str(t / "out")], ("nope",)),
+    "unknown run": (lambda t, r: ["train", "--paper", "hat", "--run", "no-such-run", "--out", str(t / "out")],
+                    ("no-such-run",)),
+    "unknown artifact": (lambda t, r: ["render", "--paper", "hat", "--artifact", "table99", "--out",
+                                       str(t / "x.csv")], ("table99",)),
+    "unknown analysis": (lambda t, r: ["analyze", "--paper", "hat", "--analysis", "margin-nope", "--scale", "smoke",
+                                       "--work-dir", str(t / "w"), "--data-root", str(r)], ("margin-nope",)),
+    "render before its inputs exist": (lambda t, r: ["render", "--paper", "hat", "--artifact", "table1", "--scale",
+                                                     "smoke", "--work-dir", str(t / "w"), "--results-dir",
+                                                     str(t / "res"), "--out", str(t / "res/t1.csv")],
+                                       ("result.json", "missing")),
+    "diff of a missing table": (lambda t, r: ["diff", "--paper", "biamat", "--artifact", "table2", "--regenerated",
+                                              str(t / "none.csv"), "--out", str(t / "d.diff.csv")], ("none.csv",)),
+    "diff of mixed scales": (lambda t, r: _mixed(t), ("smoke", "paper")),
+    "corrupted archive": (lambda t, r: _archive(t, b"not a tarball"), ("cifar-10-python.tar.gz",)),
+}
+
+
+def _truncate(run: Path, root: Path) -> list[str]:
+    data = (run / "best.pt").read_bytes()
+    (run / "best.pt").write_bytes(data[: len(data) // 3])
+    return _eval(run, root, "--protocol", "clean", "--out", str(run.parent / "e.json"))
+
+
+def _other_config(tmp: Path, root: Path) -> list[str]:
+    run = _trained(tmp, root)
+    (tmp / "out").mkdir()
+    for f in ("last.pt", "config.yaml"):
+        (tmp / "out" / f).write_bytes((run / f).read_bytes())
+    return _train(tmp, root, _with(seed=2))  # resuming a directory that holds another config's run
+
+
+def _mixed(tmp: Path) -> list[str]:
+    p = tmp / "mixed.csv"
+    p.write_text("row,clean,pgd100,cw100,aa,scale\ncifar10-at,80,50,49,48,smoke\ncifar10-trades,80,50,49,48,paper\n")
+    return ["diff", "--paper", "biamat", "--artifact", "table2", "--regenerated", str(p), "--out",
+            str(tmp / "m.diff.csv")]
+
+
+def _archive(tmp: Path, payload: bytes) -> list[str]:
+    p = tmp / "cifar-10-python.tar.gz"
+    p.write_bytes(gzip.compress(payload))
+    return ["data", "import", "cifar10", "--from-archive", str(p), "--root", str(tmp / "prepared")]
+
+
+def test_the_battery_has_at_least_25_cases():
+    assert len(CASES) >= 25
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_fails_in_one_line_and_writes_nothing_complete(case, tmp_path, data_root, capsys):
+    build, words = CASES[case]
+    argv = build(tmp_path, data_root)
+    capsys.readouterr()
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code != 0, f"{case}: exited 0"
+    lines = err.splitlines()
+    # progress lines ("verifying ...") may come first; the error is one line, and the last
+    assert [ln for ln in lines if ln.startswith("error: ")] == lines[-1:] and "Traceback" not in err, f"{case}: {err!r}"
+    for w in words:
+        assert w in lines[-1], f"{case}: {w!r} not in {lines[-1]!r}"
+    assert not (tmp_path / "out" / "done.json").exists()
+    assert not any(p.name.endswith((".tmp", ".partial")) or ".tmp." in p.name for p in tmp_path.rglob("*")), case
+    for out in ("e.json", "x.csv", "d.diff.csv", "m.diff.csv", "res/t1.csv"):
+        assert not (tmp_path / out).exists(), f"{case}: {out} written"
