@@ -14,7 +14,7 @@ def _art(w):
 
 
 RENDER = ("{RP} render --paper {params.paper} --artifact {params.name} --scale {PIPE.scale.name} "
-          "--work-dir {config[work_dir]} --results-dir {config[results_dir]} --out {output[0]}")
+          "--work-dir {config[work_dir]} --results-dir {config[results_dir]} --out {output.csv}")
 
 
 rule render_table:
