@@ -64,6 +64,7 @@ def _spec_run_config(args: argparse.Namespace) -> dict:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from . import io
     from .evaluate.job import evaluate_run, split_list
+    from .evaluate.state import state_path_for
 
     protocols = split_list(args.protocol, "--protocol")
     labels = split_list(args.label, "--label") if args.label else None
@@ -71,12 +72,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise ReproduceError("evaluate needs exactly one of --out FILE (one protocol) or --out-dir DIR")
     if args.out is not None and len(protocols) > 1:
         raise ReproduceError(f"--protocol {args.protocol}: several protocols need --out-dir, not --out")
+    # one JSON per requested protocol, named as the per-protocol rule names it
+    outs = [Path(args.out)] if args.out else [Path(args.out_dir) / f"{lab}.json" for lab in labels or protocols]
+    states = [state_path_for(o) for o in outs]
     results = evaluate_run(args.run, protocols, labels, data_root=args.data_root, device=args.device,
                            checkpoint=args.checkpoint, split=args.split, n=args.n,
-                           batch_size=args.batch_size, seed=args.seed, allow_cpu=args.allow_cpu)
-    for res in results:
-        # one JSON per requested protocol, named as the per-protocol rule names it
-        path = args.out or Path(args.out_dir) / f"{res['protocol']}.json"
+                           batch_size=args.batch_size, seed=args.seed, allow_cpu=args.allow_cpu,
+                           state_paths=states)
+    for res, path in zip(results, outs):
         io.write_json(path, res)
         print(f"{res['run']} {res['protocol_run']}: {res['accuracy']:.2f}% of {res['n']}")
     if args.index:
@@ -86,6 +89,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         io.write_json(args.index, {"run": results[0]["run"], "scale": results[0]["scale"],
                                    "protocols": {r["protocol"]: f"{r['protocol']}.json" for r in results},
                                    "directory": str(args.out_dir)})
+    for st in states:  # progress is kept until the job's last output exists
+        st.unlink(missing_ok=True)
     return 0
 
 
@@ -170,6 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_PREEMPTED
     except ReproduceError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk or read-only directory outside the atomic writers
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -3,7 +3,13 @@ and leaves nothing that looks complete (no done.json, no output file, no stray t
 
 from __future__ import annotations
 
+import errno
 import gzip
+import http.client
+import os
+import pathlib
+import tempfile
+import urllib.request
 from pathlib import Path
 from typing import Callable
 
@@ -27,9 +33,16 @@ GOOD = {
 }
 
 
+# faults injected by a case (a full disk, a read-only directory, a dropped connection) are undone
+# after it; running as root, chmod cannot make a directory read-only, so the OS error is simulated
+FAULTS = pytest.MonkeyPatch()
+
+
 @pytest.fixture(autouse=True)
 def _in_repo(monkeypatch):
     monkeypatch.chdir(ROOT)
+    yield
+    FAULTS.undo()
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +122,11 @@ CASES: dict[str, tuple[Case, tuple[str, ...]]] = {
     "diff of a missing table": (lambda t, r: ["diff", "--paper", "biamat", "--artifact", "table2", "--regenerated",
                                               str(t / "none.csv"), "--out", str(t / "d.diff.csv")], ("none.csv",)),
     "diff of mixed scales": (lambda t, r: _mixed(t), ("smoke", "paper")),
-    "corrupted archive": (lambda t, r: _archive(t, b"not a tarball"), ("cifar-10-python.tar.gz",)),
+    "corrupted archive": (lambda t, r: _archive(t, b"not a tarball"), ("cifar-10-python.tar.gz", "md5")),
+    "disk full at a checkpoint": (lambda t, r: _disk_full(t, r, "last.pt"), ("last.pt", "No space left")),
+    "disk full writing a result": (lambda t, r: _disk_full(t, r, "e.json"), ("e.json", "No space left")),
+    "read-only work dir": (lambda t, r: _read_only(t, r), ("out", "Read-only file system")),
+    "interrupted download": (lambda t, r: _cut_download(t), ("cifar-10-python.tar.gz", "failed")),
 }
 
 
@@ -140,6 +157,70 @@ def _archive(tmp: Path, payload: bytes) -> list[str]:
     return ["data", "import", "cifar10", "--from-archive", str(p), "--root", str(tmp / "prepared")]
 
 
+def _disk_full(tmp: Path, root: Path, name: str) -> list[str]:
+    """The disk fills when ``name`` is flushed (delayed allocation reports ENOSPC at fsync)."""
+    fsync = os.fsync
+
+    def full(fd: int) -> None:
+        written = Path(os.readlink(f"/proc/self/fd/{fd}")).name
+        if written.startswith(f".{name}.") and not written.startswith(f".{name}.state"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        fsync(fd)
+
+    if name == "e.json":
+        run = _trained(tmp, root)
+        FAULTS.setattr(os, "fsync", full)
+        return _eval(run, root, "--protocol", "clean", "--out", str(tmp / "e.json"))
+    FAULTS.setattr(os, "fsync", full)
+    return _train(tmp, root, GOOD)
+
+
+def _read_only(tmp: Path, root: Path) -> list[str]:
+    """Nothing can be created under the run directory ``out``."""
+    ro = tmp / "out"
+    mkdir, mkstemp = pathlib.Path.mkdir, tempfile.mkstemp
+
+    def refuse(path: object) -> None:
+        if str(path).startswith(str(ro)):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    def no_mkdir(self: Path, *a, **k) -> None:
+        refuse(self)
+        mkdir(self, *a, **k)
+
+    def no_mkstemp(*a, **k):
+        refuse(k.get("dir", ""))
+        return mkstemp(*a, **k)
+
+    FAULTS.setattr(pathlib.Path, "mkdir", no_mkdir)
+    FAULTS.setattr(tempfile, "mkstemp", no_mkstemp)
+    return _train(tmp, root, GOOD)
+
+
+class _CutStream:
+    """A response that delivers a few bytes, then loses the connection."""
+
+    def __init__(self) -> None:
+        self.sent = False
+
+    def read(self, n: int = -1) -> bytes:
+        if self.sent:
+            raise http.client.IncompleteRead(b"", 170_000_000)
+        self.sent = True
+        return b"\x1f\x8b partial"
+
+    def __enter__(self) -> "_CutStream":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _cut_download(tmp: Path) -> list[str]:
+    FAULTS.setattr(urllib.request, "urlopen", lambda *a, **k: _CutStream())
+    return ["data", "import", "cifar10", "--download", "--root", str(tmp / "prepared")]
+
+
 def test_the_battery_has_at_least_25_cases():
     assert len(CASES) >= 25
 
@@ -158,6 +239,7 @@ def test_bad_input_fails_in_one_line_and_writes_nothing_complete(case, tmp_path,
     for w in words:
         assert w in lines[-1], f"{case}: {w!r} not in {lines[-1]!r}"
     assert not (tmp_path / "out" / "done.json").exists()
-    assert not any(p.name.endswith((".tmp", ".partial")) or ".tmp." in p.name for p in tmp_path.rglob("*")), case
+    assert not any(p.name.endswith((".tmp", ".partial", ".part")) or ".tmp." in p.name
+                   for p in tmp_path.rglob("*")), case
     for out in ("e.json", "x.csv", "d.diff.csv", "m.diff.csv", "res/t1.csv"):
         assert not (tmp_path / out).exists(), f"{case}: {out} written"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import os
 import pickle
@@ -191,8 +192,9 @@ def download(info: DatasetInfo, dest: Path, progress: Progress | None = None) ->
         try:
             with urllib.request.urlopen(a.url, timeout=60) as r, open(part, "wb") as f:
                 shutil.copyfileobj(r, f, 1 << 22)
-        except OSError as e:
+        except (OSError, http.client.HTTPException) as e:  # a dropped connection is IncompleteRead
             part.unlink(missing_ok=True)
-            raise ReproduceError(f"{info.name}: downloading {a.url} failed: {e}") from None
+            raise ReproduceError(f"{info.name}: downloading {a.url} failed ({type(e).__name__}: {e}); "
+                                 "nothing was kept, run the command again") from None
         os.replace(part, target)
     return dest

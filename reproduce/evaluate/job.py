@@ -37,14 +37,20 @@ def register_spec_protocols() -> None:
 def evaluate_run(run_dir: str | Path, protocols: Sequence[str], labels: Sequence[str] | None, *,
                  data_root: str | Path, device: str = "auto", checkpoint: str = "best",
                  split: str | None = None, n: int | None = None, batch_size: int = 256,
-                 seed: int = 0, allow_cpu: bool = False) -> list[dict[str, Any]]:
-    """Results for each protocol in order; ``labels[i]`` is the protocol requested in its place."""
+                 seed: int = 0, allow_cpu: bool = False,
+                 state_paths: Sequence[str | Path] | None = None) -> list[dict[str, Any]]:
+    """Results for each protocol in order; ``labels[i]`` is the protocol requested in its place.
+
+    ``state_paths[i]`` (optional) keeps protocol i's per-batch progress, so a killed job resumes;
+    the caller removes them once every result is written.
+    """
     from .. import perf as fast
     from ..config import config_hash
     from ..data import load_split
     from ..pipeline.provenance import git_commit
     from ..train.setup import build_from_run_dir, select_device
     from .protocols import PROTOCOLS, evaluate
+    from .state import EvalState, checkpoint_identity
 
     labels = list(labels) if labels else list(protocols)
     if len(labels) != len(protocols):
@@ -67,10 +73,21 @@ def evaluate_run(run_dir: str | Path, protocols: Sequence[str], labels: Sequence
     prov = fast.provenance({"amp": "none", "channels_last": bool(pf["channels_last"])}, dev)
     split = split or cfg["data"]["eval_split"]
     images, labels_ = load_split(cfg["data"]["primary"], split, data_root)
+    if state_paths is not None and len(state_paths) != len(protocols):
+        raise ConfigError(f"{len(state_paths)} state file(s) for {len(protocols)} protocol(s)")
+    ck_id = checkpoint_identity(Path(run_dir) / f"{checkpoint}.pt")
     out = []
-    for proto, label in zip(protocols, labels):
+    for i, (proto, label) in enumerate(zip(protocols, labels)):
         t0 = time.time()
-        res = evaluate(model, images, labels_, proto, device=dev, batch_size=batch_size, seed=seed, n=n)
+        state = None
+        if state_paths is not None:
+            p = PROTOCOLS.get(proto)
+            state = EvalState(state_paths[i], {
+                "protocol": p.name, "params": p.params(), "counting": p.counting, "seed": seed,
+                "batch_size": batch_size, "n": n, "split": split, "dataset": cfg["data"]["primary"],
+                "config_hash": config_hash(cfg), "checkpoint": checkpoint, "checkpoint_file": ck_id})
+        res = evaluate(model, images, labels_, proto, device=dev, batch_size=batch_size, seed=seed, n=n,
+                       state=state)
         # a scale may run a cheaper protocol in place of the requested one: both are recorded
         res["protocol_run"] = proto
         res["protocol"] = label

@@ -43,6 +43,7 @@ from torch import Tensor, nn
 from ..attacks import pgd, run_autoattack
 from ..errors import ConfigError
 from .catalog import EPS_L2, EPS_LINF, KINDS, PROTOCOLS, STEP_L2, STEP_LINF, Protocol  # noqa: F401
+from .state import EvalState
 
 def _as_float_nchw(images: np.ndarray | Tensor) -> Tensor:
     """numpy arrays are NHWC as ``load_split`` returns them (uint8, or float32 in [0, 1]);
@@ -79,6 +80,7 @@ def evaluate(
     batch_size: int = 256,
     seed: int = 0,
     n: int | None = None,
+    state: EvalState | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``model`` (inputs in [0, 1], logits out, already on ``device``) under one protocol.
 
@@ -87,7 +89,9 @@ def evaluate(
     point; ``adv_only`` needs the adversarial points alone (every restart's). Both
     accuracies are recorded under ``accuracy_by_counting``.
     Random starts come from one generator seeded with ``seed`` and consumed in
-    batch order, so a result is reproducible for a given (seed, batch_size).
+    batch order, so a result is reproducible for a given (seed, batch_size). AutoAttack runs
+    batch by batch with ``seed``. With ``state``, progress is saved after every batch and a
+    matching saved state is resumed (``reproduce.evaluate.state``).
     """
     proto = PROTOCOLS.get(protocol) if isinstance(protocol, str) else protocol
     x_all = _as_float_nchw(images)
@@ -101,40 +105,47 @@ def evaluate(
         raise ConfigError("evaluate() got no examples")
 
     start = time.perf_counter()
+    gen = None if proto.kind in ("clean", "autoattack") else torch.Generator(device=torch.device(device)).manual_seed(seed)
+    clean_parts: list[Tensor] = []
+    adv_parts: list[Tensor] = []
+    saved = state.load() if state is not None else None
+    if saved is not None:
+        clean_parts, adv_parts = list(saved["clean"]), list(saved["adv"])
+        if gen is not None:
+            gen.set_state(saved["generator"])
+    resumed_at = sum(int(t.shape[0]) for t in clean_parts)
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
-        if proto.kind == "autoattack":
-            _, adv_mask = run_autoattack(
-                model, x_all, y_all, norm=proto.norm, eps=proto.eps,
-                version=proto.version or "standard", attacks=proto.attacks,
-                seed=seed, device=device, batch_size=batch_size,
-            )
-            adv_mask = adv_mask.cpu()
-            # AutoAttack leaves misclassified inputs unchanged, so the two conventions agree
-            # here; the clean pass makes that a recorded fact rather than an assumption
-            clean_mask = torch.cat([_predict(model, xb.to(device)).eq(yb.to(device)).cpu()
-                                    for xb, yb in zip(x_all.split(batch_size), y_all.split(batch_size))])
-        else:
-            gen = torch.Generator(device=torch.device(device)).manual_seed(seed)
-            clean_parts, adv_parts = [], []
-            for xb, yb in zip(x_all.split(batch_size), y_all.split(batch_size)):
-                xb, yb = xb.to(device), yb.to(device)
-                clean_ok = _predict(model, xb).eq(yb)
+        batches = list(zip(x_all.split(batch_size), y_all.split(batch_size)))
+        for xb, yb in batches[len(clean_parts):]:
+            xb, yb = xb.to(device), yb.to(device)
+            clean_ok = _predict(model, xb).eq(yb)
+            if proto.kind == "autoattack":
+                # one AutoAttack call per batch: a batch's result depends on nothing outside it,
+                # which is what lets a killed evaluation resume batch by batch
+                _, adv_ok = run_autoattack(
+                    model, xb, yb, norm=proto.norm, eps=proto.eps,
+                    version=proto.version or "standard", attacks=proto.attacks,
+                    seed=seed, device=device, batch_size=batch_size,
+                )
+            elif proto.kind == "clean":
                 adv_ok = clean_ok.clone()
-                if proto.kind != "clean":
-                    adv_ok.fill_(True)
-                    for _ in range(proto.restarts):
-                        x_adv = pgd(
-                            model, xb, yb, eps=proto.eps, step_size=proto.step_size,
-                            steps=proto.steps, norm=proto.norm,
-                            loss="cw" if proto.kind == "cw" else "ce",
-                            random_start=proto.random_start, bn_mode="eval", generator=gen,
-                        )
-                        adv_ok &= _predict(model, x_adv).eq(yb)
-                clean_parts.append(clean_ok.cpu())
-                adv_parts.append(adv_ok.cpu())
-            clean_mask, adv_mask = torch.cat(clean_parts), torch.cat(adv_parts)
+            else:
+                adv_ok = torch.ones_like(clean_ok)
+                for _ in range(proto.restarts):
+                    x_adv = pgd(
+                        model, xb, yb, eps=proto.eps, step_size=proto.step_size,
+                        steps=proto.steps, norm=proto.norm,
+                        loss="cw" if proto.kind == "cw" else "ce",
+                        random_start=proto.random_start, bn_mode="eval", generator=gen,
+                    )
+                    adv_ok &= _predict(model, x_adv).eq(yb)
+            clean_parts.append(clean_ok.cpu())
+            adv_parts.append(adv_ok.cpu())
+            if state is not None:
+                state.save(clean_parts, adv_parts, gen)
+        clean_mask, adv_mask = torch.cat(clean_parts), torch.cat(adv_parts)
     finally:
         for m, was_training in modes:
             m.training = was_training
@@ -155,4 +166,5 @@ def evaluate(
         "seconds": round(time.perf_counter() - start, 3),
         "seed": seed,
         "batch_size": batch_size,
+        "resumed_at_example": resumed_at,
     }
