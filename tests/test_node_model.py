@@ -202,7 +202,10 @@ def test_sweep_thinning_keeps_evenly_spaced_ends_and_says_what_it_left_out(tmp_p
     art["rows"] = {"hat-b{beta}": {"for": {"beta": [1, 1.5, 2.5]}, "run": "hat-b{beta}"},
                    "{m}": {"for": {"m": ["at", "std"]}, "run": "{m}"}}
     art["claims"] = [{"id": "ends", "text": "x", "checks": ["hat-b2.5.clean > hat-b1.clean"]},
-                     {"id": "mid", "text": "x", "checks": ["hat-b1.5.clean > at.clean"]}]
+                     {"id": "mid", "text": "x", "checks": ["hat-b1.5.clean > at.clean"]},
+                     # a conjunction is judged on the comparisons whose rows were built, and says so
+                     {"id": "both", "text": "x", "checks": ["hat-b2.5.clean > at.clean", "hat-b1.5.clean > at.clean"]},
+                     {"id": "both-fail", "text": "x", "checks": ["at.clean > std.clean", "hat-b1.5.clean > at.clean"]}]
     raw["runs"]["hat-b{beta}"]["for"]["beta"] = [1.0, 1.5, 2.5]
     spec = load_spec(_write(tmp_path, raw))
     full = spec.artifacts["t"]
@@ -214,4 +217,13 @@ def test_sweep_thinning_keeps_evenly_spaced_ends_and_says_what_it_left_out(tmp_p
     regen.write_text("row,clean,scale\nhat-b1,50,smoke\nhat-b2.5,60,smoke\nat,40,smoke\nstd,70,smoke\n")
     res = diff_artifact(thin, regen, tmp_path / "t.diff.csv")
     verdicts = {c["claim"]: c["reproduced"] for c in res["claims"]}
-    assert verdicts == {"ends": "holds (smoke scale)", "mid": "not checked (thinned at smoke scale)"}
+    assert verdicts == {"ends": "holds (smoke scale)", "mid": "not checked (thinned at smoke scale)",
+                        "both": "holds (smoke scale, 1 of 2 checks)", "both-fail": "fails (smoke scale, 1 of 2 checks)"}
+    assert "rows left out: hat-b1.5.clean" in {c["claim"]: c["details"] for c in res["claims"]}["both"]
+
+    # a scale that builds some rows of some artifacts only (config/scales/budget.yaml)
+    budget = Scale("b", Path("b.yaml"), {"artifacts": {"p/t": {"rows": "^hat-"}, "p/u": None}})
+    assert budget.builds("p", "t") and budget.builds("p", "u") and not budget.builds("p", "v")
+    cut = full.thin(budget.keeps, budget.row_filter("p", "t"))
+    assert list(cut.rows) == ["hat-b1", "hat-b1.5", "hat-b2.5"] and cut.thinned == ["at", "std"]
+    assert budget.row_filter("p", "u") is None

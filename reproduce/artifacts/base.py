@@ -57,9 +57,11 @@ class Artifact:
     options: dict[str, Any]
     thinned: list[str] = field(default_factory=list)  # rows a scale left out of its sweeps
 
-    def thin(self, keep: Any) -> "Artifact":
-        """A copy without the rows whose sweep position ``keep(index, length)`` rejects."""
-        drop = [rid for rid, r in self.rows.items() if not all(keep(i, n) for i, n in r.sweep.values())]
+    def thin(self, keep: Any, row_ok: Any = None) -> "Artifact":
+        """A copy without the rows whose sweep position ``keep(index, length)`` rejects, nor those
+        ``row_ok(row_id)`` rejects (a scale that builds only some rows of a table)."""
+        drop = [rid for rid, r in self.rows.items() if not all(keep(i, n) for i, n in r.sweep.values())
+                or (row_ok is not None and not row_ok(rid))]
         if not drop:
             return self
         rows = {rid: r for rid, r in self.rows.items() if rid not in drop}

@@ -38,13 +38,15 @@ class Dag:
     def artifact(self, paper: str, name: str) -> Artifact:
         """The artifact as this scale builds it (sweeps thinned where the scale says so)."""
         try:
-            return self.specs[paper].artifacts[name].thin(self.scale.keeps)
+            art = self.specs[paper].artifacts[name]
         except KeyError:
             raise ConfigError(f"unknown artifact {paper}/{name}; see `reproduce list`") from None
+        return art.thin(self.scale.keeps, self.scale.row_filter(paper, name))
 
     def artifacts(self, family: str | None = None) -> list[Artifact]:
-        return [a.thin(self.scale.keeps) for s in self.specs.values() for a in s.artifacts.values()
-                if family in (None, a.family)]
+        """Every artifact this scale builds (a scale with ``artifacts:`` builds only those)."""
+        return [self.artifact(s.paper, a.name) for s in self.specs.values() for a in s.artifacts.values()
+                if family in (None, a.family) and self.scale.builds(s.paper, a.name)]
 
     def run_id(self, paper: str, name: str) -> str:
         ids = self.graph.run_ids(paper, name)

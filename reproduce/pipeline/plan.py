@@ -46,7 +46,15 @@ def hours_per_pass_epoch(model: str, gpu: str, costs: Mapping[str, Any]) -> floa
     measured = (g.get("hours_per_pass_epoch") or {}).get(model)
     if measured is not None:
         return float(measured)
-    return float(v100) / float(g["relative"]) if g.get("relative") else None
+    if g.get("relative"):
+        return float(v100) / float(g["relative"])
+    return float(v100) / float(g["relative_assumed"]) if g.get("relative_assumed") else None
+
+
+def assumed(gpu: str, costs: Mapping[str, Any] | None = None) -> bool:
+    """Are ``gpu``'s hours an assumed speed-up of the V100 figures rather than timed ones?"""
+    g = (costs or _costs()).get("gpus", {}).get(gpu, {})
+    return not g.get("hours_per_pass_epoch") and not g.get("relative") and bool(g.get("relative_assumed"))
 
 
 def gpu_hours(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = None, gpu: str = "v100") -> float | None:
@@ -85,7 +93,8 @@ def plan(dag, targets: list[str]) -> dict[str, Any]:
             "shared": [r for r in runs if len(r["artifacts"]) > 1],
             "total_gpu_hours": round(sum(r["gpu_hours"] for r in runs), 1),
             # unknown as soon as one run's model has no H100 figure: a partial sum would mislead
-            "total_h100_hours": None if None in h100 else round(sum(h100), 1)}
+            "total_h100_hours": None if None in h100 else round(sum(h100), 1),
+            "h100_assumed": assumed("h100")}
 
 
 def _round(v: float | None) -> float | None:
@@ -104,6 +113,9 @@ def format_plan(p: Mapping[str, Any]) -> str:
     for r in p["runs"]:
         lines.append(f"{r['run_id']:<{w}}  {r['model']:<10} {r['method']:<8} {r['epochs']:>6} "
                      f"{r['gpu_hours']:>8.1f} {_fmt(r.get('h100_hours')):>8}  {', '.join(r['artifacts'])}")
+    h100_note = ("H100 assumed at config/costs.yaml's relative_assumed speed-up until timed with "
+                 "benchmarks/gpu_step.py --epoch-timing" if p.get("h100_assumed")
+                 else "H100 n/a until measured with benchmarks/gpu_step.py --epoch-timing")
     lines.append(f"\ntotal: {p['total_gpu_hours']} V100 GPU-hours, {_fmt(p.get('total_h100_hours'))} H100 GPU-hours "
-                 "(from config/costs.yaml; H100 n/a until measured with benchmarks/gpu_step.py --epoch-timing)")
+                 f"(from config/costs.yaml; {h100_note})")
     return "\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -54,12 +55,31 @@ class Scale:
             return index == 0
         return index in {round(j * (length - 1) / (k - 1)) for j in range(k)}
 
+    @property
+    def selected(self) -> Mapping[str, Any] | None:
+        """``artifacts:`` (``paper/name`` -> ``{rows: REGEX}``): the only artifacts this scale builds."""
+        return self.raw.get("artifacts")
+
+    def builds(self, paper: str, name: str) -> bool:
+        return self.selected is None or f"{paper}/{name}" in self.selected
+
+    def row_filter(self, paper: str, name: str) -> Any:
+        """A predicate on row ids (``rows:`` regex of the artifact's entry), or None to keep every row."""
+        pattern = ((self.selected or {}).get(f"{paper}/{name}") or {}).get("rows")
+        if pattern is None:
+            return None
+        rx = re.compile(pattern)
+        return lambda rid: rx.search(rid) is not None
+
     def protocol_to_run(self, protocol: str) -> str:
         return self.eval.get("substitute", {}).get(protocol, protocol)
 
     def apply(self, run: Mapping[str, Any]) -> dict[str, Any]:
         """The run config at this scale, before the engine fills defaults."""
         cfg = deep_merge(run, self.raw.get("run_overrides", {}))
+        swap = self.raw.get("models", {}).get(cfg.get("model", {}).get("name"))
+        if swap:  # a cheaper architecture in place of the paper's (a budget scale says so in its outputs)
+            cfg["model"] = {**cfg["model"], "name": swap}
         method = cfg.get("method", {}).get("name")
         extra = self.raw.get("method_overrides", {}).get(method)
         if extra:
