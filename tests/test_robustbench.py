@@ -180,3 +180,77 @@ def test_zoo_errors_are_one_line(case, tmp_path, data_root, capsys):
     for w in words:
         assert w in lines[0], f"{w!r} not in {lines[0]!r}"
     assert not (tmp_path / "e.json").exists()
+
+
+# -- CIFAR-10-C through robustbench's loader -----------------------------------------------
+
+N_PER = 2  # images per corruption x severity cell kept in the prepared dataset
+
+
+def fake_cifar10c(data_dir: Path) -> dict[tuple[str, int], np.ndarray]:
+    """robustbench's layout, data_dir/CIFAR-10-C/<corruption>.npy + labels.npy, at full length
+    (load_cifar10c slices severity s as images [10000 (s-1), 10000 s) whatever the file's size)
+    but sparse on disk: only the first N_PER images of each severity block are written."""
+    from robustbench.data import CORRUPTIONS
+
+    folder = data_dir / "CIFAR-10-C"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    cells = {}
+    for k, c in enumerate(CORRUPTIONS):
+        a = np.lib.format.open_memmap(folder / f"{c}.npy", mode="w+", dtype=np.uint8, shape=(50_000, 32, 32, 3))
+        for s in range(1, 6):
+            x = rng.integers(0, 256, (N_PER, 32, 32, 3), dtype=np.uint8)
+            x[:, 0, 0, 0], x[:, 0, 0, 1] = k, s  # which cell, readable from the pixels
+            a[(s - 1) * 10_000:(s - 1) * 10_000 + N_PER] = cells[c, s] = x
+        a.flush()
+        del a
+    np.save(folder / "labels.npy", np.tile(np.arange(10_000) % 10, 5).astype(np.uint8))
+    return cells
+
+
+def test_cifar10c_prepared_through_robustbench_loader(tmp_path):
+    from reproduce.analyses import ANALYSES, AnalysisContext
+    from reproduce.analyses.corruptions import ROBUSTBENCH_CORRUPTIONS, SEVERITIES
+    from reproduce.attacks.autoattack import import_robustbench
+    from reproduce.data import import_dataset, load_split, read_manifest
+    from reproduce.train import train
+
+    import_robustbench()
+    from robustbench.data import CORRUPTIONS
+
+    assert tuple(CORRUPTIONS) == ROBUSTBENCH_CORRUPTIONS  # the analysis's cells are robustbench's
+    cells = fake_cifar10c(tmp_path / "rb")
+    root = tmp_path / "data"
+    splits = [f"{c}-{s}" for c in ROBUSTBENCH_CORRUPTIONS for s in SEVERITIES]
+    # the CIFAR-10-C folder itself is accepted as well as robustbench's data_dir
+    import_dataset("cifar10-c", root, from_robustbench=tmp_path / "rb" / "CIFAR-10-C",
+                   expected_sizes={sp: N_PER for sp in splits})
+    meta = read_manifest("cifar10-c", root)
+    assert sorted(meta["splits"]) == sorted(splits) and meta["source"]["import"] == "from-robustbench"
+    assert meta["robustbench"]["loader"] == "robustbench.data.load_cifar10c"
+    for (c, s), x in cells.items():
+        images, labels = load_split("cifar10-c", f"{c}-{s}", root)
+        assert np.array_equal(images, x) and labels.tolist() == list(range(N_PER))
+    # the HAT corruptions analysis reads it through load_split like any prepared dataset
+    write_generated("c10", root, num_classes=10, image_size=32, n_train=20, n_test=10, domain=0)
+    cfg = {"name": "std", "scale": "test", "data": {"primary": "c10"}, "model": {"name": "mlp"},
+           "method": {"name": "standard"}, "epochs": 1, "batch_size": 20}
+    train(cfg, tmp_path / "runs" / "std-1", data_root=root, device="cpu", progress=False)
+    cls = ANALYSES.get("corruptions")
+    params = cls.resolve_params({"run": {"run": "std-1"}}, "test")
+    ctx = AnalysisContext(params=params, inputs={"run": tmp_path / "runs" / "std-1"}, out_dir=tmp_path / "out",
+                          data_root=root, device=torch.device("cpu"), scale="test")
+    v = cls().run(ctx)
+    assert len(v["cells"]) == 75 and v["n_per"] == [N_PER]
+
+
+def test_cifar10c_robustbench_files_absent(tmp_path, capsys):
+    empty = tmp_path / "rbdata"
+    argv = ["data", "import", "cifar10-c", "--from-robustbench", str(empty), "--root", str(tmp_path / "d")]
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    for w in ("CIFAR-10-C/<corruption>.npy", "labels.npy", "https://zenodo.org/record/2535967/files/CIFAR-10-C.tar"):
+        assert w in lines[0]
+    assert not empty.exists() and not (tmp_path / "d" / "cifar10-c").exists()  # nothing fetched, nothing written
