@@ -62,6 +62,8 @@ def _spec_run_config(args: argparse.Namespace) -> dict:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.robustbench is not None or args.run is None:
+        return _cmd_evaluate_zoo(args)
     from . import io
     from .evaluate.job import evaluate_run, split_list
     from .evaluate.state import state_path_for
@@ -94,6 +96,35 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate_zoo(args: argparse.Namespace) -> int:
+    """``evaluate --robustbench NAME``: a RobustBench zoo model in place of a trained run."""
+    from . import io
+    from .evaluate.job import split_list
+    from .evaluate.robustbench import evaluate_zoo, zoo_summary
+
+    if (args.run is None) == (args.robustbench is None):
+        raise ReproduceError("evaluate needs exactly one of --run DIR (a trained run) or --robustbench NAME")
+    protocols = split_list(args.protocol, "--protocol")
+    labels = split_list(args.label, "--label") if args.label else None
+    if (args.out is None) == (args.out_dir is None):
+        raise ReproduceError("evaluate needs exactly one of --out FILE (one protocol) or --out-dir DIR")
+    if args.out is not None and len(protocols) > 1:
+        raise ReproduceError(f"--protocol {args.protocol}: several protocols need --out-dir, not --out")
+    if args.index and args.out_dir is None:
+        raise ReproduceError("--index lists the files of --out-dir; give --out-dir")
+    results = evaluate_zoo(args.robustbench, protocols, args.data_root, labels=labels, dataset=args.rb_dataset,
+                           threat_model=args.rb_threat, model_dir=args.model_dir, model_info=args.rb_model_info,
+                           device=args.device, split=args.split, n=args.n, batch_size=args.batch_size,
+                           seed=args.seed)
+    for res in results:
+        io.write_json(args.out or Path(args.out_dir) / f"{res['protocol']}.json", res)
+        print(zoo_summary(res))
+    if args.index:
+        io.write_json(args.index, {"run": results[0]["run"], "scale": None, "directory": str(args.out_dir),
+                                   "protocols": {r["protocol"]: f"{r['protocol']}.json" for r in results}})
+    return 0
+
+
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from .analyses.runner import run_analysis
 
@@ -123,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("evaluate", help="evaluate a trained run under a named protocol")
-    e.add_argument("--run", required=True, help="run directory")
+    e.add_argument("--run", default=None, help="run directory (or --robustbench NAME)")
     e.add_argument("--protocol", required=True, help="a protocol, or a comma list evaluated in one job")
     e.add_argument("--out", default=None, help="JSON file to write (one protocol)")
     e.add_argument("--out-dir", default=None, help="directory for <label>.json per protocol")
@@ -139,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto")
     e.add_argument("--allow-cpu", action="store_true", help="let --device auto fall back to CPU at a paper scale")
     e.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    # a RobustBench model-zoo checkpoint instead of --run: checks the evaluation stack against the leaderboard
+    e.add_argument("--robustbench", default=None, metavar="NAME", help="RobustBench zoo model to evaluate")
+    e.add_argument("--rb-dataset", default="cifar10", choices=("cifar10", "cifar100"), help="its zoo dataset")
+    e.add_argument("--rb-threat", default="Linf", choices=("Linf", "L2", "corruptions"), help="its threat model")
+    e.add_argument("--model-dir", default="models", help="robustbench's model_dir: <dir>/<dataset>/<threat>/NAME.pt")
+    e.add_argument("--rb-model-info", default="model_info",
+                   help="robustbench's model_info directory (leaderboard numbers), if you have a checkout")
     e.set_defaults(func=_cmd_evaluate)
 
     a = sub.add_parser("analyze", help="compute one analysis node of a paper spec")

@@ -24,6 +24,7 @@ SKIP = {
     "reproduce data import": "imports an official archive (needs the files or internet)",
     "reproduce diff": "diffs a rendered table, which exists only after a run",
     "reproduce train": "trains a model",
+    "reproduce evaluate --robustbench": "needs a zoo model's weights (robustbench downloads them, with internet)",
     "reproduce evaluate": "needs a trained run",
     "snakemake --report": "reports results that exist only after a run (tests/test_workflow.py builds one)",
 }

@@ -436,7 +436,7 @@ _add(
             ),
         ),
         downloadable=True,
-        import_hint="--from-archive CIFAR-10-C.tar | --from-folder DIR_WITH_NPY_FILES",
+        import_hint="--from-archive CIFAR-10-C.tar | --from-folder DIR_WITH_NPY_FILES | --from-robustbench DATA_DIR",
         params={"layout": "<corruption>.npy: 50000 images, severity 1..5 in blocks of 10000; labels.npy"},
     )
 )

@@ -37,6 +37,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         args.root,
         from_archive=args.from_archive,
         from_folder=args.from_folder,
+        from_robustbench=args.from_robustbench,
         allow_download=args.download,
         sha256=args.sha256 or (),
         force=args.force,
@@ -125,6 +126,8 @@ def add_subcommands(subparsers: "argparse._SubParsersAction[argparse.ArgumentPar
     src = p.add_mutually_exclusive_group()
     src.add_argument("--from-archive", type=Path, metavar="PATH", help="official archive, or a directory holding them")
     src.add_argument("--from-folder", type=Path, metavar="DIR", help="extracted files or an image tree DIR/<split>/<class>/")
+    src.add_argument("--from-robustbench", type=Path, metavar="DIR",
+                     help="cifar10-c: robustbench's data_dir (DIR/CIFAR-10-C/*.npy), read through its loader")
     src.add_argument("--download", action="store_true", help="fetch the official files (needs internet)")
     p.add_argument(
         "--sha256",

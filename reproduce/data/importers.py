@@ -35,6 +35,8 @@ class ImportRequest:
     root: Path
     from_archive: Path | None = None
     from_folder: Path | None = None
+    # robustbench's data_dir (holding CIFAR-10-C/): read through its loader (importers_rb.py)
+    from_robustbench: Path | None = None
     sha256: tuple[str, ...] = ()
     # {filename: "md5:HEX" | "sha256:HEX"} replacing catalog checksums (tests, mirrors).
     checksums: Mapping[str, str] | None = None
@@ -80,8 +82,9 @@ class ImportRequest:
 
     def writer(self, **overrides: Any) -> PreparedWriter:
         info = self.info
-        how = "from-archive" if self.from_archive else "from-folder"
-        src = self.from_archive or self.from_folder
+        how = ("from-archive" if self.from_archive else "from-robustbench" if self.from_robustbench
+               else "from-folder")
+        src = self.from_archive or self.from_robustbench or self.from_folder
         kw: dict[str, Any] = dict(
             num_classes=info.num_classes,
             image_size=info.image_size,
@@ -113,6 +116,7 @@ def import_dataset(
     *,
     from_archive: str | os.PathLike[str] | None = None,
     from_folder: str | os.PathLike[str] | None = None,
+    from_robustbench: str | os.PathLike[str] | None = None,
     allow_download: bool = False,
     sha256: Sequence[str] = (),
     checksums: Mapping[str, str] | None = None,
@@ -123,7 +127,8 @@ def import_dataset(
     """Prepare catalog dataset ``name`` under ``root``; return its directory.
 
     Exactly one source: ``from_archive`` (official file, or a directory holding
-    the official files), ``from_folder`` (extracted files or an image tree), or
+    the official files), ``from_folder`` (extracted files or an image tree),
+    ``from_robustbench`` (robustbench's data_dir, read through its loader; cifar10-c), or
     ``allow_download=True`` (fetch the official files; never implicit). Derived
     datasets (imgnet100/900) need no source. An already prepared dataset is
     left alone unless ``force``.
@@ -134,7 +139,7 @@ def import_dataset(
         if progress:
             progress(f"{name} is already prepared at {dataset_dir(name, root_p)} (use --force to re-import)")
         return dataset_dir(name, root_p)
-    given = sum(x is not None for x in (from_archive, from_folder)) + bool(allow_download)
+    given = sum(x is not None for x in (from_archive, from_folder, from_robustbench)) + bool(allow_download)
     if info.generated:
         from . import toy  # noqa: F401  (registers the generators)
 
@@ -155,6 +160,7 @@ def import_dataset(
         root=root_p,
         from_archive=Path(from_archive).expanduser() if from_archive is not None else None,
         from_folder=Path(from_folder).expanduser() if from_folder is not None else None,
+        from_robustbench=Path(from_robustbench).expanduser() if from_robustbench is not None else None,
         sha256=tuple(sha256),
         checksums=checksums,
         expected_sizes=expected_sizes,
@@ -164,8 +170,10 @@ def import_dataset(
     # The extra importers register themselves on import.
     from . import importers_extra  # noqa: F401
     from . import importers_tiny  # noqa: F401
+    from . import importers_rb  # noqa: F401
 
-    return IMPORTERS.get(info.importer, where=f"catalog entry {name}")(req)
+    importer = "robustbench" if from_robustbench is not None else info.importer
+    return IMPORTERS.get(importer, where=f"catalog entry {name}")(req)
 
 
 # -- image-folder trees ------------------------------------------------------------
