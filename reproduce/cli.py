@@ -101,6 +101,7 @@ def _cmd_evaluate_zoo(args: argparse.Namespace) -> int:
     from . import io
     from .evaluate.job import split_list
     from .evaluate.robustbench import evaluate_zoo, zoo_summary
+    from .evaluate.state import state_path_for
 
     if (args.run is None) == (args.robustbench is None):
         raise ReproduceError("evaluate needs exactly one of --run DIR (a trained run) or --robustbench NAME")
@@ -112,16 +113,20 @@ def _cmd_evaluate_zoo(args: argparse.Namespace) -> int:
         raise ReproduceError(f"--protocol {args.protocol}: several protocols need --out-dir, not --out")
     if args.index and args.out_dir is None:
         raise ReproduceError("--index lists the files of --out-dir; give --out-dir")
+    outs = [Path(args.out)] if args.out else [Path(args.out_dir) / f"{lab}.json" for lab in labels or protocols]
+    states = [state_path_for(o) for o in outs]
     results = evaluate_zoo(args.robustbench, protocols, args.data_root, labels=labels, dataset=args.rb_dataset,
                            threat_model=args.rb_threat, model_dir=args.model_dir, model_info=args.rb_model_info,
                            device=args.device, split=args.split, n=args.n, batch_size=args.batch_size,
-                           seed=args.seed)
-    for res in results:
-        io.write_json(args.out or Path(args.out_dir) / f"{res['protocol']}.json", res)
+                           seed=args.seed, state_paths=states)
+    for res, path in zip(results, outs):
+        io.write_json(path, res)
         print(zoo_summary(res))
     if args.index:
         io.write_json(args.index, {"run": results[0]["run"], "scale": None, "directory": str(args.out_dir),
                                    "protocols": {r["protocol"]: f"{r['protocol']}.json" for r in results}})
+    for st in states:
+        st.unlink(missing_ok=True)
     return 0
 
 

@@ -199,9 +199,10 @@ def evaluate_zoo(name: str, protocols: Sequence[str], data_root: str | Path, *,
                  labels: Sequence[str] | None = None, dataset: str = "cifar10", threat_model: str = "Linf",
                  model_dir: str | Path = DEFAULT_MODEL_DIR, model_info: str | Path = DEFAULT_MODEL_INFO,
                  device: str = "auto", split: str | None = None, n: int | None = None, batch_size: int = 256,
-                 seed: int = 0) -> list[dict[str, Any]]:
+                 seed: int = 0, state_paths: Sequence[str | Path] | None = None) -> list[dict[str, Any]]:
     """Evaluate zoo model ``name`` on the prepared test split; one result per protocol, shaped as
-    ``evaluate_run``'s, plus a ``robustbench`` block with the leaderboard's numbers where known."""
+    ``evaluate_run``'s, plus a ``robustbench`` block with the leaderboard's numbers where known.
+    ``state_paths[i]`` keeps protocol i's per-batch progress (``reproduce.evaluate.state``)."""
     from .. import perf as fast
     from ..data import load_split, read_manifest
     from ..io import sha256_file
@@ -209,6 +210,7 @@ def evaluate_zoo(name: str, protocols: Sequence[str], data_root: str | Path, *,
     from ..train.setup import select_device
     from .job import register_spec_protocols
     from .protocols import PROTOCOLS, evaluate
+    from .state import EvalState
 
     labels = list(labels) if labels else list(protocols)
     if len(labels) != len(protocols):
@@ -239,7 +241,14 @@ def evaluate_zoo(name: str, protocols: Sequence[str], data_root: str | Path, *,
     out = []
     for proto, label in zip(protocols, labels):
         t0 = time.time()
-        res = evaluate(model, images, y, proto, device=dev, batch_size=batch_size, seed=seed, n=n)
+        state = None
+        if state_paths is not None:
+            p = PROTOCOLS.get(proto)
+            state = EvalState(state_paths[len(out)], {
+                "protocol": p.name, "params": p.params(), "counting": p.counting, "seed": seed,
+                "batch_size": batch_size, "n": n, "split": split, "dataset": data_name,
+                "weights": [w["sha256"] for w in rb_block["weights"]]})
+        res = evaluate(model, images, y, proto, device=dev, batch_size=batch_size, seed=seed, n=n, state=state)
         res["protocol_run"] = proto
         res["protocol"] = label
         res["labels"] = [int(v) for v in y[: len(res["correct_mask"])].tolist()]
