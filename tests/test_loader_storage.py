@@ -107,6 +107,37 @@ def test_composite_batches_match_for_any_storage_mix(augment) -> None:
                 _same_batches(ref, got)
 
 
+def test_pinned_staging_logic_with_cuda_stubbed(monkeypatch) -> None:
+    """The double-buffered staging path, run on the CPU: CUDA's pinned allocation and events
+    replaced by stand-ins that count what the path asks of them."""
+    import reproduce.data.loader as loader
+
+    dev, host = _pair(n=45)
+    calls = {"alloc": 0, "record": 0, "sync": 0}
+
+    class Event:
+        def __init__(self) -> None:
+            calls["record"] += 1
+
+        def synchronize(self) -> None:
+            calls["sync"] += 1
+
+    def alloc(shape, dtype):
+        calls["alloc"] += 1
+        return torch.empty(shape, dtype=dtype)
+
+    monkeypatch.setattr(loader, "_pinned_empty", alloc)
+    monkeypatch.setattr(loader, "_copy_issued", Event)
+    monkeypatch.setattr(DeviceDataset, "_pin", lambda self: True)
+    kw = {"augment": True, "rotate": 15.0, "color_jitter": (0.25, 0.25, 0.25)}
+    want = list(iterate(dev, 8, seed=1, epoch=2, **kw))
+    got = list(iterate(host, 8, seed=1, epoch=2, **kw))  # 5 full batches and one of 5
+    _same_batches(want, got)
+    # two buffers, allocated once each; every reuse waited for the copy that last read the buffer
+    assert calls == {"alloc": 2, "record": 6, "sync": 4}
+    _same_batches([dev.batch(torch.tensor([3, 4]))], [host.batch(torch.tensor([3, 4]))])
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned staging and async copies need CUDA")
 def test_pinned_host_storage_on_cuda_matches_device_storage() -> None:
     dev, host = _pair(n=300, device="cuda")

@@ -171,19 +171,28 @@ class DeviceDataset:
         if done is not None:
             done.synchronize()
         if buf.shape[0] < n:
-            buf = torch.empty((n, *self.images.shape[1:]), dtype=self.images.dtype, pin_memory=True)
+            buf = _pinned_empty((n, *self.images.shape[1:]), self.images.dtype)
         out = buf[:n]
         torch.index_select(self.images, 0, pos, out=out)
         moved = out.to(self.device, non_blocking=True)
-        event = torch.cuda.Event()
-        event.record()
-        self._staging[self._slot] = (buf, event)
+        self._staging[self._slot] = (buf, _copy_issued())
         return moved
 
     def batch(self, positions: torch.Tensor) -> Batch:
         """Un-augmented batch of the images at ``positions`` (evaluation)."""
         pos = positions.to(self.device)
         return Batch(to_unit_float(self.gather_images(positions)), self.labels[pos], self.indices[pos])
+
+
+def _pinned_empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    return torch.empty(shape, dtype=dtype, pin_memory=True)
+
+
+def _copy_issued() -> Any:
+    """An event on the current stream, after the copy just queued: done once the copy is."""
+    event = torch.cuda.Event()
+    event.record()
+    return event
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
