@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..data.placement import Placement
 
 
 def select_device(device: str = "auto", *, scale: str | None = None, allow_cpu: bool = True) -> torch.device:
@@ -108,7 +111,7 @@ def load_run_data(cfg: Mapping[str, Any], root: str | Path, device: torch.device
 
 
 def place_data(cfg: Mapping[str, Any], splits: Mapping[str, tuple[Any, Any, Any]], device: torch.device, *,
-               classes: int, aux_classes: Mapping[str, int], free_bytes: int | None = None) -> Any:
+               classes: int, aux_classes: Mapping[str, int], free_bytes: int | None = None) -> "Placement":
     """Where the run's training splits go (``perf.data_placement``; reproduce/data/placement.py).
 
     The reserve beside the data is the planner's model + optimizer + activation estimate, computed
