@@ -99,7 +99,8 @@ def plan(dag, targets: list[str], gpu_mem_gib: float | None = None) -> dict[str,
                      "h100_hours": _round(gpu_hours(cfg, gpu="h100")), "artifacts": used_by,
                      "memory": run_memory(cfg, gpu_mem_gib=mem_gib, scale=dag.scale)})
     h100 = [r["h100_hours"] for r in runs]
-    return {"scale": dag.scale.name, "gpu_mem_gib": mem_gib, "artifacts": [f"{a.paper}/{a.name}" for a in arts], "runs": runs,
+    return {"scale": dag.scale.name, "gpu_mem_gib": mem_gib, "artifacts": [f"{a.paper}/{a.name}" for a in arts],
+            "runs": runs,
             "shared": [r for r in runs if len(r["artifacts"]) > 1],
             "total_gpu_hours": round(sum(r["gpu_hours"] for r in runs), 1),
             # unknown as soon as one run's model has no H100 figure: a partial sum would mislead
@@ -137,7 +138,8 @@ def format_plan(p: Mapping[str, Any]) -> str:
                  f"{'device GiB':<{mw}}  used by")
     for r, cell in zip(p["runs"], cells):
         lines.append(f"{r['run_id']:<{w}}  {r['model']:<10} {r['method']:<8} {r['epochs']:>6} "
-                     f"{r['gpu_hours']:>8.1f} {_fmt(r.get('h100_hours')):>8}  {cell:<{mw}}  {', '.join(r['artifacts'])}")
+                     f"{r['gpu_hours']:>8.1f} {_fmt(r.get('h100_hours')):>8}  {cell:<{mw}}  "
+                     f"{', '.join(r['artifacts'])}")
     lines.append(f"\ntotal: {p['total_gpu_hours']} V100 GPU-hours, {_fmt(p.get('total_h100_hours'))} H100 GPU-hours "
                  "(from config/costs.yaml; H100 n/a until measured with benchmarks/gpu_step.py --epoch-timing)")
     if "gpu_mem_gib" in p:
