@@ -18,9 +18,11 @@ PERF_DEFAULTS: dict[str, Any] = {
     "fused_optimizer": False,   # fused SGD (CUDA), else the multi-tensor foreach SGD
     "cudnn_benchmark": False,   # let cuDNN time its algorithms for the fixed batch shape
     "sync_every": 1,            # read the on-device NaN flag every N steps (and at epoch end)
+    "data_placement": "auto",   # auto | device | host: training splits on the GPU or streamed (data/placement.py)
 }
 HASHED = ("amp", "compile")
 AMP_MODES = ("none", "bf16")
+DATA_PLACEMENTS = ("auto", "device", "host")
 
 
 def check_perf(perf: Mapping[str, Any], where: str = "run") -> None:
@@ -30,6 +32,9 @@ def check_perf(perf: Mapping[str, Any], where: str = "run") -> None:
     for key in ("channels_last", "compile", "fused_optimizer", "cudnn_benchmark"):
         if not isinstance(perf[key], bool):
             raise ConfigError(f"{where}: perf.{key} must be true or false, got {perf[key]!r}")
+    if perf["data_placement"] not in DATA_PLACEMENTS:
+        raise ConfigError(f"{where}: perf.data_placement must be one of {DATA_PLACEMENTS}, "
+                          f"got {perf['data_placement']!r}")
     n = perf["sync_every"]
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ConfigError(f"{where}: perf.sync_every must be a positive integer, got {n!r}")

@@ -46,9 +46,11 @@ def composite_batches(primary: DeviceDataset, extra: DeviceDataset, spec: Mappin
     crops = torch.randint(0, 2 * pad + 1, (steps * batch_size, 2), generator=g)
     flips = torch.randint(0, 2, (steps * batch_size,), generator=g).bool()
     for b in range(start_batch, steps):  # every draw is made up front: starting later changes none
-        p = order[b * n_prim:(b + 1) * n_prim].to(primary.device)
-        e = picks[b * n_extra:(b + 1) * n_extra].to(extra.device)
-        u8 = torch.cat([primary.images[p], extra.images[e]])
+        p_host, e_host = order[b * n_prim:(b + 1) * n_prim], picks[b * n_extra:(b + 1) * n_extra]
+        p, e = p_host.to(primary.device), e_host.to(extra.device)
+        # each part gathered where its split is stored (device or pinned host), joined on the device
+        u8 = torch.cat([primary.gather_images(p_host if primary.storage == "host" else p),
+                        extra.gather_images(e_host if extra.storage == "host" else e)])
         crop = flip = None
         if augment:
             crop = crops[b * batch_size:(b + 1) * batch_size]

@@ -1,8 +1,11 @@
-"""Batches straight from a uint8 tensor on the training device.
+"""Batches straight from a uint8 tensor on the training device (or in pinned host memory).
 
 A split lives on the device as one uint8 NCHW tensor; each batch is gathered,
 augmented (zero-padded random crop + horizontal flip, vectorized) and only
-then converted to float. Float32 splits (generated feature data, already in
+then converted to float. A split too large for the accelerator (Places365-64:
+20.6 GiB) is held in pinned host memory instead (``storage="host"``): each
+batch is gathered there and copied asynchronously to the device, where the
+same augmentation runs, so both storages give bit-identical batches. Float32 splits (generated feature data, already in
 [0, 1]) are held and batched as they are. All randomness comes from a CPU ``torch.Generator``
 seeded from ``(seed, epoch)``, so an epoch's batches are a pure function of
 those two numbers: resuming after a crash needs no saved loader state, and
@@ -14,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -50,12 +53,20 @@ def to_unit_float(images: torch.Tensor) -> torch.Tensor:
     return images.float().div_(255) if images.dtype == torch.uint8 else images.float()
 
 
+STORAGES = ("device", "host")
+
+
 class DeviceDataset:
-    """One split held on ``device``: ``images`` uint8 or float32 (N, C, H, W), ``labels`` long (N,).
+    """One split for training on ``device``: ``images`` uint8 or float32 (N, C, H, W), ``labels`` long (N,).
 
     ``indices`` (optional, length N) are the instance ids reported in
     ``Batch.idx``; by default ``arange(N)``. A subset made with ``subset``
     keeps the ids of the full split, so per-instance statistics line up.
+
+    ``storage`` says where ``images`` live: ``"device"`` (on ``device``) or
+    ``"host"`` (CPU memory, pinned when CUDA is available so copies can overlap
+    compute). ``device`` is always the compute device: labels and ids (16 bytes
+    an image) stay there in both storages, and every batch arrives there.
     """
 
     def __init__(
@@ -65,6 +76,7 @@ class DeviceDataset:
         device: str | torch.device = "cpu",
         *,
         indices: np.ndarray | torch.Tensor | None = None,
+        storage: str = "device",
     ) -> None:
         dtypes = (np.uint8, torch.uint8, np.float32, torch.float32)
         if images_nhwc_uint8.ndim != 4 or images_nhwc_uint8.dtype not in dtypes:
@@ -72,19 +84,27 @@ class DeviceDataset:
                 f"images must be uint8 or float32 N x H x W x C, got {images_nhwc_uint8.dtype} "
                 f"{tuple(images_nhwc_uint8.shape)}"
             )
+        if storage not in STORAGES:
+            raise ValueError(f"storage must be one of {STORAGES}, got {storage!r}")
         self.device = torch.device(device)
+        self.storage = storage
         n, h, w, c = images_nhwc_uint8.shape
         is_u8 = images_nhwc_uint8.dtype in (np.uint8, torch.uint8)
         if not is_u8 and n and not (0.0 <= float(images_nhwc_uint8.min()) and float(images_nhwc_uint8.max()) <= 1.0):
             # float data must already be model input in [0, 1] (grey levels 0..255 as floats are a slip)
             raise ValueError("float32 images must lie in [0, 1]")
-        self.images = torch.empty((n, c, h, w), dtype=torch.uint8 if is_u8 else torch.float32, device=self.device)
+        dtype = torch.uint8 if is_u8 else torch.float32
+        if storage == "host":
+            # pinned pages let the per-batch copy run asynchronously; pinning without CUDA is an error
+            self.images = torch.empty((n, c, h, w), dtype=dtype, pin_memory=self._pin())
+        else:
+            self.images = torch.empty((n, c, h, w), dtype=dtype, device=self.device)
         # Copy in chunks: a memory-mapped split never needs a second full copy in RAM.
         step = max(1, (64 << 20) // max(1, h * w * c))
         for i in range(0, n, step):
             chunk = images_nhwc_uint8[i : i + step]
             t = torch.from_numpy(np.array(chunk)) if isinstance(chunk, np.ndarray) else chunk
-            self.images[i : i + step] = t.to(self.device).permute(0, 3, 1, 2)
+            self.images[i : i + step] = t.to(self.images.device).permute(0, 3, 1, 2)
         self.labels = torch.as_tensor(np.asarray(labels) if isinstance(labels, np.ndarray) else labels).to(
             self.device, torch.long
         )
@@ -95,34 +115,84 @@ class DeviceDataset:
         if ids.shape != (n,):
             raise ValueError("indices must have one entry per image")
         self.indices = ids.to(self.device)
+        self._staging: list[tuple[torch.Tensor, Any]] = []
+        self._slot = 0
+
+    def _pin(self) -> bool:
+        return self.device.type == "cuda" and torch.cuda.is_available()
+
+    @property
+    def storage_device(self) -> torch.device:
+        """Where ``images`` are indexed: positions for ``gather_images`` are moved here."""
+        return self.images.device
 
     @classmethod
     def from_prepared(
-        cls, name: str, split: str, root: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu"
+        cls, name: str, split: str, root: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu",
+        *, storage: str = "device",
     ) -> "DeviceDataset":
         from .prepared import load_split
 
         images, labels = load_split(name, split, root)
-        return cls(images, labels, device)
+        return cls(images, labels, device, storage=storage)
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
     def subset(self, positions: np.ndarray | torch.Tensor) -> "DeviceDataset":
-        """The images at ``positions`` (0..len-1) of this dataset, keeping their ids."""
+        """The images at ``positions`` (0..len-1) of this dataset, keeping their ids and storage."""
         pos = torch.as_tensor(np.asarray(positions) if isinstance(positions, np.ndarray) else positions).long()
-        pos = pos.to(self.device)
         out = DeviceDataset.__new__(DeviceDataset)
-        out.device = self.device
-        out.images = self.images[pos]
-        out.labels = self.labels[pos]
-        out.indices = self.indices[pos]
+        out.device, out.storage = self.device, self.storage
+        out.images = self.images[pos.to(self.storage_device)]
+        if self.storage == "host" and self._pin():
+            out.images = out.images.pin_memory()  # indexing a pinned tensor gives pageable memory
+        out.labels = self.labels[pos.to(self.device)]
+        out.indices = self.indices[pos.to(self.device)]
+        out._staging, out._slot = [], 0
         return out
+
+    def gather_images(self, positions: torch.Tensor) -> torch.Tensor:
+        """The images at ``positions`` (any device), on the compute device, as stored (uint8 or float)."""
+        pos = positions.to(self.storage_device)
+        if self.storage == "device" or not self._pin():
+            return self.images[pos].to(self.device)
+        return self._gather_pinned(pos)
+
+    def _gather_pinned(self, pos: torch.Tensor) -> torch.Tensor:
+        # Gather into one of two pinned staging buffers and copy without blocking: the host
+        # prepares batch k+1 while the GPU still works on batch k. A buffer is reused only after
+        # the copy that read it has finished (its event), so a late copy never sees new data.
+        n = int(pos.shape[0])
+        self._slot = (self._slot + 1) % 2
+        if len(self._staging) < 2:
+            self._staging = [(torch.empty(0, dtype=self.images.dtype), None)] * 2
+        buf, done = self._staging[self._slot]
+        if done is not None:
+            done.synchronize()
+        if buf.shape[0] < n:
+            buf = _pinned_empty((n, *self.images.shape[1:]), self.images.dtype)
+        out = buf[:n]
+        torch.index_select(self.images, 0, pos, out=out)
+        moved = out.to(self.device, non_blocking=True)
+        self._staging[self._slot] = (buf, _copy_issued())
+        return moved
 
     def batch(self, positions: torch.Tensor) -> Batch:
         """Un-augmented batch of the images at ``positions`` (evaluation)."""
         pos = positions.to(self.device)
-        return Batch(to_unit_float(self.images[pos]), self.labels[pos], self.indices[pos])
+        return Batch(to_unit_float(self.gather_images(positions)), self.labels[pos], self.indices[pos])
+
+
+def _pinned_empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    return torch.empty(shape, dtype=dtype, pin_memory=True)
+
+
+def _copy_issued() -> Any:
+    """An event on the current stream, after the copy just queued: done once the copy is."""
+    event = torch.cuda.Event()
+    event.record()
+    return event
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -214,11 +284,13 @@ def iterate(
     stop = (n // batch_size) * batch_size if drop_last else n
     # One host-to-device copy per epoch: a blocking copy per batch would stall the GPU every step.
     order_d = order.to(ds.device)
+    # host storage gathers by host positions (no copy back); device storage by device ones
+    order_s = order if ds.storage == "host" else order_d
     if augment:
         crops_d, flips_d = crops.to(ds.device), flips.to(ds.device)
     for start in range(start_batch * batch_size, stop, batch_size):
         pos_d = order_d[start : start + batch_size]
-        u8 = ds.images[pos_d]
+        u8 = ds.gather_images(order_s[start : start + batch_size])
         crop = flip = angle = None
         if augment:
             crop, flip = crops_d[pos_d], flips_d[pos_d]

@@ -42,7 +42,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_plan(args: argparse.Namespace) -> int:
     from .plan import format_plan, plan
 
-    p = plan(_dag(args), args.targets)
+    p = plan(_dag(args), args.targets, gpu_mem_gib=args.gpu_mem_gib)
     print(json.dumps(p, indent=2) if args.json else format_plan(p))
     return 0
 
@@ -127,6 +127,16 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of GiB, got {text!r}")
+    return v
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", default=None, help="scale name (default: config/config.yaml)")
     p.add_argument("--work-dir", dest="work_dir", default=None)
@@ -142,6 +152,9 @@ def add_subcommands(sub: Any) -> None:
     p = sub.add_parser("plan", help="distinct runs and GPU-hours behind targets")
     p.add_argument("targets", nargs="+", help="artifact outputs (results/table2.csv) or PAPER/ARTIFACT")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--gpu-mem-gib", dest="gpu_mem_gib", type=_positive_float, default=None,
+                   help="card memory for the data-placement column (default: config/costs.yaml gpus.v100 "
+                        "memory_gib, else 32)")
     _common(p)
     p.set_defaults(func=_cmd_plan)
 

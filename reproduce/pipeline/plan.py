@@ -69,8 +69,25 @@ def gpu_hours(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = None, gp
     return float(cfg["epochs"]) * (n / 50000) * per * passes_per_step(cfg) * factor
 
 
-def plan(dag, targets: list[str]) -> dict[str, Any]:
-    """Which artifacts the targets name, the distinct runs they need, and what they cost."""
+def default_gpu_mem_gib(costs: Mapping[str, Any] | None = None) -> float:
+    """The reference GPU's memory (config/costs.yaml ``gpus.v100.memory_gib``), else 32 GiB."""
+    from .memory import DEFAULT_GPU_MEM_GIB
+
+    try:
+        c = costs if costs is not None else _costs()
+    except ConfigError:
+        return DEFAULT_GPU_MEM_GIB
+    mem = (c.get("gpus", {}).get("v100") or {}).get("memory_gib")
+    return float(mem) if mem else DEFAULT_GPU_MEM_GIB
+
+
+def plan(dag, targets: list[str], gpu_mem_gib: float | None = None) -> dict[str, Any]:
+    """Which artifacts the targets name, the distinct runs they need, what they cost in time and
+    device memory, and where ``perf.data_placement: auto`` would put their data on a
+    ``gpu_mem_gib`` card (default: ``default_gpu_mem_gib``)."""
+    from .memory import run_memory
+
+    mem_gib = float(gpu_mem_gib) if gpu_mem_gib is not None else default_gpu_mem_gib()
     arts = []
     for t in targets:
         hit = [a for a in dag.artifacts() if t in dag.artifact_outputs(a) or t in (f"{a.paper}/{a.name}", a.name)
@@ -87,9 +104,11 @@ def plan(dag, targets: list[str]) -> dict[str, Any]:
         cfg = dag.configs[rid]
         runs.append({"run_id": rid, "model": cfg["model"]["name"], "method": cfg["method"]["name"],
                      "epochs": cfg["epochs"], "gpu_hours": round(gpu_hours(cfg) or 0.0, 2),
-                     "h100_hours": _round(gpu_hours(cfg, gpu="h100")), "artifacts": used_by})
+                     "h100_hours": _round(gpu_hours(cfg, gpu="h100")), "artifacts": used_by,
+                     "memory": run_memory(cfg, gpu_mem_gib=mem_gib, scale=dag.scale)})
     h100 = [r["h100_hours"] for r in runs]
-    return {"scale": dag.scale.name, "artifacts": [f"{a.paper}/{a.name}" for a in arts], "runs": runs,
+    return {"scale": dag.scale.name, "gpu_mem_gib": mem_gib, "artifacts": [f"{a.paper}/{a.name}" for a in arts],
+            "runs": runs,
             "shared": [r for r in runs if len(r["artifacts"]) > 1],
             "total_gpu_hours": round(sum(r["gpu_hours"] for r in runs), 1),
             # unknown as soon as one run's model has no H100 figure: a partial sum would mislead
@@ -105,17 +124,39 @@ def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.1f}"
 
 
+def _gib(n: int | None) -> str:
+    return "n/a" if n is None else f"{n / (1 << 30):.1f}"
+
+
+def _memory_cell(m: Mapping[str, Any] | None) -> str:
+    """'data + model+activations GiB, placement' ('!' when even streamed data leaves too little room)."""
+    if not m:
+        return "n/a"
+    rest = m["model_bytes"] + m["activation_bytes"]
+    where = m["placement"] or "n/a"
+    return f"{_gib(m['data_bytes'])}+{_gib(rest)} {where}{'' if m.get('fits') in (True, None) else '!'}"
+
+
 def format_plan(p: Mapping[str, Any]) -> str:
     lines = [f"scale: {p['scale']}", f"artifacts: {', '.join(p['artifacts'])}",
              f"distinct training runs: {len(p['runs'])} ({len(p['shared'])} shared between artifacts)", ""]
     w = max((len(r["run_id"]) for r in p["runs"]), default=10)
-    lines.append(f"{'run':<{w}}  {'model':<10} {'method':<8} {'epochs':>6} {'V100-h':>8} {'H100-h':>8}  used by")
-    for r in p["runs"]:
+    cells = [_memory_cell(r.get("memory")) for r in p["runs"]]
+    mw = max([len("device GiB"), *map(len, cells)])
+    lines.append(f"{'run':<{w}}  {'model':<10} {'method':<8} {'epochs':>6} {'V100-h':>8} {'H100-h':>8}  "
+                 f"{'device GiB':<{mw}}  used by")
+    for r, cell in zip(p["runs"], cells):
         lines.append(f"{r['run_id']:<{w}}  {r['model']:<10} {r['method']:<8} {r['epochs']:>6} "
-                     f"{r['gpu_hours']:>8.1f} {_fmt(r.get('h100_hours')):>8}  {', '.join(r['artifacts'])}")
+                     f"{r['gpu_hours']:>8.1f} {_fmt(r.get('h100_hours')):>8}  {cell:<{mw}}  "
+                     f"{', '.join(r['artifacts'])}")
     h100_note = ("H100 assumed at config/costs.yaml's relative_assumed speed-up until timed with "
                  "benchmarks/gpu_step.py --epoch-timing" if p.get("h100_assumed")
                  else "H100 n/a until measured with benchmarks/gpu_step.py --epoch-timing")
     lines.append(f"\ntotal: {p['total_gpu_hours']} V100 GPU-hours, {_fmt(p.get('total_h100_hours'))} H100 GPU-hours "
                  f"(from config/costs.yaml; {h100_note})")
+    if "gpu_mem_gib" in p:
+        lines.append(f"device GiB: training data + (weights, gradients, optimizer state, activations), estimated; "
+                     f"then where perf.data_placement: auto puts the data on a {p['gpu_mem_gib']:g} GiB card "
+                     "(--gpu-mem-gib): device, or host (streamed from pinned memory); '!' = the model alone "
+                     "may not fit")
     return "\n".join(lines)

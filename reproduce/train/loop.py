@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -105,6 +106,8 @@ def _train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | 
         return json.loads(done.read_text())
     dev = select_device(device, scale=cfg["scale"], allow_cpu=allow_cpu)
     data = load_run_data(cfg, data_root, dev, runs_dir=out.parent)
+    # one line per process start: a run streamed from host memory is slower, and the log says why
+    print(f"run {cfg['name']}: {data['placement'].summary()}", file=sys.stderr, flush=True)
     ctx = TrainContext(cfg=cfg, device=dev, num_classes=data["num_classes"], datasets=data["train"],
                        steps_per_epoch=data["steps_per_epoch"], extra={"data_root": str(data_root), "runs_dir": str(out.parent)})
     method = METHODS.get(cfg["method"]["name"], where="method.name")(cfg, ctx)
@@ -259,6 +262,7 @@ def _train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | 
                "best": best, "selection": cfg["selection"], "final": history[-1] if history else {},
                "data": data["provenance"], "git_commit": git_commit(),
                "perf": fast.provenance(pf, dev, optimizer_impl=sgd_impl),
+               "data_placement": data["placement"].as_dict(),
                "provenance": runtime_provenance(dev, seed=cfg["seed"], scale=cfg["scale"])}
     io.write_json(done, summary)
     return summary

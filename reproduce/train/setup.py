@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..data.placement import Placement
 
 
 def select_device(device: str = "auto", *, scale: str | None = None, allow_cpu: bool = True) -> torch.device:
@@ -74,17 +77,23 @@ def load_run_data(cfg: Mapping[str, Any], root: str | Path, device: torch.device
     holdout = (x[held], y[held], ids[held]) if len(held) else None
     if len(held):
         x, y, ids = x[keep], y[keep], ids[keep]
-    train = {primary: DeviceDataset(x, y, device, indices=ids)}
+    splits = {primary: (x, y, ids)}
     provenance = {primary: _prov(man)}
+    aux_classes = {}
     for aux in d["aux"]:
         ax, ay = load_split(aux, "train", root)
-        train[aux] = DeviceDataset(ax, ay, device)
-        provenance[aux] = _prov(read_manifest(aux, root))
+        splits[aux] = (ax, ay, None)
+        aux_man = read_manifest(aux, root)
+        provenance[aux], aux_classes[aux] = _prov(aux_man), int(aux_man["num_classes"])
     comp = d.get("composite")
     if comp:  # pseudo-labelled extra data mixed into every batch (reproduce/data/composite.py)
         cx, cy = load_split(comp["dataset"], "train", root)
-        train["composite"] = DeviceDataset(cx, cy, device)
+        splits["composite"] = (cx, cy, None)
         provenance[comp["dataset"]] = _prov(read_manifest(comp["dataset"], root))
+    # decided before any split is copied: a split that does not fit must never reach the device
+    placement = place_data(cfg, splits, device, classes=int(man["num_classes"]), aux_classes=aux_classes)
+    train = {k: DeviceDataset(sx, sy, device, indices=sids, storage=placement.placement)
+             for k, (sx, sy, sids) in splits.items()}
     ex, ey = load_split(primary, d["eval_split"], root)
     sel_split = cfg["selection"]["split"]
     selection = load_split(primary, sel_split, root) if sel_split != d["eval_split"] else None
@@ -98,7 +107,31 @@ def load_run_data(cfg: Mapping[str, Any], root: str | Path, device: torch.device
         raise ConfigError(f"run {cfg['name']}: batch_size {cfg['batch_size']} exceeds the {len(y)} training images")
     return {"train": train, "eval": (ex, ey), "num_classes": int(man["num_classes"]),
             "image_size": int(x.shape[1]), "channels": int(x.shape[3]), "steps_per_epoch": steps, "selection": selection,
-            "provenance": provenance, "manifest": man, "holdout": holdout}
+            "provenance": provenance, "manifest": man, "holdout": holdout, "placement": placement}
+
+
+def place_data(cfg: Mapping[str, Any], splits: Mapping[str, tuple[Any, Any, Any]], device: torch.device, *,
+               classes: int, aux_classes: Mapping[str, int], free_bytes: int | None = None) -> "Placement":
+    """Where the run's training splits go (``perf.data_placement``; reproduce/data/placement.py).
+
+    The reserve beside the data is the planner's model + optimizer + activation estimate, computed
+    on CUDA only: on the CPU data and model share one memory and the answer is always ``device``.
+    """
+    from ..data.placement import decide_placement
+    from ..pipeline.memory import LABEL_BYTES, training_reserve
+
+    device = torch.device(device)
+    nbytes = sum(int(sx.nbytes) + LABEL_BYTES * len(sy) for sx, sy, _ in splits.values())
+    reserve = None
+    if device.type == "cuda":
+        x = next(iter(splits.values()))[0]
+        try:
+            reserve = training_reserve(cfg, classes=classes, aux_classes=aux_classes,
+                                       shape=(int(x.shape[3]), int(x.shape[1]), int(x.shape[2])))
+        except (RuntimeError, NotImplementedError):  # a model that cannot run on `meta`: the floor alone
+            reserve = None
+    return decide_placement(nbytes, device, requested=cfg["perf"]["data_placement"], reserve_bytes=reserve,
+                            free_bytes=free_bytes)
 
 
 def _prov(man: Mapping[str, Any]) -> dict[str, Any]:
