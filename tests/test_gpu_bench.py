@@ -12,7 +12,7 @@ import yaml
 
 from reproduce.config import resolve_run
 from reproduce.errors import ConfigError
-from reproduce.pipeline.plan import _costs, gpu_hours
+from reproduce.pipeline.plan import _costs, assumed, gpu_hours
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,11 +61,13 @@ def test_planner_hours_per_gpu():
     costs = json.loads(json.dumps(_costs()))  # a private copy
     v100 = gpu_hours(cfg, costs)
     assert v100 == pytest.approx(10 * 0.006 * 11)
-    costs["gpus"]["h100"].update(relative=None, hours_per_pass_epoch={})
-    assert gpu_hours(cfg, costs, gpu="h100") is None  # unmeasured: unknown, never guessed
+    costs["gpus"]["h100"].update(relative=None, hours_per_pass_epoch={}, relative_assumed=None)
+    assert gpu_hours(cfg, costs, gpu="h100") is None  # unmeasured and no assumption: unknown
+    costs["gpus"]["h100"]["relative_assumed"] = 3.0  # an assumption the planner labels as one
+    assert gpu_hours(cfg, costs, gpu="h100") == pytest.approx(v100 / 3) and assumed("h100", costs)
     costs["gpus"]["h100"]["relative"] = 4.0
     assert gpu_hours(cfg, costs, gpu="h100") == pytest.approx(v100 / 4)
     costs["gpus"]["h100"]["hours_per_pass_epoch"] = {"resnet18": 0.001}
-    assert gpu_hours(cfg, costs, gpu="h100") == pytest.approx(10 * 0.001 * 11)
+    assert gpu_hours(cfg, costs, gpu="h100") == pytest.approx(10 * 0.001 * 11) and not assumed("h100", costs)
     with pytest.raises(ConfigError, match="a100"):
         gpu_hours(cfg, costs, gpu="a100")
