@@ -61,11 +61,10 @@ def _spec_run_config(args: argparse.Namespace) -> dict:
     return cfg
 
 
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    if args.robustbench is not None or args.run is None:
-        return _cmd_evaluate_zoo(args)
-    from . import io
-    from .evaluate.job import evaluate_run, split_list
+def _eval_outputs(args: argparse.Namespace) -> tuple[list[str], list[str] | None, list[Path], list[Path]]:
+    """Protocols, labels, one result JSON per requested protocol (named as the per-protocol rule
+    names it) and the per-batch state file beside each."""
+    from .evaluate.job import split_list
     from .evaluate.state import state_path_for
 
     protocols = split_list(args.protocol, "--protocol")
@@ -74,9 +73,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise ReproduceError("evaluate needs exactly one of --out FILE (one protocol) or --out-dir DIR")
     if args.out is not None and len(protocols) > 1:
         raise ReproduceError(f"--protocol {args.protocol}: several protocols need --out-dir, not --out")
-    # one JSON per requested protocol, named as the per-protocol rule names it
     outs = [Path(args.out)] if args.out else [Path(args.out_dir) / f"{lab}.json" for lab in labels or protocols]
-    states = [state_path_for(o) for o in outs]
+    return protocols, labels, outs, [state_path_for(o) for o in outs]
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.robustbench is not None or args.run is None:
+        return _cmd_evaluate_zoo(args)
+    from . import io
+    from .evaluate.job import evaluate_run
+
+    protocols, labels, outs, states = _eval_outputs(args)
     results = evaluate_run(args.run, protocols, labels, data_root=args.data_root, device=args.device,
                            checkpoint=args.checkpoint, split=args.split, n=args.n,
                            batch_size=args.batch_size, seed=args.seed, allow_cpu=args.allow_cpu,
@@ -99,22 +106,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_evaluate_zoo(args: argparse.Namespace) -> int:
     """``evaluate --robustbench NAME``: a RobustBench zoo model in place of a trained run."""
     from . import io
-    from .evaluate.job import split_list
     from .evaluate.robustbench import evaluate_zoo, zoo_summary
-    from .evaluate.state import state_path_for
 
     if (args.run is None) == (args.robustbench is None):
         raise ReproduceError("evaluate needs exactly one of --run DIR (a trained run) or --robustbench NAME")
-    protocols = split_list(args.protocol, "--protocol")
-    labels = split_list(args.label, "--label") if args.label else None
-    if (args.out is None) == (args.out_dir is None):
-        raise ReproduceError("evaluate needs exactly one of --out FILE (one protocol) or --out-dir DIR")
-    if args.out is not None and len(protocols) > 1:
-        raise ReproduceError(f"--protocol {args.protocol}: several protocols need --out-dir, not --out")
+    protocols, labels, outs, states = _eval_outputs(args)
     if args.index and args.out_dir is None:
         raise ReproduceError("--index lists the files of --out-dir; give --out-dir")
-    outs = [Path(args.out)] if args.out else [Path(args.out_dir) / f"{lab}.json" for lab in labels or protocols]
-    states = [state_path_for(o) for o in outs]
     results = evaluate_zoo(args.robustbench, protocols, args.data_root, labels=labels, dataset=args.rb_dataset,
                            threat_model=args.rb_threat, model_dir=args.model_dir, model_info=args.rb_model_info,
                            device=args.device, split=args.split, n=args.n, batch_size=args.batch_size,
