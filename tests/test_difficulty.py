@@ -88,3 +88,17 @@ def test_difficulty_groups_subset_chain(tmp_path):
     assert min(c0, key=lambda i: (z["d"][list(ids).index(i)], i)) in s["indices"]
     with pytest.raises(ConfigError, match="mode"):
         ANALYSES.get("subset", where="t").resolve_params({"difficulty": "d", "mode": "medium", "n": 2}, "x")
+
+
+def test_scaled_subset_counts_keep_the_fraction_of_the_real_split(tmp_path):
+    import json
+
+    from reproduce.analyses.difficulty import scaled_count
+
+    (tmp_path / "result.json").write_text(json.dumps({"values": {"dataset": "cifar10"}}))
+    # 10k of CIFAR-10's 50k is a fifth: 125 of a 627-image pool (round(125.4)); 40k is 502
+    assert scaled_count(10000, 627, tmp_path, 10) == 125
+    assert scaled_count(40000, 627, tmp_path, 10) == 502
+    assert scaled_count(10, 627, tmp_path, 10) == 10  # never below one per class
+    (tmp_path / "result.json").write_text(json.dumps({"values": {"dataset": "svhn"}}))
+    assert scaled_count(20000, 732, tmp_path, 10) == 200  # 20000 x 732 / 73257 = 199.85

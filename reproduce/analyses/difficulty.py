@@ -157,7 +157,9 @@ def balanced_subset(ids: np.ndarray, d: np.ndarray, labels: np.ndarray, mode: st
 class Subset(Analysis):
     """A class-balanced subset by difficulty; values.indices feeds ``data.subset: {analysis, key: indices}``."""
 
-    params = {"difficulty": REQUIRED, "mode": REQUIRED, "n": REQUIRED, "seed": 0}
+    # scale_n (CPU scales): n is a count out of the real training split; take the same fraction
+    # of the (smaller) pool the difficulty ranks, so "hard 10k of 50k" stays "the hardest fifth"
+    params = {"difficulty": REQUIRED, "mode": REQUIRED, "n": REQUIRED, "seed": 0, "scale_n": False}
     references = {"difficulty": "analysis"}
 
     @classmethod
@@ -173,9 +175,26 @@ class Subset(Analysis):
     def run(self, ctx: AnalysisContext) -> dict[str, Any]:
         p = ctx.params
         z = load_difficulty(ctx.inputs["difficulty"])
-        keep = balanced_subset(z["indices"], z["d"], z["labels"], p["mode"], int(p["n"]), int(p["seed"]),
-                               f"analysis subset ({p['mode']} {p['n']})")
+        n = int(p["n"])
+        if p["scale_n"]:
+            n = scaled_count(n, len(z["d"]), Path(ctx.inputs["difficulty"]), len(np.unique(z["labels"])))
+        keep = balanced_subset(z["indices"], z["d"], z["labels"], p["mode"], n, int(p["seed"]),
+                               f"analysis subset ({p['mode']} {n})")
         pos = np.searchsorted(z["indices"], keep) if np.all(np.diff(z["indices"]) > 0) else \
             np.array([int(np.flatnonzero(z["indices"] == i)[0]) for i in keep])
         return {"indices": [int(i) for i in keep], "n": int(len(keep)), "mode": p["mode"], "seed": int(p["seed"]),
-                "per_class": int(p["n"]) // len(np.unique(z["labels"])), "d_mean": float(z["d"][pos].mean())}
+                "n_requested": int(p["n"]), "per_class": n // len(np.unique(z["labels"])),
+                "d_mean": float(z["d"][pos].mean())}
+
+
+def scaled_count(n: int, pool: int, difficulty_dir: Path, classes: int) -> int:
+    """``n`` of the real training split, as the same fraction of ``pool`` (at least one per class)."""
+    import json
+
+    from ..data.catalog import DATASETS
+
+    dataset = json.loads((difficulty_dir / "result.json").read_text())["values"]["dataset"]
+    full = DATASETS.get(dataset).split_sizes.get("train")
+    if not full:
+        raise ConfigError(f"analysis subset: scale_n needs the catalog's train size of {dataset!r}")
+    return max(classes, min(pool, round(n * pool / int(full))))
