@@ -68,3 +68,28 @@ def test_reproduce_plan_shows_places365_runs_streamed_on_a_16_gib_card(capsys) -
     assert "device GiB" in text and "16 GiB card" in text
     line = next(ln for ln in text.splitlines() if ln.startswith("imgnet100-at-biamat-places365"))
     assert " host" in line and "22.1+" in line
+
+
+def test_footprint_table_is_current_and_covers_every_spec_run() -> None:
+    """config/footprints.yaml spares `reproduce plan` the model zoo's import; it must equal the
+    meta-device computation and list every (model, shape) some spec trains at a shipped scale."""
+    from reproduce.pipeline.footprints import _table, key, meta_footprint, used_pairs
+
+    table = _table()
+    for k, v in table.items():
+        model, shape = k.split(" ")
+        c, h, w = (int(s) for s in shape.split("x"))
+        assert tuple(v) == meta_footprint(model, c, h, w), f"{k}: stale; python -m reproduce.pipeline.footprints"
+    missing = sorted({key(*p) for p in used_pairs()} - set(table))
+    assert not missing, f"not in config/footprints.yaml: {missing}; python -m reproduce.pipeline.footprints"
+
+
+def test_a_pair_missing_from_the_table_is_computed(monkeypatch) -> None:
+    from reproduce.pipeline import footprints
+
+    monkeypatch.setattr(footprints, "_table", lambda: {})
+    footprints.trunk_footprint.cache_clear()
+    try:
+        assert footprints.trunk_footprint("small_cnn", 3, 16, 16) == (93472, 128, 11008)
+    finally:
+        footprints.trunk_footprint.cache_clear()

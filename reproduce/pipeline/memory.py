@@ -16,11 +16,11 @@ at training start (the reserve beside the data, ``reproduce.data.placement``):
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any, Mapping
 
 from ..data.catalog import DATASETS
 from ..data.placement import GIB, decide_placement
+from .footprints import trunk_footprint
 
 # What the CUDA context and the caching allocator take before training allocates anything:
 # mem_get_info at training start reports a card's size less about this much.
@@ -100,35 +100,6 @@ def data_bytes(cfg: Mapping[str, Any], scale: Any = None, costs: Mapping[str, An
         c, h, w, itemsize = dataset_shape(name, scale)
         total += n * (c * h * w * itemsize + LABEL_BYTES)
     return total
-
-
-@lru_cache(maxsize=None)
-def trunk_footprint(model: str, channels: int, height: int, width: int) -> tuple[int, int, int]:
-    """(trunk parameters, feature size, leaf-output values for one image) of a model at an input shape.
-
-    Built and run on the ``meta`` device: shapes without memory or arithmetic (WRN-28-10 in
-    about 0.1 s). Eval mode, because train-mode BatchNorm refuses a one-image batch; the
-    output sizes are the same.
-    """
-    import torch
-
-    from ..models import MODELS
-
-    with torch.device("meta"):
-        trunk = MODELS.get(model, where="model.name")(channels, height)
-    values = [0]
-
-    def count(_mod: Any, _inp: Any, out: Any) -> None:
-        if isinstance(out, torch.Tensor):
-            values[0] += out.numel()
-
-    hooks = [m.register_forward_hook(count) for m in trunk.modules() if not list(m.children())]
-    trunk.eval()
-    with torch.no_grad():
-        trunk(torch.empty((1, channels, height, width), device="meta"))
-    for h in hooks:
-        h.remove()
-    return sum(p.numel() for p in trunk.parameters()), int(trunk.feature_dim), values[0]
 
 
 def optimizer_buffers(optim: Mapping[str, Any]) -> int:
