@@ -34,3 +34,22 @@ def test_resnet18_chain_walks_stem_eight_blocks_and_head():
     assert len(module_chain(model)) == 1 + 8 + 1
     x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     assert chain_estimate(model, x, 1, torch.Generator().manual_seed(0)) > 0
+
+
+def test_checkpoint_lists_follow_a_shortened_schedule():
+    """At a scale that cuts 200 epochs to 6, epoch_N of an analysis's list is read from the
+    snapshot at the same point of the shorter run, keyed by the paper's name."""
+    from reproduce.pipeline.nodes import Graph
+    from reproduce.pipeline.scales import load_scale
+    from reproduce.pipeline.spec import load_all
+
+    specs = load_all("pipelines")
+    smoke = Graph(specs, load_scale("smoke"))
+    p = smoke.analyses[smoke.analysis_id("hard_instances", "lip-linf2-hard")].params
+    run = smoke.runs[smoke.run_id("hard_instances", "c10-linf2-hard10k")].cfg
+    assert run["epochs"] == 6 and run["snapshots"] == [1, 2, 3, 4, 5, 6]
+    moved = p["checkpoints_at_scale"]
+    assert moved["epoch_10"] == "epoch_1" and moved["epoch_100"] == "epoch_3" and moved["epoch_190"] == "epoch_6"
+    assert "last" not in moved and set(moved.values()) <= {f"epoch_{e}" for e in run["snapshots"]}
+    paper = Graph(specs, load_scale("paper"))
+    assert "checkpoints_at_scale" not in paper.analyses[paper.analysis_id("hard_instances", "lip-linf2-hard")].params

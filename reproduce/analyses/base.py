@@ -40,6 +40,9 @@ class Analysis:
     params: dict[str, Any] = {}
     # param name -> "run" | "runs" | "analysis" | "analyses": params that name upstream nodes
     references: dict[str, str] = {}
+    # param listing checkpoint names (epoch_N) of the run named by another param: a scale that
+    # shortens the run's schedule moves each to the same point of it (``<param>_at_scale``)
+    checkpoint_lists: dict[str, str] = {}
     # observers the referenced runs must have switched on (per_instance, checkpoints, ...)
     observers: tuple[str, ...] = ()
     gpu: bool = False  # needs an accelerator at paper scale

@@ -87,6 +87,7 @@ class Lipschitz(Analysis):
 
     params = {"run": REQUIRED, "checkpoints": ["last"], "loops": 20, "iters": 100, "batch": 100, "seed": 0}
     references = {"run": "run"}
+    checkpoint_lists = {"checkpoints": "run"}
     observers = ("checkpoints",)
     gpu = True
 
@@ -110,15 +111,21 @@ class Lipschitz(Analysis):
 
         p = ctx.params
         out: dict[str, Any] = {"checkpoints": {}, "loops": p["loops"], "iters": p["iters"]}
+        # keyed by the paper's checkpoint names; a shortened schedule may map several to one file
+        at_scale = p.get("checkpoints_at_scale") or {}
+        done: dict[str, dict[str, Any]] = {}
         for name in p["checkpoints"]:
-            cfg, model, meta = build_from_run_dir(ctx.inputs["run"], ctx.data_root, ctx.device,
-                                                  checkpoint_file({"checkpoint": name}))
+            file = checkpoint_file({"checkpoint": at_scale.get(name, name)})
+            if file in done:
+                out["checkpoints"][name] = done[file]
+                continue
+            cfg, model, meta = build_from_run_dir(ctx.inputs["run"], ctx.data_root, ctx.device, file)
             man = read_manifest(cfg["data"]["primary"], ctx.data_root)
             shape = (int(p["batch"]), int(man.get("channels", 3)), int(man["image_size"]), int(man["image_size"]))
             g = torch.Generator(device=ctx.device).manual_seed(int(p["seed"]))
             x = torch.randn(shape, generator=g, device=ctx.device)
             lips = [chain_estimate(model, x, int(p["iters"]), g) for _ in range(int(p["loops"]))]
-            out["checkpoints"][name] = {"mean": float(np.mean(lips)), "loop0": lips[0], "all": lips,
-                                        "epoch": meta.get("epoch")}
+            out["checkpoints"][name] = done[file] = {"mean": float(np.mean(lips)), "loop0": lips[0], "all": lips,
+                                                     "epoch": meta.get("epoch"), "file": file}
         out["mean"] = {k: v["mean"] for k, v in out["checkpoints"].items()}
         return out

@@ -137,6 +137,19 @@ class Graph:
 
         return f"epoch_{rescaled_epoch(int(checkpoint[6:]), int(old), int(new))}"
 
+    def _checkpoints_at_scale(self, paper: str, kind: str, params: dict[str, Any]) -> None:
+        from ..analyses import ANALYSES
+
+        for place, run_param in getattr(ANALYSES.get(kind), "checkpoint_lists", {}).items():
+            run = params.get(run_param)
+            run = run.get("run") if isinstance(run, Mapping) else run
+            if not isinstance(run, str) or run not in self.specs[paper].runs or not isinstance(params.get(place), list):
+                continue
+            moved = {ck: self.epoch_at_scale(paper, run, ck) for ck in params[place]}
+            moved = {k: v for k, v in moved.items() if k != v}
+            if moved:
+                params[f"{place}_at_scale"] = moved
+
     def _ref_fn(self, paper: str, deps: list[tuple[str, str]]):
         def fn(kind: str, name: str) -> Any:
             if kind == "run":
@@ -173,6 +186,7 @@ class Graph:
         spec = self.specs[paper]
         decl = spec.analyses[name]
         params = deep_merge(decl.params, self.scale.raw.get("analysis_overrides", {}).get(decl.kind, {}))
+        self._checkpoints_at_scale(paper, decl.kind, params)
         deps: list[tuple[str, str]] = []
         if self.check:
             for place, value, typ in list(analysis_reference_slots(decl.kind, params)):
