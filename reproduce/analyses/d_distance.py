@@ -66,8 +66,9 @@ class DDistance(Analysis):
     def check(cls, params: Mapping[str, Any], where: str) -> None:
         if params["pairing"] not in PAIRINGS:
             raise ConfigError(f"{where}: pairing must be one of {', '.join(PAIRINGS)}, got {params['pairing']!r}")
-        if not isinstance(params["a"], list) or (params["b"] is not None and not isinstance(params["b"], list)):
-            raise ConfigError(f"{where}: a and b must be lists of difficulty analyses")
+        # a name may be a seed group of difficulty analyses (thinned at scales that keep fewer seeds)
+        if not isinstance(params["a"], (list, str)) or (params["b"] is not None and not isinstance(params["b"], (list, str))):
+            raise ConfigError(f"{where}: a and b must be difficulty analyses (a list, or a seed group's name)")
         if params["b"] is None and params["pairing"] == "index":
             raise ConfigError(f"{where}: pairing index needs b; a diagonal cell takes pairing cyclic or all")
 

@@ -2,8 +2,8 @@
 
 A cell is ``[artifact:]row.column`` (row ids may hold dots and dashes, so binary
 operators are written with spaces: ``a.aa - b.aa >= 1``). Functions: abs, min,
-max, mean, last, increasing, decreasing, argmax, argmin, pearson, spearman,
-dominates. Lists are written ``[a.x, b.x]``. Nothing else is evaluated.
+max, mean, first, last, mean_from, span_from, increasing, decreasing, argmax, argmin,
+pearson, spearman, dominates. Lists are written ``[a.x, b.x]``. Nothing else is evaluated.
 """
 
 from __future__ import annotations
@@ -46,9 +46,12 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "min": lambda *a: min(_seq(a)),
     "max": lambda *a: max(_seq(a)),
     "mean": lambda *a: float(np.mean(_seq(a))),
+    "first": lambda a: list(a)[0],
     "last": lambda a: list(a)[-1],
     # mean of a curve from a fraction of its length on (past a warm-up)
     "mean_from": lambda a, frac: float(np.mean(list(a)[int(len(a) * float(frac)):])),
+    # max - min of a curve from a fraction of its length on (has it converged?)
+    "span_from": lambda a, frac: float(np.ptp(list(a)[int(len(a) * float(frac)):])),
     "increasing": lambda *a: all(x < y for x, y in zip(_seq(a), _seq(a)[1:])),
     "decreasing": lambda *a: all(x > y for x, y in zip(_seq(a), _seq(a)[1:])),
     "argmax": lambda *a: int(np.argmax(_seq(a))),
