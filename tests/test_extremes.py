@@ -107,3 +107,24 @@ def test_param_checks():
         cls.resolve_params({"difficulty": "d", "run": "r", "protocol": "pgd20", "k": 0}, "t")
     with pytest.raises(ConfigError, match="protocol"):
         cls.resolve_params({"difficulty": "d", "run": "r"}, "t")
+
+
+def test_image_grid_tiles_every_image_with_its_caption(tmp_path):
+    from reproduce.artifacts import KINDS
+    from reproduce.artifacts.base import Artifact, Row
+    from reproduce.artifacts.frame import Frame
+    from reproduce.artifacts.plots import _tile
+
+    img = np.zeros((5, 4, 4, 3))
+    tiled, spots = _tile(img, 3, band=True)
+    # 2 lines of 3 tiles, each 4 px + 1 px gap wide; each line 4 px + gap 1 + caption band 4 tall
+    assert tiled.shape == (2 * 9, 3 * 5, 3) and len(spots) == 5
+    assert spots[4] == (5 + 2.0, 9 + 4 + 0.5) and tiled[0, 4].tolist() == [1.0, 1.0, 1.0]
+    cls = KINDS.get("image_grid")
+    art = Artifact("p", "g", "image_grid", "t", "s", None, [], ["images", "d"], {"hardest": Row("hardest", None, {})},
+                   1.0, 0.0, [], {**cls.options, "y": "images", "ncols": 3, "captions": ["d"]})
+    frame = Frame([{"row": "hardest", "scale": "smoke"}],
+                  {("hardest", "images"): img.tolist(), ("hardest", "d"): [0.01, 0.02, 0.03, 0.04, 0.05]},
+                  ["images", "d"], "smoke", False)
+    cls().render(art, frame, tmp_path / "g.csv", "b")
+    assert (tmp_path / "g.png").exists()

@@ -112,3 +112,24 @@ def test_decreasing_from_orders_curves_from_a_fraction_of_the_run():
     v["c"]["l"] = [3.0, 3.0, 2.0, 2.0]                                     # a tie at the end
     assert _check("decreasing_from(0.25, a.l, b.l, c.l)", v)[0] is False
     assert _check("argmax(a.l) >= 0.25 * len(a.l)", v)[0] is True
+
+
+def test_lines_draws_y2_rows_on_a_right_axis_and_checks_the_column(tmp_path):
+    from reproduce.artifacts import KINDS
+    from reproduce.artifacts.base import Artifact, Row
+    from reproduce.artifacts.frame import Frame
+
+    cls = KINDS.get("lines")
+    rows = {"G0": Row("G0", None, {}), "test": Row("test", "r", {})}
+    art = Artifact("p", "f", "lines", "t", "s", None, [], ["loss", "acc"], rows, 1.0, 0.0, [],
+                   {**cls.options, "y": "loss", "y2": "acc"})
+    cls.check(art, "w")
+    frame = Frame([{"row": "G0", "scale": "smoke"}, {"row": "test", "scale": "smoke"}],
+                  {("G0", "loss"): [2.0, 1.0], ("test", "acc"): [40.0, 45.0]}, ["loss", "acc"], "smoke", False)
+    cls().render(art, frame, tmp_path / "f.csv", "b")
+    assert (tmp_path / "f.png").exists()
+    lines = (tmp_path / "f.csv").read_text().splitlines()
+    assert "test,acc,1,45.0,smoke" in lines and "G0,loss,0,2.0,smoke" in lines
+    art.options["y2"] = "err"
+    with pytest.raises(ConfigError, match="y2"):
+        cls.check(art, "w")
