@@ -3,7 +3,8 @@
 A cell is ``[artifact:]row.column`` (row ids may hold dots and dashes, so binary
 operators are written with spaces: ``a.aa - b.aa >= 1``). Functions: abs, min,
 max, mean, first, last, len, mean_from, span_from, increasing, decreasing, decreasing_from,
-argmax, argmin, pearson, spearman, dominates, or_inf. Lists are written ``[a.x, b.x]``. Nothing else is evaluated.
+argmax, argmin, pearson, spearman, dominates, or_inf. Lists are written ``[a.x, b.x]``.
+Nothing else is evaluated.
 
 ``or_inf(a.x)`` reads a missing cell as +infinity ("never": a curve that never crosses a
 threshold stores null); an expression whose every cell is missing is still unknown, so a
