@@ -139,3 +139,19 @@ def test_cpu_scale_plans_the_difficulty_pipeline_once():
     assert names == sorted(["c10-pgd8-full", "c10-clean-full", "c10-fgsm-full", "rn18-100-pgd8-s1",
                             "rn18-100-clean-s1", "rn18-100-fgsm-s1",
                             *[f"c10-{p}-{m}10k" for p in ("pgd8", "clean") for m in ("easy", "random", "hard")]])
+
+
+def test_planner_costs_a_subset_run_by_its_images():
+    from types import SimpleNamespace
+
+    from reproduce.pipeline.plan import gpu_hours, train_images
+
+    cfg = resolve_run({"name": "r", "epochs": 200, "model": {"name": "resnet18"}, "method": {"name": "at"},
+                       "data": {"primary": "cifar10", "subset": {"analysis": "sub-hard-1234", "key": "indices"}}})
+    graph = SimpleNamespace(analyses={"sub-hard-1234": SimpleNamespace(params={"n": 10000})})
+    assert train_images(cfg) == 50000 and train_images(cfg, graph) == 10000
+    assert gpu_hours(cfg, graph=graph) == pytest.approx(gpu_hours(cfg) / 5)
+    pooled = resolve_run({**cfg, "data": {"primary": "cifar10", "pool": 5000}})
+    assert train_images(pooled) == 5000
+    classes = resolve_run({**cfg, "data": {"primary": "cifar10", "subset": {"classes": [0, 1]}}})
+    assert train_images(classes) == 10000  # 2 of 10 classes

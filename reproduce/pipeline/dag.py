@@ -221,7 +221,7 @@ class Dag:
 
         floor = int(self.scale.resources.get("runtime_floor_min", 10))
         # CPU scales (smoke) run locally in minutes: the floor; GPU scales use the cost model
-        return train_minutes(self.configs[run_id], floor) if self._on_gpu else floor
+        return train_minutes(self.configs[run_id], floor, self.graph) if self._on_gpu else floor
 
     def train_retries(self) -> int:
         """Snakemake retries for the train rule (one number per rule): the longest run's chained

@@ -57,13 +57,33 @@ def assumed(gpu: str, costs: Mapping[str, Any] | None = None) -> bool:
     return not g.get("hours_per_pass_epoch") and not g.get("relative") and bool(g.get("relative_assumed"))
 
 
-def gpu_hours(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = None, gpu: str = "v100") -> float | None:
+def train_images(cfg: Mapping[str, Any], graph: Any = None, costs: Mapping[str, Any] | None = None) -> int:
+    """Training images per epoch: the split, cut to ``pool`` / ``n_train``, then to the subset (a
+    difficulty subset's ``n`` when ``graph`` can look the analysis up, a class subset's share)."""
+    c = costs or _costs()
+    d = cfg["data"]
+    n = int(d["n_train"] or d.get("pool") or c["train_images"].get(d["primary"], 50000))
+    sub = d.get("subset") or {}
+    if "indices" in sub:
+        n = min(n, len(sub["indices"]))
+    elif "classes" in sub:
+        from ..data.catalog import DATASETS
+
+        n = round(n * len(sub["classes"]) / DATASETS.get(d["primary"]).num_classes)
+    elif "analysis" in sub and graph is not None and sub["analysis"] in graph.analyses:
+        k = graph.analyses[sub["analysis"]].params.get("n")
+        n = min(n, int(k)) if isinstance(k, int) else n
+    return n
+
+
+def gpu_hours(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = None, gpu: str = "v100",
+              graph: Any = None) -> float | None:
     c = costs or _costs()
     model = cfg["model"]["name"]
     per = hours_per_pass_epoch(model, gpu, c)
     if per is None:
         return None
-    n = cfg["data"]["n_train"] or c["train_images"].get(cfg["data"]["primary"], 50000)
+    n = train_images(cfg, graph, c)
     factor = c.get("method_factor", {}).get(cfg["method"]["name"], 1.0)
     factor *= c.get("dataset_factor", {}).get(cfg["data"]["primary"], 1.0)
     return float(cfg["epochs"]) * (n / 50000) * per * passes_per_step(cfg) * factor
@@ -103,8 +123,8 @@ def plan(dag, targets: list[str], gpu_mem_gib: float | None = None) -> dict[str,
     for rid, used_by in users.items():
         cfg = dag.configs[rid]
         runs.append({"run_id": rid, "model": cfg["model"]["name"], "method": cfg["method"]["name"],
-                     "epochs": cfg["epochs"], "gpu_hours": round(gpu_hours(cfg) or 0.0, 2),
-                     "h100_hours": _round(gpu_hours(cfg, gpu="h100")), "artifacts": used_by,
+                     "epochs": cfg["epochs"], "gpu_hours": round(gpu_hours(cfg, graph=dag.graph) or 0.0, 2),
+                     "h100_hours": _round(gpu_hours(cfg, gpu="h100", graph=dag.graph)), "artifacts": used_by,
                      "memory": run_memory(cfg, gpu_mem_gib=mem_gib, scale=dag.scale)})
     h100 = [r["h100_hours"] for r in runs]
     return {"scale": dag.scale.name, "gpu_mem_gib": mem_gib, "artifacts": [f"{a.paper}/{a.name}" for a in arts],

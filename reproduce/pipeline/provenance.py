@@ -13,6 +13,8 @@ import subprocess
 from functools import lru_cache
 from typing import Any
 
+from ..errors import ConfigError
+
 
 @lru_cache(maxsize=None)
 def git_commit(repo: str | None = None) -> str:
@@ -73,8 +75,15 @@ PROVENANCE_KEYS = ("device", "gpu", "torch", "cuda", "cudnn", "python", "autoatt
 def scale_banner(scale_name: str, comparable: bool) -> str:
     if comparable:
         return f"Scale: **{scale_name}** (the papers' settings; comparable with the published numbers)."
-    return (f"Scale: **{scale_name}**. NOT COMPARABLE with the paper: generated data, tiny models and "
-            "short schedules prove the pipeline runs end to end; these numbers say nothing about the method.")
+    from .scales import load_scale
+
+    try:  # the scale says what it is (generated data, real data on a CPU, a GPU budget)
+        what = f" ({load_scale(scale_name).raw['description']})"
+    except ConfigError:
+        what = ""
+    return (f"Scale: **{scale_name}**{what}. NOT COMPARABLE with the paper: smaller data, models or schedules "
+            "than the published runs; these numbers test the pipeline and the claims' direction, not the "
+            "published values.")
 
 
 def environment(device: Any) -> dict[str, Any]:

@@ -28,9 +28,9 @@ def walltime_cap(config: Mapping[str, Any]) -> int:
     return cap
 
 
-def train_minutes(cfg: Mapping[str, Any], floor: int) -> int:
+def train_minutes(cfg: Mapping[str, Any], floor: int, graph: Any = None) -> int:
     """Estimated minutes for the whole run (0 GPU-hours at scales without a cost model)."""
-    hours = gpu_hours(cfg) or 0.0
+    hours = gpu_hours(cfg, graph=graph) or 0.0
     return max(floor, math.ceil(hours * 60 * SAFETY) + STARTUP_MIN)
 
 
