@@ -128,8 +128,12 @@ class Dag:
 
     # --- inputs
     def datasets_of(self, run_id: str) -> list[str]:
-        d = self.configs[run_id]["data"]
-        return [d["primary"], *d["aux"], *([d["composite"]["dataset"]] if d.get("composite") else [])]
+        cfg = self.configs[run_id]
+        d = cfg["data"]
+        # eval logs may read another dataset (CIFAR-10-C beside CIFAR-10), prepared like the primary
+        logs = [e["dataset"] for e in cfg.get("eval_logs") or [] if e.get("dataset")]
+        comp = [d["composite"]["dataset"]] if d.get("composite") else []
+        return list(dict.fromkeys([d["primary"], *d["aux"], *comp, *logs]))
 
     def _dep_files(self, deps: list[tuple[str, str]]) -> list[str]:
         return [self.done(i) if k == "run" else self.analysis_result(i) for k, i in deps]

@@ -191,6 +191,8 @@ class Graph:
         if self.check:
             for place, value, typ in list(analysis_reference_slots(decl.kind, params)):
                 params[place] = map_refs(value, typ, self._ref_fn(paper, deps), f"{spec.path}: analyses.{name}.{place}")
+        if self.check:
+            self._check_observers(spec.path, name, decl.kind, params, deps)
         h = _hash({"kind": decl.kind, "params": params, "scale": self.scale.name})
         if ("analysis", h) in self._by_hash:
             aid = self._by_hash[("analysis", h)]
@@ -200,3 +202,22 @@ class Graph:
         self.analyses[aid] = AnalysisNode(aid, paper, name, decl.kind, params, list(dict.fromkeys(deps)),
                                           [f"{paper}/{name}"])
         return aid
+
+    def _check_observers(self, path: Any, name: str, kind: str, params: Mapping[str, Any],
+                         deps: list[tuple[str, str]]) -> None:
+        """An analysis reading a per-instance or eval log fails at load time, not after training."""
+        from fnmatch import fnmatchcase
+
+        from ..analyses import ANALYSES
+
+        for need in ANALYSES.get(kind).required_observers(params):
+            for k, rid in deps:
+                cfg = self.runs[rid].cfg if k == "run" and rid in self.runs else None
+                if cfg is None:
+                    continue
+                if need == "per_instance" and not cfg.get("log_per_instance"):
+                    raise ConfigError(f"{path}: analyses.{name} needs run {rid} with log_per_instance: true")
+                if need.startswith("eval_log:") and not any(fnmatchcase(e["name"], need[9:])
+                                                            for e in cfg.get("eval_logs") or []):
+                    raise ConfigError(f"{path}: analyses.{name} reads eval log {need[9:]!r}, which run {rid} "
+                                      "does not declare in eval_logs")

@@ -58,6 +58,7 @@ def assumed(gpu: str, costs: Mapping[str, Any] | None = None) -> bool:
 
 
 def gpu_hours(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = None, gpu: str = "v100") -> float | None:
+    """Training passes only: per-epoch evaluations (``selection``, ``eval_logs``) are not counted (README)."""
     c = costs or _costs()
     model = cfg["model"]["name"]
     per = hours_per_pass_epoch(model, gpu, c)
