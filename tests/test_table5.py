@@ -112,6 +112,19 @@ def test_an_analysis_reading_an_undeclared_eval_log_fails_at_load(tmp_path):
         Graph({"hard_instances": load_spec(path)}, load_scale("paper"))
 
 
+def test_an_unknown_or_unloggable_protocol_fails_at_load(tmp_path):
+    from reproduce.pipeline.nodes import Graph
+    from reproduce.pipeline.scales import load_scale
+
+    path = _copy(tmp_path)
+    text = path.read_text()
+    for proto, msg in (("pgd10-hx", "unknown protocol 'pgd10-hx'.*"), ("aa-standard", "")):
+        path.write_text(text.replace("        protocol: clean\n        dataset: cifar10-c",
+                                     f"        protocol: {proto}\n        dataset: cifar10-c", 1))
+        with pytest.raises(ConfigError, match=rf"{msg}runs.rn18-100-clean-s0.eval_logs\[2\].protocol"):
+            Graph({"hard_instances": load_spec(path)}, load_scale("paper"))
+
+
 def test_paper_and_smoke_graphs():
     for scale, trains in (("paper", 21), ("smoke", 11)):
         dag = Dag({"scale": scale, "data_dir": "data", "work_dir": "work", "results_dir": "results"})

@@ -58,6 +58,10 @@ def _check_registries(where: str, cfg: Mapping[str, Any]) -> None:
         raise ConfigError(f"{where}.method: unknown parameter(s) {', '.join(unknown)} for method "
                           f"{cfg['method']['name']!r}; allowed: {', '.join(sorted(method.params)) or '(none)'}")
     MODELS.get(cfg["model"]["name"], where=f"{where}.model.name")
+    from ..train.eval_logs import check_protocol
+
+    for i, e in enumerate(cfg.get("eval_logs") or []):  # a typo fails at load, not after an epoch
+        check_protocol(e["protocol"], f"{where}.eval_logs[{i}].protocol")
     extra = [cfg["data"]["composite"]["dataset"]] if cfg["data"].get("composite") else []
     for ds in [cfg["data"]["primary"], *cfg["data"]["aux"], *extra]:
         DATASETS.get(ds, where=f"{where}.data")

@@ -39,7 +39,7 @@ from .observers import _save
 SPLITS = ("test", "holdout")
 SELECTION = "selection"
 EVAL_BATCH = 256  # evaluate()'s default: the same batches give the same random starts
-_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")  # no dots: artifact keys read by_log.<name>.D
 _KEYS = ("name", "split", "protocol", "n", "dataset", "corruption", "severity")
 
 
@@ -62,7 +62,7 @@ def check_eval_logs(cfg: dict[str, Any], where: str) -> list[dict[str, Any]]:
             raise ConfigError(f"{at}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_KEYS)}")
         name = e.get("name")
         if not isinstance(name, str) or not _NAME.match(name) or name in seen:
-            raise ConfigError(f"{at}.name: a unique name of letters, digits, '.', '_', '-' is required, got {name!r}")
+            raise ConfigError(f"{at}.name: a unique name of letters, digits, '_', '-' is required, got {name!r}")
         seen.add(name)
         if e.get("split") not in SPLITS:
             raise ConfigError(f"{at}.split must be one of {', '.join(SPLITS)}, got {e.get('split')!r}")
@@ -128,16 +128,17 @@ def eval_seed(epoch_seed: int, name: str) -> int:
     return (int(epoch_seed) + zlib.crc32(name.encode())) % (2**31 - 1)
 
 
-def _protocol(name: str) -> Any:
+def check_protocol(name: str, where: str = "eval_logs.protocol") -> Any:
+    """The registered protocol ``name``, if a per-instance log can follow it (clean, pgd, cw)."""
     from ..evaluate import PROTOCOLS
 
     if name not in PROTOCOLS:
         from ..evaluate.job import register_spec_protocols
 
         register_spec_protocols()
-    p = PROTOCOLS.get(name, where="eval_logs.protocol")
+    p = PROTOCOLS.get(name, where=where)
     if p.kind not in ("clean", "pgd", "cw"):
-        raise ConfigError(f"eval_logs.protocol: {name!r} is {p.kind}; per-instance logs support clean, pgd and cw")
+        raise ConfigError(f"{where}: {name!r} is {p.kind}; per-instance logs support clean, pgd and cw")
     return p
 
 
@@ -194,7 +195,7 @@ class EvalLogs:
 
         self.entries = list(cfg["eval_logs"])
         self.sets: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        self.protocols = {e["name"]: _protocol(e["protocol"]) for e in self.entries}
+        self.protocols = {e["name"]: check_protocol(e["protocol"]) for e in self.entries}
         for e in self.entries:
             if e.get("dataset"):
                 x, y = load_split(*log_source(cfg, e), data_root)
