@@ -85,6 +85,10 @@ def test_entries_are_normalised_and_checked():
         with pytest.raises(ConfigError, match=msg) as e:
             resolve_run(_cfg(eval_logs=logs))
         assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match="'imgnet100' has no test split"):
+        resolve_run(_cfg(data={"primary": "imgnet100", "eval_split": "val"},
+                         selection={"protocol": "clean", "split": "val"},
+                         eval_logs=[{"name": "t", "split": "test", "protocol": "clean"}]))
     with pytest.raises(ConfigError, match="holdout needs data.holdout"):
         check_eval_logs({"eval_logs": LOGS[1:2], "data": {"holdout": None}, "selection": {}}, "run")
     with pytest.raises(ConfigError, match="no selection.protocol"):

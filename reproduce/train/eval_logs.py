@@ -81,6 +81,8 @@ def check_eval_logs(cfg: dict[str, Any], where: str) -> list[dict[str, Any]]:
         entry = {"name": name, "split": e["split"], "protocol": proto, "n": n}
         if any(k in e for k in ("dataset", "corruption", "severity")):
             entry.update(_corrupted(e, at))
+        elif e["split"] == "test":
+            _check_test_split(cfg["data"]["primary"], at)
         out.append(entry)
     return out
 
@@ -99,6 +101,13 @@ def _expanded(logs: list[Any], where: str) -> list[tuple[int, Mapping[str, Any]]
             for sv in ss if isinstance(ss, list) else [ss]:
                 out.append((i, {**e, "name": f"{e.get('name')}-{c}-{sv}", "corruption": c, "severity": sv}))
     return out
+
+
+def _check_test_split(primary: str, at: str) -> None:
+    from ..data.catalog import DATASETS
+
+    if primary in DATASETS and "test" not in DATASETS.get(primary).splits:  # ImgNet100: train/val only
+        raise ConfigError(f"{at}.split: dataset {primary!r} has no test split (reproduce/data/catalog.py)")
 
 
 def _corrupted(e: Mapping[str, Any], at: str) -> dict[str, Any]:
