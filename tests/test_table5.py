@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -141,9 +142,14 @@ def test_paper_and_smoke_graphs():
         assert [e["protocol"] for e in svhn["eval_logs"]] == ["pgd10-hi-svhn"] * 2
 
 
-@pytest.mark.parametrize("scale", ["smoke", "paper"])
-def test_snakemake_dry_run_expands_table5_and_figure10(scale):
-    r = subprocess.run([SNAKEMAKE, "-n", "--config", f"scale={scale}", "--", *TARGETS], cwd=ROOT,
+@pytest.mark.parametrize("scale,trains", [("smoke", 11), ("paper", 21)])
+def test_snakemake_dry_run_expands_table5_and_figure10(scale, trains):
+    # --forceall: the whole DAG, whatever an earlier smoke run left in work/
+    r = subprocess.run([SNAKEMAKE, "-n", "--forceall", "--config", f"scale={scale}", "--", *TARGETS], cwd=ROOT,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "render_table" in r.stdout and "render_figure" in r.stdout
+    table = r.stdout.split("Job stats:")[-1]
+    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
+    assert counts["train"] == trains and counts["render_table"] == 1 and counts["render_figure"] == 1, counts
+    # d1: one test-log difficulty per run; one d_distance per row reads the 90 CIFAR-10-C logs in place
+    assert counts["analyze_local"] == (24 if scale == "paper" else 15), counts
