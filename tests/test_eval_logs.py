@@ -260,3 +260,14 @@ def test_eval_logs_resume_rejects_short_logs(tmp_path, root):
     logs = EvalLogs(cfg, load_run_data(cfg, root, torch.device("cpu")), root)
     with pytest.raises(ConfigError, match="eval log holds 0 epochs, checkpoint 1"):
         logs.resume(tmp_path, 1)
+
+
+def test_a_holdout_too_small_to_cut_logs_no_instance(root, tmp_path):
+    """Shape-checking scales keep 4 images a split: 2% of them is no hold-out at all."""
+    torch.set_num_threads(1)
+    cfg = _cfg(epochs=1, data={"primary": "toy", "augment": True, "holdout": {"kind": "first", "fraction": 0.004}},
+               eval_logs=LOGS[1:2])
+    train(cfg, tmp_path / "r", data_root=root, device="cpu", progress=False)
+    assert np.load(tmp_path / "r" / "eval_hold_losses.npy").shape == (1, 0)
+    row = json.loads((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[0])
+    assert "eval_hold_acc" not in row  # no NaN in metrics.jsonl
