@@ -27,6 +27,9 @@ RUN_DEFAULTS: dict[str, Any] = {
         "train_split": "train",
         "eval_split": "test",
         "n_train": None,
+        # the first `pool` training images, the same number per class in original order and
+        # independent of the seed, cut before any subset (a CPU scale's fixed 5k-image set)
+        "pool": None,
         "augment": True,
         "pad": 4,
         # a subset of the training split: {classes: [...]}, {indices: [...]} or {analysis: ID, key: K}
@@ -87,7 +90,7 @@ RUN_DEFAULTS: dict[str, Any] = {
 
 # keys added after run ids were in use: left out of the hash while at these defaults,
 # so every run id computed before they existed stays valid
-HASH_NEUTRAL = {("data", "holdout"): None, ("optim", "name"): "sgd"}
+HASH_NEUTRAL = {("data", "holdout"): None, ("optim", "name"): "sgd", ("data", "pool"): None}
 
 SCHEDULE_KINDS = ("piecewise", "onecycle", "constant", "cosine_epoch")
 
@@ -173,6 +176,9 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
     for key in ("eps", "step_size"):  # a negative radius or step would silently attack nothing
         if key in cfg["attack"] and parse_number(cfg["attack"][key], f"{where}: attack.{key}") < 0:
             raise ConfigError(f"{where}: attack.{key} must be >= 0, got {cfg['attack'][key]!r}")
+    pool = cfg["data"]["pool"]
+    if pool is not None and (isinstance(pool, bool) or not isinstance(pool, int) or pool < 1):
+        raise ConfigError(f"{where}: data.pool must be a positive integer (images), got {pool!r}")
     from .data.holdout import check_holdout
 
     check_holdout(cfg["data"]["holdout"], where)

@@ -219,7 +219,7 @@ def test_sweep_thinning_keeps_evenly_spaced_ends_and_says_what_it_left_out(tmp_p
     verdicts = {c["claim"]: c["reproduced"] for c in res["claims"]}
     assert verdicts == {"ends": "holds (smoke scale)", "mid": "not checked (thinned at smoke scale)",
                         "both": "holds (smoke scale, 1 of 2 checks)", "both-fail": "fails (smoke scale, 1 of 2 checks)"}
-    assert "rows left out: hat-b1.5.clean" in {c["claim"]: c["details"] for c in res["claims"]}["both"]
+    assert "cells left out: hat-b1.5.clean" in {c["claim"]: c["details"] for c in res["claims"]}["both"]
 
     # a scale that builds some rows of some artifacts only (config/scales/budget.yaml)
     budget = Scale("b", Path("b.yaml"), {"artifacts": {"p/t": {"rows": "^hat-"}, "p/u": None}})

@@ -12,3 +12,5 @@ from . import subset_rankings  # noqa: E402,F401
 from . import difficulty  # noqa: E402,F401
 from . import d_distance  # noqa: E402,F401
 from . import lipschitz  # noqa: E402,F401
+from . import group_curves  # noqa: E402,F401
+from . import extremes  # noqa: E402,F401

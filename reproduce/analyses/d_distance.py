@@ -86,8 +86,9 @@ class DDistance(Analysis):
     def check(cls, params: Mapping[str, Any], where: str) -> None:
         if params["pairing"] not in PAIRINGS:
             raise ConfigError(f"{where}: pairing must be one of {', '.join(PAIRINGS)}, got {params['pairing']!r}")
-        if not isinstance(params["a"], list) or (params["b"] is not None and not isinstance(params["b"], list)):
-            raise ConfigError(f"{where}: a and b must be lists of difficulty analyses")
+        # a name may be a seed group of difficulty analyses (thinned at scales that keep fewer seeds)
+        if not isinstance(params["a"], (list, str)) or (params["b"] is not None and not isinstance(params["b"], (list, str))):
+            raise ConfigError(f"{where}: a and b must be difficulty analyses (a list, or a seed group's name)")
         logs, runs = params.get("b_logs"), params.get("b_runs")
         if (logs is None) != (runs is None) or (logs and params["b"]):
             raise ConfigError(f"{where}: b_runs and b_logs go together, in place of b")

@@ -57,16 +57,21 @@ class Artifact:
     claims: list[Any]
     options: dict[str, Any]
     thinned: list[str] = field(default_factory=list)  # rows a scale left out of its sweeps
+    thinned_columns: list[str] = field(default_factory=list)  # columns a scale left out
 
-    def thin(self, keep: Any, row_ok: Any = None) -> "Artifact":
+    def thin(self, keep: Any, row_ok: Any = None, col_ok: Any = None) -> "Artifact":
         """A copy without the rows whose sweep position ``keep(index, length)`` rejects, nor those
-        ``row_ok(row_id)`` rejects (a scale that builds only some rows of a table)."""
+        ``row_ok(row_id)`` rejects, nor the columns ``col_ok(name)`` rejects (a scale that builds
+        only part of a table)."""
         drop = [rid for rid, r in self.rows.items() if not all(keep(i, n) for i, n in r.sweep.values())
                 or (row_ok is not None and not row_ok(rid))]
-        if not drop:
+        cols = [c for c in self.columns if col_ok is not None and not col_ok(c)]
+        if not drop and not cols:
             return self
-        rows = {rid: r for rid, r in self.rows.items() if rid not in drop}
-        return replace(self, rows=rows, thinned=drop)
+        rows = {rid: replace(r, cells={c: v for c, v in r.cells.items() if c not in cols})
+                for rid, r in self.rows.items() if rid not in drop}
+        return replace(self, rows=rows, thinned=drop, thinned_columns=cols,
+                       columns=[c for c in self.columns if c not in cols])
 
     @property
     def family(self) -> str:

@@ -111,18 +111,35 @@ class Scatter(Figure):
 
 @KINDS.register("lines")
 class Lines(Figure):
-    """Per-epoch curves: column y holds an array per row (one point per epoch)."""
+    """Per-epoch curves: column y holds an array per row (one point per epoch). A row with an array in
+    column ``y2`` instead is drawn in grey on a right-hand axis (learning curves beside group losses)."""
 
     xy_keys = ("y",)
 
-    options = {**Figure.options, "x": "epoch"}
+    options = {**Figure.options, "x": "epoch", "y2": None, "y2label": ""}
+
+    @classmethod
+    def check(cls, art: Artifact, where: str) -> None:
+        super().check(art, where)
+        y2 = art.options.get("y2")
+        if y2 is not None and y2 not in art.columns:
+            raise ConfigError(f"{where}.options.y2: {y2!r} is not a column ({', '.join(art.columns)})")
 
     def draw(self, ax: Any, art: Artifact, frame: Frame) -> None:
-        y = art.options["y"]
+        y, y2 = art.options["y"], art.options.get("y2")
         for r in frame.rows:
             ys = frame.arrays.get((r["row"], y))
             if ys:
                 ax.plot(range(1, len(ys) + 1), ys, linewidth=1, label=str(r.get("label", r["row"])))
+        right = [r for r in frame.rows if y2 and frame.arrays.get((r["row"], y2))]
+        if right:
+            ax2 = ax.twinx()
+            for r, style in zip(right, ["-", "--", ":", "-."] * len(right)):
+                ys = frame.arrays[(r["row"], y2)]
+                ax2.plot(range(1, len(ys) + 1), ys, color="grey", linestyle=style, linewidth=1,
+                         label=str(r.get("label", r["row"])))
+            ax2.set_ylabel(art.options.get("y2label") or str(y2))
+            ax2.legend(fontsize=7, loc="center right")
 
 
 @KINDS.register("bar")
@@ -143,11 +160,13 @@ class Bar(Figure):
 
 @KINDS.register("image_grid")
 class ImageGrid(Figure):
-    """Images an analysis saved (easiest/hardest per class, decision regions): column y, one panel per row."""
+    """Images an analysis saved (easiest/hardest per class, decision regions): column y, one panel per
+    row. n images [n, H, W, C] are tiled ``ncols`` to a line; ``captions`` names array columns of the
+    same row whose i-th values are printed under image i (label, d, prediction)."""
 
     xy_keys = ("y",)
 
-    options = {**Figure.options, "x": "@row", "ncols": 10}
+    options = {**Figure.options, "x": "@row", "ncols": 10, "captions": []}
 
     def render(self, art: Artifact, frame: Frame, out: Path, banner: str) -> None:
         plt = _plt()
@@ -157,17 +176,47 @@ class ImageGrid(Figure):
         panels = [(r, a) for r, a in panels if a.ndim >= 2]
         if not panels:
             raise ReproduceError(f"{art.paper}/{art.name}: no images to show")
-        fig, axes = plt.subplots(len(panels), 1, figsize=(8, 1.6 * len(panels) + 0.6), squeeze=False)
+        ncols, caps = int(art.options["ncols"]), list(art.options.get("captions") or [])
+        lines = [max(1, -(-len(a) // ncols)) if a.ndim == 4 else 1 for _, a in panels]
+        height = sum(0.95 * n for n in lines) + 0.6 * len(panels)
+        fig, axes = plt.subplots(len(panels), 1, squeeze=False, height_ratios=lines,
+                                 figsize=(max(8.0, 0.75 * ncols), height))
         for ax, (r, a) in zip(axes[:, 0], panels):
-            if a.ndim == 4:  # n images: tile them in one row
-                a = np.concatenate(list(a[: int(art.options["ncols"])]), axis=1)
-            ax.imshow(np.clip(a, 0, 1) if a.ndim == 3 else a, cmap=None if a.ndim == 3 else "coolwarm")
+            cmap = None if a.ndim == 3 else "coolwarm"
+            if a.ndim == 4:
+                cmap = "gray" if a.shape[3] == 1 else None
+                a, spots = _tile(a, ncols, band=bool(caps))
+                texts = [frame.arrays.get((r["row"], c)) or [] for c in caps]
+                for i, (cx, cy) in enumerate(spots if caps else []):
+                    ax.text(cx, cy, " | ".join(_short(t[i]) for t in texts if i < len(t)), fontsize=4.5,
+                            ha="center", va="top")
+            ax.imshow(np.clip(a, 0, 1) if a.ndim == 3 or cmap == "gray" else a, cmap=cmap)
             ax.set_title(str(r.get("label", r["row"])), fontsize=7)
             ax.axis("off")
         fig.suptitle(_title(art, frame), fontsize=8)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / height))  # leave the suptitle its own band
         save(fig, art, out.with_suffix(".png"))
         io.write_text(out.with_suffix(".csv"), csv_text(frame.rows))
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float) and not v.is_integer():
+        return f"{v:.3f}"
+    return str(int(v)) if isinstance(v, (int, float)) else str(v)
+
+
+def _tile(a: np.ndarray, ncols: int, band: bool) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """[n, H, W, C] -> (one white-margined image of ceil(n / ncols) lines, with a blank band under
+    each line when ``band``; where each image's caption goes, in that image's pixels)."""
+    n, h, w = a.shape[:3]
+    gap, extra = max(1, w // 8), (max(4, h // 3) if band else 0)
+    out = np.ones((max(1, -(-n // ncols)) * (h + gap + extra), ncols * (w + gap), a.shape[3]))
+    spots = []
+    for i in range(n):
+        y0, x0 = (i // ncols) * (h + gap + extra), (i % ncols) * (w + gap)
+        out[y0:y0 + h, x0:x0 + w] = a[i]
+        spots.append((x0 + w / 2, y0 + h + 0.5))
+    return (out[..., 0] if out.shape[2] == 1 else out), spots
 
 
 def heatmap(art: Artifact, frame: Frame, out_png: Path, banner: str) -> None:

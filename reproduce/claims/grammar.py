@@ -2,9 +2,13 @@
 
 A cell is ``[artifact:]row.column`` (row ids may hold dots and dashes, so binary
 operators are written with spaces: ``a.aa - b.aa >= 1``). Functions: abs, min,
-max, mean, last, increasing, decreasing, argmax, argmin, pearson, spearman,
-dominates, at_best (``at_best(test, valid)`` = test[argmax(valid)]). Lists are written
-``[a.x, b.x]``. Nothing else is evaluated.
+max, mean, first, last, len, mean_from, span_from, increasing, decreasing, decreasing_from,
+argmax, argmin, pearson, spearman, dominates, or_inf, at_best (``at_best(test, valid)`` =
+test[argmax(valid)]). Lists are written ``[a.x, b.x]``. Nothing else is evaluated.
+
+``or_inf(a.x)`` reads a missing cell as +infinity ("never": a curve that never crosses a
+threshold stores null); an expression whose every cell is missing is still unknown, so a
+paper that publishes none of them is not judged on infinities alone.
 """
 
 from __future__ import annotations
@@ -38,6 +42,18 @@ def _pearson(a: Any, b: Any) -> float:
     return float(np.corrcoef(x, y)[0, 1])
 
 
+def _decreasing_from(frac: Any, *curves: Any) -> bool:
+    """At every index from ``int(frac * length)`` on, curves[0] > curves[1] > ... elementwise
+    (a start given as a fraction of the run, so "every epoch >= 5 of 200" survives a short schedule)."""
+    arrs = [np.asarray(c, float) for c in curves]
+    n = min(len(a) for a in arrs)
+    start = int(n * float(frac))
+    if len(arrs) < 2 or start >= n:
+        return False
+    m = np.stack([a[start:n] for a in arrs])
+    return bool(np.all(m[:-1] > m[1:]))
+
+
 def _seq(args: tuple[Any, ...]) -> list[float]:
     return list(args[0]) if len(args) == 1 and isinstance(args[0], (list, tuple)) else list(args)
 
@@ -55,9 +71,15 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "min": lambda *a: min(_seq(a)),
     "max": lambda *a: max(_seq(a)),
     "mean": lambda *a: float(np.mean(_seq(a))),
+    "first": lambda a: list(a)[0],
     "last": lambda a: list(a)[-1],
+    "len": lambda a: len(list(a)),
+    "or_inf": lambda a: math.inf if a is None else a,
+    "decreasing_from": _decreasing_from,
     # mean of a curve from a fraction of its length on (past a warm-up)
     "mean_from": lambda a, frac: float(np.mean(list(a)[int(len(a) * float(frac)):])),
+    # max - min of a curve from a fraction of its length on (has it converged?)
+    "span_from": lambda a, frac: float(np.ptp(list(a)[int(len(a) * float(frac)):])),
     "increasing": lambda *a: all(x < y for x, y in zip(_seq(a), _seq(a)[1:])),
     "decreasing": lambda *a: all(x > y for x, y in zip(_seq(a), _seq(a)[1:])),
     "argmax": lambda *a: int(np.argmax(_seq(a))),
@@ -85,6 +107,7 @@ class Expr:
     text: str
     tree: ast.Expression
     refs: list[Ref]
+    optional: frozenset[int] = frozenset()  # refs read through or_inf: missing means +inf
 
 
 def _split_ref(tok: str, where: str) -> Ref:
@@ -132,7 +155,13 @@ def parse(text: str, where: str) -> Expr:
               ast.Load, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.USub, ast.BoolOp, ast.And, ast.Or, *_CMP)
         if not isinstance(node, ok):
             raise ConfigError(f"{where}: {type(node).__name__} is not allowed in {text!r}")
-    return Expr(text, tree, refs)
+    optional = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "or_inf":
+            if len(node.args) != 1 or not isinstance(node.args[0], ast.Name) or not node.args[0].id.startswith("_v"):
+                raise ConfigError(f"{where}: or_inf takes one cell (row.column) in {text!r}")
+            optional.add(int(node.args[0].id[2:]))
+    return Expr(text, tree, refs, frozenset(optional))
 
 
 class Missing(Exception):
@@ -142,11 +171,12 @@ class Missing(Exception):
 def evaluate(expr: Expr, lookup: Callable[[Ref], Any]) -> tuple[Any, float | None]:
     """(value, margin): for a top-level comparison, margin = how far it is from flipping."""
     env: dict[str, Any] = dict(FUNCTIONS)
-    for i, ref in enumerate(expr.refs):
-        v = lookup(ref)
-        if v is None or (isinstance(v, float) and math.isnan(v)):
+    values = [lookup(ref) for ref in expr.refs]
+    absent = [v is None or (isinstance(v, float) and math.isnan(v)) for v in values]
+    for i, (ref, v) in enumerate(zip(expr.refs, values)):
+        if absent[i] and (i not in expr.optional or all(absent)):
             raise Missing(str(ref))
-        env[f"_v{i}"] = v
+        env[f"_v{i}"] = None if absent[i] else v
     body = expr.tree.body
     if isinstance(body, ast.Compare) and len(body.ops) == 1 and type(body.ops[0]) in (ast.Gt, ast.GtE, ast.Lt, ast.LtE):
         left = eval(compile(ast.Expression(body.left), "<claim>", "eval"), {"__builtins__": {}}, env)

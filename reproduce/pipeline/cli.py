@@ -114,6 +114,15 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         print(f"generated {name} under {root}")
         return 0
     DATASETS.get(name, where="prepare-data")
+    folders = dag.scale.raw["data"].get("folders") if dag.scale.raw["data"]["source"] == "folders" else None
+    if folders is not None:
+        if name not in folders:
+            raise ConfigError(f"{dag.scale.path}: data.folders has no entry for {name!r} (this scale imports "
+                              f"{', '.join(sorted(folders)) or 'nothing'})")
+        from ..data.folders import import_from_source
+
+        print(f"{name}: prepared under {import_from_source(name, root, folders[name], str(dag.scale.path))}")
+        return 0
     try:
         read_manifest(name, root)
         print(f"{name}: prepared under {root}")

@@ -24,7 +24,7 @@ class Dag:
         self.specs: dict[str, PaperSpec] = load_all(pipelines_dir)
         self.work = Path(config["work_dir"]) / self.scale.name
         self.results = Path(config["results_dir"])
-        self.data_root = (self.work / self.scale.raw["data"].get("root", "data")) if self.scale.generated \
+        self.data_root = (self.work / self.scale.raw["data"].get("root", "data")) if self.scale.own_data \
             else Path(config["data_dir"])
         self.graph = Graph(self.specs, self.scale)
         self.configs = {rid: n.cfg for rid, n in self.graph.runs.items()}
@@ -41,7 +41,7 @@ class Dag:
             art = self.specs[paper].artifacts[name]
         except KeyError:
             raise ConfigError(f"unknown artifact {paper}/{name}; see `reproduce list`") from None
-        return art.thin(self.scale.keeps, self.scale.row_filter(paper, name))
+        return art.thin(self.scale.keeps, self.scale.row_filter(paper, name), self.scale.column_filter(paper, name))
 
     def artifacts(self, family: str | None = None) -> list[Artifact]:
         """Every artifact this scale builds (a scale with ``artifacts:`` builds only those)."""

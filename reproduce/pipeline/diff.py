@@ -58,6 +58,11 @@ def published_values(art: Artifact) -> dict[str, dict[str, Any]]:
     return {r["row"]: {k: _num(v) for k, v in r.items() if k != "row"} for r in rows}
 
 
+def _gone(ref: Any, thinned: Mapping[Any, tuple[set[str], set[str]]]) -> bool:
+    rows, cols = thinned.get(ref.artifact, (set(), set()))
+    return ref.row in rows or ref.column in cols
+
+
 def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Path,
                   others: Mapping[str, tuple[Artifact, str | Path]] | None = None) -> dict[str, Any]:
     """Write <artifact>.diff.csv/.diff.md and <artifact>.claims.csv; ``others`` are artifacts claims read."""
@@ -73,7 +78,7 @@ def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Pat
     pub = published_values(art)
     cells = []
     for rid in art.rows:
-        for col in art.columns:
+        for col in [*art.columns, *art.thinned_columns]:
             if rid not in pub:
                 continue
             p, r = pub[rid].get(col), rep.get(rid, {}).get(col)
@@ -82,7 +87,7 @@ def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Pat
             delta = None if p is None or r is None else round(r - p, 2)
             if p is None:
                 verdict = "unpublished"
-            elif rid in art.thinned:
+            elif rid in art.thinned or col in art.thinned_columns:
                 verdict = f"thinned ({scale} scale)"
             elif r is None:
                 verdict = "missing"
@@ -98,26 +103,27 @@ def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Pat
     for name, (other, path) in (others or {}).items():
         on_pub[name] = published_values(other)
         on_rep[name] = read_values(path)[0]
-    thinned = {None: set(art.thinned), art.name: set(art.thinned)}
-    thinned.update({name: set(other.thinned) for name, (other, _) in (others or {}).items()})
+    # a reference is gone when its row or its column was left out at this scale
+    thinned = {None: (set(art.thinned), set(art.thinned_columns))}
+    thinned[art.name] = thinned[None]
+    thinned.update({name: (set(other.thinned), set(other.thinned_columns)) for name, (other, _) in (others or {}).items()})
     claims = []
     for c in art.claims:
         v_pub, _ = check(c, on_pub)
         v_rep, details = check(c, on_rep)
         def gone(e: Any) -> bool:
-            return any(r.row in thinned.get(r.artifact, ()) for r in e.refs)
+            return any(_gone(r, thinned) for r in e.refs)
 
-        left_out = sorted({str(r) for e in [*c.checks, *c.requires] for r in e.refs
-                           if r.row in thinned.get(r.artifact, ())})
+        left_out = sorted({str(r) for e in [*c.checks, *c.requires] for r in e.refs if _gone(r, thinned)})
         built = [e for e in c.checks if not gone(e)]
         partial = ""
         if left_out and c.quantifier == "all" and c.python is None and built and not any(gone(e) for e in c.requires):
             # "for every row" restricted to the rows this scale built is still a test of the claim
             v_rep, details = check(replace(c, checks=built), on_rep)
             partial = f", {len(built)} of {len(c.checks)} checks"
-            details = [*details, f"rows left out: {', '.join(left_out)}"]
+            details = [*details, f"cells left out: {', '.join(left_out)}"]
         elif left_out:  # a scale that thins sweeps cannot judge a claim on the rows it left out
-            v_rep, details = f"not checked (thinned at {scale} scale)", [f"rows left out: {', '.join(left_out)}"]
+            v_rep, details = f"not checked (thinned at {scale} scale)", [f"cells left out: {', '.join(left_out)}"]
         if v_rep in ("holds", "fails", "within noise") and (partial or not comparable):
             v_rep = f"{v_rep} ({scale} scale{partial})" if not comparable else f"{v_rep} ({partial[2:]})"
         claims.append({"claim": c.id, "text": c.text, "source": c.source, "published": v_pub, "reproduced": v_rep,

@@ -56,6 +56,8 @@ def build_frame(dag: Any, art: Artifact) -> Frame:
         reader.notes.add(f"seed groups thinned to their first {kept} seed(s) at this scale")
     if art.thinned:
         reader.notes.add(f"sweeps thinned at this scale; rows left out: {', '.join(art.thinned)}")
+    if art.thinned_columns:
+        reader.notes.add(f"columns left out at this scale: {', '.join(art.thinned_columns)}")
     commit = git_commit()
     for r in rows:
         r.update({"scale": scale, "git_commit": commit})

@@ -32,6 +32,12 @@ class Scale:
         return self.raw["data"]["source"] == "generated"
 
     @property
+    def own_data(self) -> bool:
+        """Data that lives under work_dir/<scale> (generated, or imported from the scale's folders),
+        never in the shared data_dir of real prepared datasets."""
+        return self.raw["data"]["source"] in ("generated", "folders")
+
+    @property
     def datasets(self) -> Mapping[str, Any]:
         """Generated datasets by name: listed, or (``shape_true``) every catalog dataset with its real shape."""
         d = self.raw["data"]
@@ -70,6 +76,14 @@ class Scale:
             return None
         rx = re.compile(pattern)
         return lambda rid: rx.search(rid) is not None
+
+    def column_filter(self, paper: str, name: str) -> Any:
+        """A predicate on column names (``columns:`` regex of the artifact's entry), or None."""
+        pattern = ((self.selected or {}).get(f"{paper}/{name}") or {}).get("columns")
+        if pattern is None:
+            return None
+        rx = re.compile(pattern)
+        return lambda col: rx.search(col) is not None
 
     def protocol_to_run(self, protocol: str) -> str:
         return self.eval.get("substitute", {}).get(protocol, protocol)

@@ -53,6 +53,16 @@ def subset_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picks))[:n]
 
 
+def pool_indices(labels: np.ndarray, n: int) -> np.ndarray:
+    """The first ``n // classes`` instances of every class in original order (seed-free, so every
+    seed and every subset drawn from it see the same images)."""
+    classes = np.unique(labels)
+    per = n // len(classes)
+    if per < 1:
+        raise ConfigError(f"data.pool: {n} images cannot hold one image of each of {len(classes)} classes")
+    return np.sort(np.concatenate([np.flatnonzero(labels == c)[:per] for c in classes]))
+
+
 def load_run_data(cfg: Mapping[str, Any], root: str | Path, device: torch.device,
                   runs_dir: str | Path | None = None) -> dict[str, Any]:
     """Primary train/eval splits and every auxiliary train split, loaded once onto the device."""
@@ -63,6 +73,9 @@ def load_run_data(cfg: Mapping[str, Any], root: str | Path, device: torch.device
     man = read_manifest(primary, root)
     x, y = load_split(primary, d["train_split"], root)
     ids = np.arange(len(y))  # original ids survive every cut, so per-instance logs line up across runs
+    if d.get("pool"):
+        keep = pool_indices(y, int(d["pool"]))
+        x, y, ids = x[keep], y[keep], ids[keep]
     if d.get("subset"):
         from .refs import subset_indices as chosen
 
