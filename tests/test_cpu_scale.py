@@ -139,3 +139,16 @@ def test_cpu_scale_plans_the_difficulty_pipeline_once():
     assert names == sorted(["c10-pgd8-full", "c10-clean-full", "c10-fgsm-full", "rn18-100-pgd8-s1",
                             "rn18-100-clean-s1", "rn18-100-fgsm-s1",
                             *[f"c10-{p}-{m}10k" for p in ("pgd8", "clean") for m in ("easy", "random", "hard")]])
+
+
+def test_an_analysis_whose_log_this_scale_switched_off_fails_only_when_needed(monkeypatch):
+    from reproduce.pipeline.dag import Dag
+
+    monkeypatch.chdir(ROOT)
+    dag = Dag({"scale": "cpu", "work_dir": "work", "results_dir": "results", "data_dir": "data"})
+    # the cpu scale trains without eval logs: T5's test-set difficulties cannot be built there
+    aid = next(a for a in dag.graph.unbuildable if a.startswith("dt-clean-s0"))
+    assert "does not declare in eval_logs" in dag.graph.unbuildable[aid]
+    with pytest.raises(ConfigError, match="at scale cpu"):
+        dag.analysis_inputs(aid)
+    assert dag.analysis_gpu(aid) == 0  # the Snakefile asks this of every node

@@ -188,6 +188,8 @@ class Dag:
     def _analysis(self, analysis_id: str):
         if analysis_id not in self.graph.analyses:
             raise ConfigError(f"unknown analysis id {analysis_id!r} at scale {self.scale.name}")
+        if analysis_id in self.graph.unbuildable:
+            raise ConfigError(f"{self.graph.unbuildable[analysis_id]} (at scale {self.scale.name})")
         return self.graph.analyses[analysis_id]
 
     # --- commands and resources
@@ -203,7 +205,7 @@ class Dag:
     def analysis_gpu(self, analysis_id: str) -> int:
         from ..analyses import ANALYSES
 
-        needs = ANALYSES.get(self._analysis(analysis_id).kind).gpu
+        needs = ANALYSES.get(self.graph.analyses[analysis_id].kind).gpu  # asked of every node, built or not
         return int(self.scale.resources.get("gpu", 0)) if needs else 0
 
     def resources(self, run_id: str) -> dict[str, int]:

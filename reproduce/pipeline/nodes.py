@@ -78,6 +78,9 @@ class Graph:
         self._an_ids: dict[tuple[str, str], str] = {}
         self._busy: set[tuple[str, str, str]] = set()
         self._by_hash: dict[tuple[str, str], str] = {}
+        # analyses whose runs lack a log they read, at a scale that builds only some artifacts (a
+        # cpu scale switching eval logs off): an error only if something this scale builds needs them
+        self.unbuildable: dict[str, str] = {}
         for paper, spec in sorted(specs.items()):
             for name in spec.runs:
                 self.run_id(paper, name)
@@ -195,14 +198,22 @@ class Graph:
         if self.check:
             for place, value, typ in list(analysis_reference_slots(decl.kind, params)):
                 params[place] = map_refs(value, typ, self._ref_fn(paper, deps), f"{spec.path}: analyses.{name}.{place}")
+        problem = None
         if self.check:
-            self._check_observers(spec.path, name, decl.kind, params, deps)
+            try:
+                self._check_observers(spec.path, name, decl.kind, params, deps)
+            except ConfigError as e:
+                if self.scale.selected is None:
+                    raise
+                problem = str(e)
         h = _hash({"kind": decl.kind, "params": params, "scale": self.scale.name})
         if ("analysis", h) in self._by_hash:
             aid = self._by_hash[("analysis", h)]
             self.analyses[aid].names.append(f"{paper}/{name}")
             return aid
         aid = self._by_hash[("analysis", h)] = f"{name}-{h}"
+        if problem:
+            self.unbuildable[aid] = problem
         self.analyses[aid] = AnalysisNode(aid, paper, name, decl.kind, params, list(dict.fromkeys(deps)),
                                           [f"{paper}/{name}"])
         return aid
