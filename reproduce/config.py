@@ -78,6 +78,8 @@ RUN_DEFAULTS: dict[str, Any] = {
     "selection": {"protocol": None, "split": "test", "n": None, "every": 1, "after": 0, "ties": "first",
                   "at_epochs": None},
     "log_per_instance": False,
+    # per-epoch eval-mode per-instance logs [{name, split, protocol, n}] (reproduce/train/eval_logs.py)
+    "eval_logs": [],
     # epochs whose weights are kept as checkpoints/epoch_N.pt (0: the starting weights), for margin trends
     "snapshots": [],
     # start from another run's weights: {run: RUN_ID, checkpoint: best|last|epoch_N}
@@ -191,6 +193,9 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
         if cfg["log_per_instance"]:
             raise ConfigError(f"{where}: log_per_instance is not defined for data.composite runs")
     check_splits(cfg, where)
+    from .train.eval_logs import check_eval_logs
+
+    cfg["eval_logs"] = check_eval_logs(cfg, where)
     return cfg
 
 
@@ -229,6 +234,8 @@ def config_hash(cfg: Mapping[str, Any], length: int = 8) -> str:
     if isinstance(body.get("data"), Mapping) and body["data"].get("color_jitter") is None:
         # added after runs existed: leaving the unset key out keeps their ids
         body["data"] = {k: v for k, v in body["data"].items() if k != "color_jitter"}
+    if body.get("eval_logs") == []:  # added after runs existed: no logs keeps their ids
+        body.pop("eval_logs")
     blob = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
 

@@ -155,3 +155,16 @@ def test_planner_costs_a_subset_run_by_its_images():
     assert train_images(pooled) == 5000
     classes = resolve_run({**cfg, "data": {"primary": "cifar10", "subset": {"classes": [0, 1]}}})
     assert train_images(classes) == 10000  # 2 of 10 classes
+
+
+def test_an_analysis_whose_log_this_scale_switched_off_fails_only_when_needed(monkeypatch):
+    from reproduce.pipeline.dag import Dag
+
+    monkeypatch.chdir(ROOT)
+    dag = Dag({"scale": "cpu", "work_dir": "work", "results_dir": "results", "data_dir": "data"})
+    # the cpu scale trains without eval logs: T5's test-set difficulties cannot be built there
+    aid = next(a for a in dag.graph.unbuildable if a.startswith("dt-clean-s0"))
+    assert "does not declare in eval_logs" in dag.graph.unbuildable[aid]
+    with pytest.raises(ConfigError, match="at scale cpu"):
+        dag.analysis_inputs(aid)
+    assert dag.analysis_gpu(aid) == 0  # the Snakefile asks this of every node

@@ -61,6 +61,11 @@ class Analysis:
         return out
 
     @classmethod
+    def required_observers(cls, params: Mapping[str, Any]) -> tuple[str, ...]:
+        """Observers its runs must have on for these params (``eval_log:NAME``: that eval log)."""
+        return tuple(cls.observers)
+
+    @classmethod
     def datasets(cls, params: Mapping[str, Any]) -> list[str]:
         """Datasets it reads beyond its runs' own (a ``dataset`` param: CIFAR-10-C for a CIFAR-10 model)."""
         ds = params.get("dataset")

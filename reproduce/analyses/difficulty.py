@@ -3,7 +3,8 @@
 ``difficulty`` (the hard-instance code's ``analyze/sort_instance.py`` with ``--min_epoch 10
 --metric loss``): per instance the **sum** of the logged training-time values over 0-based epochs
 ``>= min_epoch``; ``metric: loss`` reads ``instance_losses.npy`` (higher = harder), ``metric: acc``
-reads ``instance_correct.npy`` (fewer correct epochs = harder). The rank is global over classes
+reads ``instance_correct.npy`` (fewer correct epochs = harder). ``log: <name>`` reads the run's
+eval log ``eval_<name>_losses.npy`` / ``_correct.npy`` instead (eval mode, its own split: T5's d). The rank is global over classes
 with midpoint ties, Eq. (1) with e drawn from the set including x itself:
 
     d(i) = (A_i + c_i / 2) / N,  A_i = #{j: harder than i},  c_i = #{j: as hard as i} (i included)
@@ -69,14 +70,29 @@ def load_difficulty(analysis_dir: Path) -> dict[str, np.ndarray]:
 class Difficulty(Analysis):
     """d(x) of a run's training instances from its per-instance logs (Eq. 1, the code's sum)."""
 
-    params = {"run": REQUIRED, "metric": "loss", "min_epoch": 10, "agg": "sum"}
+    # log: train (the training-time InstanceLog) or the name of one of the run's eval_logs
+    params = {"run": REQUIRED, "metric": "loss", "min_epoch": 10, "agg": "sum", "log": "train"}
     references = {"run": "run"}
     observers = ("per_instance",)
+
+    @classmethod
+    def resolve_params(cls, given: Mapping[str, Any], where: str) -> dict[str, Any]:
+        out = super().resolve_params(given, where)
+        if out["log"] == "train":  # added after ids were in use: at its default it stays out of the hash
+            out.pop("log")
+        return out
+
+    @classmethod
+    def required_observers(cls, params: Mapping[str, Any]) -> tuple[str, ...]:
+        return cls.observers if params.get("log", "train") == "train" else (f"eval_log:{params['log']}",)
 
     @classmethod
     def check(cls, params: Mapping[str, Any], where: str) -> None:
         if params["metric"] not in METRICS:
             raise ConfigError(f"{where}: metric must be one of {', '.join(METRICS)}, got {params['metric']!r}")
+        if not isinstance(params["log"], str) or not params["log"]:
+            raise ConfigError(f"{where}: log must be 'train' or the name of one of the run's eval_logs, "
+                              f"got {params['log']!r}")
         if params["agg"] not in AGGS:
             raise ConfigError(f"{where}: agg must be one of {', '.join(AGGS)}, got {params['agg']!r}")
         m = params["min_epoch"]
@@ -84,24 +100,48 @@ class Difficulty(Analysis):
             raise ConfigError(f"{where}: min_epoch must be a non-negative integer, got {m!r}")
 
     def run(self, ctx: AnalysisContext) -> dict[str, Any]:
-        from .. import io
         from ..data import load_split
 
-        p, run = ctx.params, Path(ctx.inputs["run"])
-        path = run / METRICS[p["metric"]]
-        if not path.exists() or not (run / "instance_indices.npy").exists():
-            raise ConfigError(f"{path}: no per-instance log; train the run with log_per_instance: true")
-        ids = np.load(run / "instance_indices.npy")
-        s = scores(np.load(path), p["metric"], int(p["min_epoch"]), p["agg"], str(path))
+        p, log = ctx.params, ctx.params.get("log", "train")
+        lg = read_log(Path(ctx.inputs["run"]), log, p["metric"])
+        s = scores(lg["values"], p["metric"], int(p["min_epoch"]), p["agg"], str(lg["path"]))
         d = midpoint_rank(s)
-        cfg = io.read_yaml(run / "config.yaml")
-        _, labels = load_split(cfg["data"]["primary"], cfg["data"]["train_split"], ctx.data_root)
-        labels = np.asarray(labels)[ids]
-        save_npz(ctx.out_dir / DIFFICULTY_FILE, indices=ids, d=d, score=s, labels=labels)
+        _, labels = load_split(*lg["source"], ctx.data_root)
+        labels = np.asarray(labels)[lg["ids"]]
+        save_npz(ctx.out_dir / DIFFICULTY_FILE, indices=lg["ids"], d=d, score=s, labels=labels)
         return {"n": int(len(d)), "metric": p["metric"], "min_epoch": int(p["min_epoch"]), "agg": p["agg"],
-                "epochs_used": int(np.load(path, mmap_mode="r").shape[0] - int(p["min_epoch"])),
-                "distinct_scores": int(len(np.unique(s))), "dataset": cfg["data"]["primary"],
+                "epochs_used": int(lg["values"].shape[0] - int(p["min_epoch"])),
+                "distinct_scores": int(len(np.unique(s))), "dataset": lg["cfg"]["data"]["primary"], "log": log,
                 "d_mean": float(d.mean())}
+
+
+def read_log(run: Path, log: str, metric: str) -> dict[str, Any]:
+    """A run's per-instance log: values [epochs x N], original ids, (dataset, split) they come from."""
+    from .. import io
+
+    cfg = io.read_yaml(run / "config.yaml")
+    if log == "train":
+        path, index_file = run / METRICS[metric], run / "instance_indices.npy"
+        source = (cfg["data"]["primary"], cfg["data"]["train_split"])
+        hint = "train the run with log_per_instance: true"
+    else:
+        from ..train.eval_logs import files, log_source
+
+        entry = next((e for e in cfg.get("eval_logs") or [] if e["name"] == log), None)
+        if entry is None:
+            raise ConfigError(f"{run / 'config.yaml'}: no eval_logs entry named {log!r}")
+        f = files(log)
+        path, index_file = run / f["losses" if metric == "loss" else "correct"], run / f["indices"]
+        source, hint = log_source(cfg, entry), f"the run's eval log {log!r} was not written"
+    if not path.exists() or not index_file.exists():
+        raise ConfigError(f"{path}: no per-instance log; {hint}")
+    return {"values": np.load(path), "ids": np.load(index_file), "path": path, "source": source, "cfg": cfg}
+
+
+def log_difficulty(run: Path, log: str, metric: str, min_epoch: int, agg: str) -> tuple[np.ndarray, np.ndarray]:
+    """(original ids, d) of one run's log, as the ``difficulty`` analysis computes them."""
+    lg = read_log(run, log, metric)
+    return lg["ids"], midpoint_rank(scores(lg["values"], metric, min_epoch, agg, str(lg["path"])))
 
 
 def group_of(d: np.ndarray, n_groups: int) -> np.ndarray:

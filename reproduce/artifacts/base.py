@@ -28,7 +28,8 @@ SOURCE_KEYS = ("eval", "eval_set", "analysis", "log", "train", "config", "value"
 MODIFIERS = ("where", "key", "array", "epoch", "over", "scale", "checkpoint", "aggregate", "run")
 ARTIFACT_KEYS = ("kind", "title", "source", "published", "aliases", "protocols", "columns", "rows", "tolerance",
                  "noise", "claims", "options", "_vars", "choice")
-ROW_KEYS = ("run", "protocols", "cells", "series", "label", "x", "_vars", "_sweep", "choice")
+# unpublished: true marks an extra row the paper has no values for (absent from the published CSV)
+ROW_KEYS = ("run", "protocols", "cells", "series", "label", "x", "_vars", "_sweep", "choice", "unpublished")
 
 
 @dataclass
@@ -142,6 +143,7 @@ def parse_artifact(spec: Any, name: str, a: Mapping[str, Any], check_registries:
     kind_cls = KINDS.get(a["kind"], where=f"{where}.kind")
     columns = _columns(path, name, a)
     rows: dict[str, Row] = {}
+    unpublished: set[str] = set()
     raw_rows = a.get("rows") or {}
     if isinstance(raw_rows, list):  # a list of run names (or {run: NAME, ...}): each row is named after its run
         raw_rows = {(r if isinstance(r, str) else str(r.get("run"))): r for r in raw_rows}
@@ -151,8 +153,12 @@ def parse_artifact(spec: Any, name: str, a: Mapping[str, Any], check_registries:
         bad = sorted(set(entry) - set(ROW_KEYS))
         if bad:
             raise ConfigError(f"{where}.rows.{rid}: unknown key(s) {', '.join(bad)}; allowed: run, protocols, "
-                              "cells, series, label, x")
+                              "cells, series, label, x, unpublished")
         env = {**entry.get("_vars", {}), "row": rid}
+        if entry.get("unpublished", False) is not False:
+            if entry["unpublished"] is not True:
+                raise ConfigError(f"{where}.rows.{rid}.unpublished must be true or false")
+            unpublished.add(rid)
         run = entry.get("run")
         if run is not None:
             run = substitute(run, env, f"{where}.rows.{rid}.run")
@@ -201,11 +207,11 @@ def parse_artifact(spec: Any, name: str, a: Mapping[str, Any], check_registries:
     kind_cls.check(art, where)
     # claims are parsed once every artifact exists (load_spec), so they may read later ones
     if art.published is not None:
-        check_published(art)
+        check_published(art, unpublished)
     return art
 
 
-def check_published(art: Artifact) -> None:
+def check_published(art: Artifact, unpublished: set[str] | frozenset[str] = frozenset()) -> None:
     from ..pipeline.spec import read_published
 
     path = art.published
@@ -213,7 +219,7 @@ def check_published(art: Artifact) -> None:
     ids = [r["row"] for r in rows]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     extra = sorted(set(ids) - set(art.rows))
-    absent = sorted(set(art.rows) - set(ids)) if art.family == "table" else []
+    absent = sorted(set(art.rows) - set(ids) - set(unpublished)) if art.family == "table" else []
     if dup or extra or absent:
         raise ConfigError(f"{path}: rows do not match artifacts.{art.name}.rows of the spec: "
                           f"duplicated {dup}, not in the spec {extra}, missing from the CSV {absent}")

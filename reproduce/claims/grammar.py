@@ -3,8 +3,8 @@
 A cell is ``[artifact:]row.column`` (row ids may hold dots and dashes, so binary
 operators are written with spaces: ``a.aa - b.aa >= 1``). Functions: abs, min,
 max, mean, first, last, len, mean_from, span_from, increasing, decreasing, decreasing_from,
-argmax, argmin, pearson, spearman, dominates, or_inf. Lists are written ``[a.x, b.x]``.
-Nothing else is evaluated.
+argmax, argmin, pearson, spearman, dominates, or_inf, at_best (``at_best(test, valid)`` =
+test[argmax(valid)]). Lists are written ``[a.x, b.x]``. Nothing else is evaluated.
 
 ``or_inf(a.x)`` reads a missing cell as +infinity ("never": a curve that never crosses a
 threshold stores null); an expression whose every cell is missing is still unknown, so a
@@ -58,6 +58,14 @@ def _seq(args: tuple[Any, ...]) -> list[float]:
     return list(args[0]) if len(args) == 1 and isinstance(args[0], (list, tuple)) else list(args)
 
 
+def _at_best(curve: Any, by: Any) -> float:
+    """``curve`` at the epoch where ``by`` peaks (the first, on ties): validation-selected test accuracy."""
+    a, b = list(curve), list(by)
+    if not b or len(a) != len(b):
+        raise ValueError(f"at_best: curves of {len(a)} and {len(b)} points")
+    return float(a[int(np.argmax(b))])
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "abs": abs,
     "min": lambda *a: min(_seq(a)),
@@ -79,6 +87,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "pearson": _pearson,
     "spearman": lambda a, b: _pearson(_rank(np.asarray(a, float)), _rank(np.asarray(b, float))),
     "dominates": lambda a, b: all(x >= y for x, y in zip(a, b)),
+    "at_best": lambda a, by: _at_best(a, by),
 }
 _CMP = {ast.Gt: "gt", ast.GtE: "ge", ast.Lt: "lt", ast.LtE: "le", ast.Eq: "eq", ast.NotEq: "ne"}
 

@@ -128,8 +128,12 @@ class Dag:
 
     # --- inputs
     def datasets_of(self, run_id: str) -> list[str]:
-        d = self.configs[run_id]["data"]
-        return [d["primary"], *d["aux"], *([d["composite"]["dataset"]] if d.get("composite") else [])]
+        cfg = self.configs[run_id]
+        d = cfg["data"]
+        # eval logs may read another dataset (CIFAR-10-C beside CIFAR-10), prepared like the primary
+        logs = [e["dataset"] for e in cfg.get("eval_logs") or [] if e.get("dataset")]
+        comp = [d["composite"]["dataset"]] if d.get("composite") else []
+        return list(dict.fromkeys([d["primary"], *d["aux"], *comp, *logs]))
 
     def _dep_files(self, deps: list[tuple[str, str]]) -> list[str]:
         return [self.done(i) if k == "run" else self.analysis_result(i) for k, i in deps]
@@ -184,6 +188,8 @@ class Dag:
     def _analysis(self, analysis_id: str):
         if analysis_id not in self.graph.analyses:
             raise ConfigError(f"unknown analysis id {analysis_id!r} at scale {self.scale.name}")
+        if analysis_id in self.graph.unbuildable:
+            raise ConfigError(f"{self.graph.unbuildable[analysis_id]} (at scale {self.scale.name})")
         return self.graph.analyses[analysis_id]
 
     # --- commands and resources
@@ -199,7 +205,7 @@ class Dag:
     def analysis_gpu(self, analysis_id: str) -> int:
         from ..analyses import ANALYSES
 
-        needs = ANALYSES.get(self._analysis(analysis_id).kind).gpu
+        needs = ANALYSES.get(self.graph.analyses[analysis_id].kind).gpu  # asked of every node, built or not
         return int(self.scale.resources.get("gpu", 0)) if needs else 0
 
     def resources(self, run_id: str) -> dict[str, int]:

@@ -58,6 +58,10 @@ def _check_registries(where: str, cfg: Mapping[str, Any]) -> None:
         raise ConfigError(f"{where}.method: unknown parameter(s) {', '.join(unknown)} for method "
                           f"{cfg['method']['name']!r}; allowed: {', '.join(sorted(method.params)) or '(none)'}")
     MODELS.get(cfg["model"]["name"], where=f"{where}.model.name")
+    from ..train.eval_logs import check_protocol
+
+    for i, e in enumerate(cfg.get("eval_logs") or []):  # a typo fails at load, not after an epoch
+        check_protocol(e["protocol"], f"{where}.eval_logs[{i}].protocol")
     extra = [cfg["data"]["composite"]["dataset"]] if cfg["data"].get("composite") else []
     for ds in [cfg["data"]["primary"], *cfg["data"]["aux"], *extra]:
         DATASETS.get(ds, where=f"{where}.data")
@@ -74,6 +78,9 @@ class Graph:
         self._an_ids: dict[tuple[str, str], str] = {}
         self._busy: set[tuple[str, str, str]] = set()
         self._by_hash: dict[tuple[str, str], str] = {}
+        # analyses whose runs lack a log they read, at a scale that builds only some artifacts (a
+        # cpu scale switching eval logs off): an error only if something this scale builds needs them
+        self.unbuildable: dict[str, str] = {}
         for paper, spec in sorted(specs.items()):
             for name in spec.runs:
                 self.run_id(paper, name)
@@ -191,12 +198,41 @@ class Graph:
         if self.check:
             for place, value, typ in list(analysis_reference_slots(decl.kind, params)):
                 params[place] = map_refs(value, typ, self._ref_fn(paper, deps), f"{spec.path}: analyses.{name}.{place}")
+        problem = None
+        if self.check:
+            try:
+                self._check_observers(spec.path, name, decl.kind, params, deps)
+            except ConfigError as e:
+                if self.scale.selected is None:
+                    raise
+                problem = str(e)
         h = _hash({"kind": decl.kind, "params": params, "scale": self.scale.name})
         if ("analysis", h) in self._by_hash:
             aid = self._by_hash[("analysis", h)]
             self.analyses[aid].names.append(f"{paper}/{name}")
             return aid
         aid = self._by_hash[("analysis", h)] = f"{name}-{h}"
+        if problem:
+            self.unbuildable[aid] = problem
         self.analyses[aid] = AnalysisNode(aid, paper, name, decl.kind, params, list(dict.fromkeys(deps)),
                                           [f"{paper}/{name}"])
         return aid
+
+    def _check_observers(self, path: Any, name: str, kind: str, params: Mapping[str, Any],
+                         deps: list[tuple[str, str]]) -> None:
+        """An analysis reading a per-instance or eval log fails at load time, not after training."""
+        from fnmatch import fnmatchcase
+
+        from ..analyses import ANALYSES
+
+        for need in ANALYSES.get(kind).required_observers(params):
+            for k, rid in deps:
+                cfg = self.runs[rid].cfg if k == "run" and rid in self.runs else None
+                if cfg is None:
+                    continue
+                if need == "per_instance" and not cfg.get("log_per_instance"):
+                    raise ConfigError(f"{path}: analyses.{name} needs run {rid} with log_per_instance: true")
+                if need.startswith("eval_log:") and not any(fnmatchcase(e["name"], need[9:])
+                                                            for e in cfg.get("eval_logs") or []):
+                    raise ConfigError(f"{path}: analyses.{name} reads eval log {need[9:]!r}, which run {rid} "
+                                      "does not declare in eval_logs")

@@ -78,6 +78,7 @@ def train_images(cfg: Mapping[str, Any], graph: Any = None, costs: Mapping[str, 
 
 def gpu_hours(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = None, gpu: str = "v100",
               graph: Any = None) -> float | None:
+    """Training passes only: per-epoch evaluations (``selection``, ``eval_logs``) are not counted (README)."""
     c = costs or _costs()
     model = cfg["model"]["name"]
     per = hours_per_pass_epoch(model, gpu, c)

@@ -29,6 +29,7 @@ from .schedule import lr_at, momentum_at
 from .midepoch import partial_state, set_rng_state
 from .setup import build_for_run, load_run_data, select_device
 from .optim import make_optimizer
+from .eval_logs import EvalLogs
 from .observers import InstanceLog, write_holdout
 from .stop import Preempted, StopRequest
 from .tally import EpochTally
@@ -138,6 +139,7 @@ def _train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | 
     step_rows: list[dict[str, Any]] = []
     primary = data["train"][cfg["data"]["primary"]]
     inst_log = InstanceLog(primary.indices, dev) if cfg["log_per_instance"] else None
+    eval_logs = EvalLogs(cfg, data, data_root) if cfg["eval_logs"] else None
     last = out / "last.pt"
     partial: dict[str, Any] | None = None  # set when last.pt was written inside an epoch
     if last.exists():
@@ -153,6 +155,8 @@ def _train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | 
         partial = ck.get("partial")
         if inst_log is not None:
             inst_log.resume(out, start)
+        if eval_logs is not None:
+            eval_logs.resume(out, start)
 
     epochs, steps = int(cfg["epochs"]), data["steps_per_epoch"]
     every = int(pf["sync_every"])
@@ -232,8 +236,13 @@ def _train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | 
         step_rows.extend(tally.step_rows())
         row = {"epoch": epoch + 1, "lr": lr, "seconds": round(time.time() - t0, 3),
                **tally.means(), **method.epoch_stats()}
+        if eval_logs is not None:  # eval mode, own generators: the training stream is untouched
+            row.update(eval_logs.run_epoch(model, out, epoch_seed=es, device=dev))
         if _selects(cfg["selection"], epoch + 1, epochs):
-            score = _selection_score(model, cfg, data, dev, es)
+            # a log of the same split and protocol already attacked this epoch's model: no second attack
+            score = eval_logs.selection_score(cfg["selection"]) if eval_logs is not None else None
+            if score is None:
+                score = _selection_score(model, cfg, data, dev, es)
             if score is not None:
                 row["selection_" + cfg["selection"]["protocol"]] = score
                 if score > best["score"] or (score == best["score"] and cfg["selection"]["ties"] == "latest"):
