@@ -53,3 +53,13 @@ def test_analysis_diagonal_and_off_diagonal(tmp_path):
     assert diag["D"] == pytest.approx((0.4 + 0.8 + 0.8) / 9) and diag["diagonal"] and diag["pairing"] == "cyclic"
     off = cls().run(ctx({"a": ["x"], "b": ["y"]}, {"a": dirs[:1], "b": dirs[1:2]}))
     assert off["D"] == pytest.approx(0.4 / 3) and off["std"] == 0.0 and len(off["pairs"]) == 1
+
+
+def test_a_diagonal_of_one_kept_seed_is_empty_and_says_why():
+    from reproduce.analyses.d_distance import _distances
+
+    one = [{"indices": np.arange(4), "d": np.array([0.125, 0.375, 0.625, 0.875])}]
+    res = _distances(one, None, "cyclic", 0)
+    assert res["D"] is None and res["random_baseline"] is None and "two runs" in res["note"]
+    two = one + [{"indices": np.arange(4), "d": np.array([0.375, 0.125, 0.625, 0.875])}]
+    assert _distances(two, None, "cyclic", 0)["D"] == pytest.approx(0.125)  # (0.25 + 0.25 + 0 + 0) / 4

@@ -136,6 +136,10 @@ def log_names(run: Path, patterns: list[str]) -> list[str]:
 
 def _distances(a: list[Mapping[str, Any]], b: list[Mapping[str, Any]] | None, rule: str, seed: int) -> dict[str, Any]:
     """D over the pairs of ``rule`` (b None: the diagonal within a), with its spread and random baseline."""
+    if b is None and len(a) < 2:
+        # a scale that keeps one seed per group (smoke) has no run-to-run floor to measure
+        return {"D": None, "std": None, "var": None, "pairs": [], "pairing": rule, "diagonal": True,
+                "random_baseline": None, "note": f"a diagonal cell needs two runs; this scale kept {len(a)}"}
     rng = np.random.default_rng(seed)
     rows = []
     for i, j in pairs(len(a), None if b is None else len(b), rule, "analysis d_distance"):
