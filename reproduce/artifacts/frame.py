@@ -38,7 +38,7 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
 def markdown_table(rows: list[dict[str, Any]], cols: list[str]) -> str:
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        out.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
+        out.append("| " + " | ".join("" if r.get(c) is None else str(r[c]) for c in cols) + " |")
     return "\n".join(out)
 
 
