@@ -150,6 +150,12 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
         raise ConfigError(f"{where}: schedule.kind {cfg['schedule']['kind']!r} not one of {SCHEDULE_KINDS}")
     if cfg["schedule"]["per"] not in ("epoch", "iteration"):
         raise ConfigError(f"{where}: schedule.per must be 'epoch' or 'iteration'")
+    ep = cfg["epochs"] if isinstance(cfg["epochs"], int) and not isinstance(cfg["epochs"], bool) else None
+    late = [m for m in cfg["schedule"]["milestones"] or [] if ep and isinstance(m, (int, float)) and m > ep]
+    if late and cfg["schedule"]["kind"] == "piecewise":
+        # an iteration count (39000) read as an epoch would silently never decay the LR
+        raise ConfigError(f"{where}: schedule.milestones {late} lie beyond the {cfg['epochs']} epochs; milestones "
+                          "count epochs (per: iteration only moves the LR within them) or are fractions of training")
     if cfg["attack"]["bn_mode"] not in ("train", "eval", "train-update"):
         raise ConfigError(f"{where}: attack.bn_mode must be 'eval', 'train' (batch statistics, running "
                           "statistics kept) or 'train-update' (running statistics updated by the attack)")

@@ -168,3 +168,13 @@ def test_an_analysis_whose_log_this_scale_switched_off_fails_only_when_needed(mo
     with pytest.raises(ConfigError, match="at scale cpu"):
         dag.analysis_inputs(aid)
     assert dag.analysis_gpu(aid) == 0  # the Snakefile asks this of every node
+
+
+def test_a_milestone_beyond_the_schedule_is_an_error():
+    base = {"name": "r", "epochs": 201, "model": {"name": "small_cnn"}, "method": {"name": "standard"},
+            "data": {"primary": "cifar10"}}
+    # Subset AT's code counts iterations (39000 = epoch 100 at 390 steps); read as epochs it never decays
+    with pytest.raises(ConfigError, match=r"milestones \[39000, 58500\] lie beyond the 201 epochs"):
+        resolve_run({**base, "schedule": {"milestones": [39000, 58500], "per": "iteration"}})
+    assert resolve_run({**base, "schedule": {"milestones": [100, 150]}})["schedule"]["milestones"] == [100, 150]
+    assert resolve_run({**base, "schedule": {"milestones": [0.6, 0.9], "per": "iteration"}})

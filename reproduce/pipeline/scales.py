@@ -101,7 +101,6 @@ class Scale:
         if self.raw.get("rescale_epochs") and "epochs" in run and cfg.get("epochs") != run["epochs"]:
             fixed = "milestones" in self.raw.get("run_overrides", {}).get("schedule", {})
             _rescale(cfg, run, int(run["epochs"]), int(cfg["epochs"]), fixed)
-        _rescale_iterations(cfg, run)
         cap = self.raw.get("eval_logs_n")
         if cap and cfg.get("eval_logs"):  # per-epoch logs on the first n of each split at a small scale
             cfg["eval_logs"] = [{**e, "n": e.get("n") or int(cap)} for e in cfg["eval_logs"]]
@@ -144,22 +143,6 @@ def _rescale(cfg: dict[str, Any], run: Mapping[str, Any], old: int, new: int, fi
     w = run.get("method", {}).get("warmup_epochs")
     if w:
         cfg["method"]["warmup_epochs"] = max(1, math.floor(w * ratio + 0.5))
-
-
-def _rescale_iterations(cfg: dict[str, Any], run: Mapping[str, Any]) -> None:
-    """Iteration milestones keep their place when a scale trains on a pool smaller than the split
-    (``data.pool``): an epoch then has fewer steps, so a step count shrinks with the pool."""
-    pool = cfg.get("data", {}).get("pool")
-    sched = cfg.get("schedule", {})
-    ms = sched.get("milestones")
-    if not pool or run.get("data", {}).get("pool") or sched.get("per") != "iteration" or not ms \
-            or all(0 < m < 1 for m in ms):
-        return
-    from ..data.catalog import DATASETS
-
-    full = DATASETS.get(cfg["data"]["primary"]).split_sizes.get(cfg["data"].get("train_split", "train"))
-    if full and int(pool) < int(full):
-        sched["milestones"] = [max(1, round(m * int(pool) / int(full))) for m in ms]
 
 
 @lru_cache(maxsize=None)
