@@ -21,6 +21,7 @@ from reproduce.train import train
 from reproduce.train.eval_logs import EvalLogs, check_eval_logs, eval_seed, log_instances
 
 from .test_preempt import SignalAtPoll
+from .test_preempt import _cfg as preempt_cfg
 
 LOGS = [{"name": "test", "split": "test", "protocol": "selection"},
         {"name": "hold", "split": "holdout", "protocol": "pgd20", "n": 10},
@@ -29,14 +30,13 @@ LOGS = [{"name": "test", "split": "test", "protocol": "selection"},
 
 
 def _cfg(**over):
-    cfg = {"name": "t-evl", "scale": "test", "seed": 3, "data": {"primary": "toy", "augment": True,
-                                                                  "holdout": {"kind": "first", "fraction": 0.125}},
-           "model": {"name": "small_cnn"}, "method": {"name": "at"},
-           "attack": {"eps": "8/255", "step_size": "2/255", "steps": 1, "random_start": True},
-           "optim": {"lr": 0.05}, "epochs": 2, "batch_size": 32,
-           "selection": {"protocol": "pgd20", "n": 24}, "log_per_instance": True}
-    cfg.update(over)
-    return cfg
+    # test_preempt's toy AT run, with a hold-out, per-instance logs and a PGD selection
+    base = preempt_cfg(name="t-evl", seed=3, schedule={}, log_per_instance=True,
+                       data={"primary": "toy", "augment": True, "holdout": {"kind": "first", "fraction": 0.125}},
+                       selection={"protocol": "pgd20", "n": 24})
+    base.pop("schedule")
+    base.update(over)
+    return base
 
 
 @pytest.fixture(scope="module")

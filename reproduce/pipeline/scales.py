@@ -71,19 +71,18 @@ class Scale:
 
     def row_filter(self, paper: str, name: str) -> Any:
         """A predicate on row ids (``rows:`` regex of the artifact's entry), or None to keep every row."""
-        pattern = ((self.selected or {}).get(f"{paper}/{name}") or {}).get("rows")
-        if pattern is None:
-            return None
-        rx = re.compile(pattern)
-        return lambda rid: rx.search(rid) is not None
+        return self._matcher(paper, name, "rows")
 
     def column_filter(self, paper: str, name: str) -> Any:
         """A predicate on column names (``columns:`` regex of the artifact's entry), or None."""
-        pattern = ((self.selected or {}).get(f"{paper}/{name}") or {}).get("columns")
+        return self._matcher(paper, name, "columns")
+
+    def _matcher(self, paper: str, name: str, key: str) -> Any:
+        pattern = ((self.selected or {}).get(f"{paper}/{name}") or {}).get(key)
         if pattern is None:
             return None
         rx = re.compile(pattern)
-        return lambda col: rx.search(col) is not None
+        return lambda text: rx.search(text) is not None
 
     def protocol_to_run(self, protocol: str) -> str:
         return self.eval.get("substitute", {}).get(protocol, protocol)
