@@ -44,6 +44,9 @@ RUN_DEFAULTS: dict[str, Any] = {
         "color_jitter": None,
         # a validation part cut from the training split: {kind: first|random, fraction: F} (reproduce/data/holdout.py)
         "holdout": None,
+        # test-set index lists from an analysis ({analysis: NAME}): its `selection` list feeds the
+        # best-checkpoint rule, its `final` list the evaluation (Subset AT's seeded permutation)
+        "eval_indices": None,
     },
     "model": {"name": None, "heads": None, "normalize": "none"},
     "method": {"name": None},
@@ -90,7 +93,8 @@ RUN_DEFAULTS: dict[str, Any] = {
 
 # keys added after run ids were in use: left out of the hash while at these defaults,
 # so every run id computed before they existed stays valid
-HASH_NEUTRAL = {("data", "holdout"): None, ("optim", "name"): "sgd", ("data", "pool"): None}
+HASH_NEUTRAL = {("data", "holdout"): None, ("optim", "name"): "sgd", ("data", "pool"): None,
+                ("data", "eval_indices"): None}
 
 SCHEDULE_KINDS = ("piecewise", "onecycle", "constant", "cosine_epoch")
 

@@ -112,7 +112,11 @@ def eval_permutation(n: int, seed: int = 90622) -> np.ndarray:
 
 @ANALYSES.register("eval_indices")
 class EvalIndices(Analysis):
-    params = {"n": 10000, "seed": 90622, "selection": 1000, "final": 8000}
+    """``n`` is the paper's split size. With ``dataset`` the split's real size is read from its manifest:
+    it must equal ``n``, unless ``scale_n`` (small scales) shrinks selection and final in proportion."""
+
+    params = {"n": 10000, "seed": 90622, "selection": 1000, "final": 8000, "dataset": None, "split": "test",
+              "scale_n": False}
 
     @classmethod
     def check(cls, params, where):
@@ -121,6 +125,14 @@ class EvalIndices(Analysis):
 
     def run(self, ctx: AnalysisContext) -> dict[str, Any]:
         p = ctx.params
-        perm = eval_permutation(int(p["n"]), int(p["seed"]))
-        sel, fin = int(p["selection"]), int(p["final"])
-        return {"selection": [int(i) for i in perm[:sel]], "final": [int(i) for i in perm[sel: sel + fin]]}
+        n, sel, fin = int(p["n"]), int(p["selection"]), int(p["final"])
+        if p["dataset"]:
+            from ..data import read_manifest
+
+            real = int(read_manifest(p["dataset"], ctx.data_root)["splits"][p["split"]]["n"])
+            if real != n and not p["scale_n"]:
+                raise ConfigError(f"eval_indices: {p['dataset']} {p['split']} has {real} images, the paper {n} "
+                                  "(scale_n: true shrinks the lists in proportion)")
+            sel, fin, n = sel * real // n, fin * real // n, real
+        perm = eval_permutation(n, int(p["seed"]))
+        return {"n": n, "selection": [int(i) for i in perm[:sel]], "final": [int(i) for i in perm[sel: sel + fin]]}

@@ -73,6 +73,15 @@ def evaluate_run(run_dir: str | Path, protocols: Sequence[str], labels: Sequence
     prov = fast.provenance({"amp": "none", "channels_last": bool(pf["channels_last"])}, dev)
     split = split or cfg["data"]["eval_split"]
     images, labels_ = load_split(cfg["data"]["primary"], split, data_root)
+    from ..train.refs import eval_lists
+
+    lists = eval_lists(cfg, Path(run_dir).parent) if split == cfg["data"]["eval_split"] else None
+    positions = None
+    if lists is not None:  # the run's own final index list, in its order (a scale's n takes its prefix)
+        positions = lists["final"]
+        if positions and max(positions) >= len(labels_):
+            raise ConfigError(f"data.eval_indices: index {max(positions)} outside {split} ({len(labels_)} images)")
+        images, labels_ = images[positions], labels_[positions]
     if state_paths is not None and len(state_paths) != len(protocols):
         raise ConfigError(f"{len(state_paths)} state file(s) for {len(protocols)} protocol(s)")
     ck_id = checkpoint_identity(Path(run_dir) / f"{checkpoint}.pt")
@@ -85,6 +94,7 @@ def evaluate_run(run_dir: str | Path, protocols: Sequence[str], labels: Sequence
             state = EvalState(state_paths[i], {
                 "protocol": p.name, "params": p.params(), "counting": p.counting, "seed": seed,
                 "batch_size": batch_size, "n": n, "split": split, "dataset": cfg["data"]["primary"],
+                "indices": (cfg["data"].get("eval_indices") or {}).get("analysis"),
                 "config_hash": config_hash(cfg), "checkpoint": checkpoint, "checkpoint_file": ck_id})
         res = evaluate(model, images, labels_, proto, device=dev, batch_size=batch_size, seed=seed, n=n,
                        state=state)
@@ -93,6 +103,9 @@ def evaluate_run(run_dir: str | Path, protocols: Sequence[str], labels: Sequence
         res["protocol"] = label
         # per-class and per-subset values are reductions of the stored correctness by these labels
         res["labels"] = [int(v) for v in labels_[: len(res["correct_mask"])].tolist()]
+        if positions is not None:  # which test images the mask covers, and from which list
+            res["indices"] = {"analysis": cfg["data"]["eval_indices"]["analysis"], "key": "final",
+                              "positions": positions[: len(res["correct_mask"])]}
         res.update({"run": Path(run_dir).name, "config_hash": config_hash(cfg), "scale": cfg["scale"],
                     "checkpoint": checkpoint, "checkpoint_epoch": meta.get("epoch"),
                     "selection": cfg["selection"], "split": split, "dataset": cfg["data"]["primary"],

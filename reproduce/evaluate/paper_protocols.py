@@ -9,7 +9,7 @@ AutoAttack protocols keep AutoAttack's own ``clean_and_adv`` flags.
 
 from __future__ import annotations
 
-from .catalog import EPS_LINF, STEP_LINF, PROTOCOLS, Protocol
+from .catalog import EPS_L2, EPS_LINF, STEP_LINF, PROTOCOLS, Protocol
 
 ADV_ONLY = "adv_only"
 
@@ -40,3 +40,6 @@ PROTOCOLS.add("aa-smoke", Protocol("aa-smoke", "autoattack", "linf", EPS_LINF, v
                                    attacks=("apgd-ce",)))
 PROTOCOLS.add("aa-smoke-trades", Protocol("aa-smoke-trades", "autoattack", "linf", EPS_TRADES, version="custom",
                                           attacks=("apgd-ce",)))
+# Subset AT's AutoAttack-L2 at the smoke and cpu scales: APGD-CE alone (one restart), eps 0.5.
+PROTOCOLS.add("aa-l2-smoke", Protocol("aa-l2-smoke", "autoattack", "l2", EPS_L2, version="custom",
+                                      attacks=("apgd-ce",)))

@@ -100,6 +100,10 @@ class Scale:
         if self.raw.get("rescale_epochs") and "epochs" in run and cfg.get("epochs") != run["epochs"]:
             fixed = "milestones" in self.raw.get("run_overrides", {}).get("schedule", {})
             _rescale(cfg, run, int(run["epochs"]), int(cfg["epochs"]), fixed)
+        sel = cfg.get("selection") or {}
+        if sel.get("protocol") and self.protocol_to_run(sel["protocol"]) != sel["protocol"]:
+            # the best-checkpoint rule runs the scale's stand-in too (its name enters the run id)
+            cfg["selection"] = {**sel, "protocol": self.protocol_to_run(sel["protocol"])}
         cap = self.raw.get("eval_logs_n")
         if cap and cfg.get("eval_logs"):  # per-epoch logs on the first n of each split at a small scale
             cfg["eval_logs"] = [{**e, "n": e.get("n") or int(cap)} for e in cfg["eval_logs"]]

@@ -47,7 +47,8 @@ def _selection_score(model, cfg, data, device, epoch_seed_: int) -> float | None
         return None
     from ..evaluate import evaluate
 
-    images, labels = data["eval"] if sel["split"] == cfg["data"]["eval_split"] else data["selection"]
+    # a separate selection split, or the index list data.eval_indices picks from the test split
+    images, labels = data["selection"] if data["selection"] is not None else data["eval"]
     res = evaluate(model, images, labels, sel["protocol"], device=device, seed=epoch_seed_, n=sel.get("n"))
     return float(res["accuracy"])
 
@@ -240,7 +241,9 @@ def _train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | 
             row.update(eval_logs.run_epoch(model, out, epoch_seed=es, device=dev))
         if _selects(cfg["selection"], epoch + 1, epochs):
             # a log of the same split and protocol already attacked this epoch's model: no second attack
-            score = eval_logs.selection_score(cfg["selection"]) if eval_logs is not None else None
+            # a log covers the split's first images, never an index list of it
+            reusable = eval_logs is not None and not cfg["data"].get("eval_indices")
+            score = eval_logs.selection_score(cfg["selection"]) if reusable else None
             if score is None:
                 score = _selection_score(model, cfg, data, dev, es)
             if score is not None:

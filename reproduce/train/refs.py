@@ -48,8 +48,6 @@ def load_model(ref: Mapping[str, Any], runs_dir: str | Path, data_root: str | Pa
 
 def subset_indices(subset: Mapping[str, Any], labels: Any, runs_dir: str | Path | None) -> Any:
     """Training indices a ``data.subset`` keeps: listed classes, listed indices, or an analysis's list."""
-    import json
-
     import numpy as np
 
     if "classes" in subset:
@@ -57,14 +55,35 @@ def subset_indices(subset: Mapping[str, Any], labels: Any, runs_dir: str | Path 
     if "indices" in subset:
         return np.asarray(sorted(int(i) for i in subset["indices"]), dtype=np.int64)
     if "analysis" in subset:
-        if runs_dir is None:
-            raise ConfigError("data.subset names an analysis, but the run directory is unknown")
-        path = Path(runs_dir).parent / "analyses" / str(subset["analysis"]) / "result.json"
-        if not path.exists():
-            raise ConfigError(f"{path}: the analysis this run's data.subset names has not run")
-        values = json.loads(path.read_text())["values"]
+        values = analysis_values(subset, runs_dir, "data.subset")
         key = subset.get("key", "indices")
         if key not in values:
-            raise ConfigError(f"{path}: no value {key!r} for data.subset; has {', '.join(sorted(values))}")
+            raise ConfigError(f"data.subset: analysis {subset['analysis']} has no value {key!r}; "
+                              f"has {', '.join(sorted(values))}")
         return np.asarray(sorted(int(i) for i in values[key]), dtype=np.int64)
     raise ConfigError(f"data.subset: expected classes:, indices: or analysis:, got {dict(subset)}")
+
+
+def analysis_values(ref: Mapping[str, Any], runs_dir: str | Path | None, where: str) -> dict[str, Any]:
+    """The ``values`` of the analysis ``ref`` names (it lives beside the runs: a DAG input, run first)."""
+    import json
+
+    if runs_dir is None:
+        raise ConfigError(f"{where} names an analysis, but the run directory is unknown")
+    path = Path(runs_dir).parent / "analyses" / str(ref["analysis"]) / "result.json"
+    if not path.exists():
+        raise ConfigError(f"{path}: the analysis this run's {where} names has not run")
+    return json.loads(path.read_text())["values"]
+
+
+def eval_lists(cfg: Mapping[str, Any], runs_dir: str | Path | None) -> dict[str, list[int]] | None:
+    """``data.eval_indices``: the test-split positions the selection rule and the evaluation use, in the
+    analysis's order (a permutation's prefix is the selection set, the rest the final set)."""
+    ref = (cfg.get("data") or {}).get("eval_indices")
+    if not ref:
+        return None
+    values = analysis_values(ref, runs_dir, "data.eval_indices")
+    missing = [k for k in ("selection", "final") if k not in values]
+    if missing:
+        raise ConfigError(f"data.eval_indices: analysis {ref['analysis']} has no {', '.join(missing)} list")
+    return {k: [int(i) for i in values[k]] for k in ("selection", "final")}

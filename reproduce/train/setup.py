@@ -63,6 +63,13 @@ def pool_indices(labels: np.ndarray, n: int) -> np.ndarray:
     return np.sort(np.concatenate([np.flatnonzero(labels == c)[:per] for c in classes]))
 
 
+def _checked(indices: list[int], n: int, where: str) -> np.ndarray:
+    idx = np.asarray(indices, dtype=np.int64)
+    if len(idx) and (idx.min() < 0 or idx.max() >= n):
+        raise ConfigError(f"{where}: index {int(idx.max())} outside a split of {n} images")
+    return idx
+
+
 def load_run_data(cfg: Mapping[str, Any], root: str | Path, device: torch.device,
                   runs_dir: str | Path | None = None) -> dict[str, Any]:
     """Primary train/eval splits and every auxiliary train split, loaded once onto the device."""
@@ -110,6 +117,13 @@ def load_run_data(cfg: Mapping[str, Any], root: str | Path, device: torch.device
     ex, ey = load_split(primary, d["eval_split"], root)
     sel_split = cfg["selection"]["split"]
     selection = load_split(primary, sel_split, root) if sel_split != d["eval_split"] else None
+    from .refs import eval_lists
+
+    lists = eval_lists(cfg, runs_dir)
+    if lists is not None:  # the selection rule reads its own index list of the test split
+        sx, sy = selection if selection is not None else (ex, ey)
+        pick = _checked(lists["selection"], len(sy), "data.eval_indices selection")
+        selection = (sx[pick], sy[pick])
     bs = int(cfg["batch_size"])
     steps = len(y) // bs if d["drop_last"] else -(-len(y) // bs)  # the OneCycle horizon follows
     if comp:
