@@ -9,7 +9,7 @@ AutoAttack protocols keep AutoAttack's own ``clean_and_adv`` flags.
 
 from __future__ import annotations
 
-from .catalog import EPS_LINF, STEP_LINF, PROTOCOLS, Protocol
+from .catalog import EPS_L2, EPS_LINF, STEP_LINF, PROTOCOLS, Protocol
 
 ADV_ONLY = "adv_only"
 
@@ -40,3 +40,20 @@ PROTOCOLS.add("aa-smoke", Protocol("aa-smoke", "autoattack", "linf", EPS_LINF, v
                                    attacks=("apgd-ce",)))
 PROTOCOLS.add("aa-smoke-trades", Protocol("aa-smoke-trades", "autoattack", "linf", EPS_TRADES, version="custom",
                                           attacks=("apgd-ce",)))
+
+# Subset AT's code (mlosch/SAT model/evaluations.py:1235-1243; notes §2.4, T5) runs AutoAttack
+# version='custom' with attacks_to_run [apgd-ce, apgd-t] on CIFAR-100 and ImageNet-200 CSAT: the
+# constructor's APGD-CE with 5 restarts and APGD-T with 9 target classes, no FAB-T, no Square.
+# Pinned here (restarts, targets) so both AutoAttack backends run exactly that.
+REDUCED = ("apgd-ce", "apgd-t")
+PROTOCOLS.add("aa-l2-reduced", Protocol("aa-l2-reduced", "autoattack", "l2", EPS_L2, restarts=5, version="custom",
+                                        attacks=REDUCED, targets=9))
+# ImageNet-200: L2 eps 3.0, standard (ESAT) and the reduced custom set (CSAT)
+PROTOCOLS.add("aa-l2-eps3-standard", Protocol("aa-l2-eps3-standard", "autoattack", "l2", 3.0, version="standard"))
+PROTOCOLS.add("aa-l2-eps3-reduced", Protocol("aa-l2-eps3-reduced", "autoattack", "l2", 3.0, restarts=5,
+                                             version="custom", attacks=REDUCED, targets=9))
+# their smoke stand-ins: L2 APGD-CE alone, one restart
+PROTOCOLS.add("aa-l2-smoke", Protocol("aa-l2-smoke", "autoattack", "l2", EPS_L2, version="custom",
+                                      attacks=("apgd-ce",), targets=1))
+PROTOCOLS.add("aa-l2-eps3-smoke", Protocol("aa-l2-eps3-smoke", "autoattack", "l2", 3.0, version="custom",
+                                           attacks=("apgd-ce",), targets=1))
