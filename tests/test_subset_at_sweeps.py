@@ -202,3 +202,27 @@ def test_autoattack_pins_restarts_and_targets(monkeypatch):
     assert seen == {"restarts": 5, "targets": 9, "attacks": ["apgd-ce", "apgd-t"]}
     evaluate(model, x, y, "aa-l2-smoke")
     assert seen["restarts"] == 1 and seen["attacks"] == ["apgd-ce"]
+
+
+def test_curve_panels_draw_a_band_for_seed_groups(tmp_path, monkeypatch):
+    from reproduce.artifacts import KINDS
+    from reproduce.artifacts.base import Artifact, Row
+    from reproduce.artifacts.frame import Frame
+
+    cls = KINDS.get("curve")
+    opts = {**cls.options, "x": "@x", "y": "a", "panels": ["b"]}
+    art = Artifact("p", "x", "curve", "t", "s", None, [], ["a", "b"],
+                   {r: Row(r, None, {}) for r in ("r1", "r2")}, 1.0, 0.0, [], opts)
+    rows = [{"row": "r1", "series": "rand", "x": 1, "a": 1.0, "a_sd": 0.5, "b": 2.0, "scale": "smoke"},
+            {"row": "r2", "series": "rand", "x": 2, "a": 3.0, "a_sd": 0.5, "b": 1.0, "scale": "smoke"}]
+    bands = []
+    import matplotlib.axes
+
+    orig = matplotlib.axes.Axes.fill_between
+    monkeypatch.setattr(matplotlib.axes.Axes, "fill_between",
+                        lambda self, x, lo, hi, **kw: bands.append((list(lo), list(hi))) or orig(self, x, lo, hi, **kw))
+    cls().render(art, Frame(rows, {}, ["a", "b"], "smoke", False), tmp_path / "x.csv", "banner")
+    assert bands == [([0.5, 2.5], [1.5, 3.5])]  # column a has a spread; column b has none
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.csv", "x.pdf", "x.png"]
+    with pytest.raises(ConfigError, match="panels"):
+        cls.check(Artifact("p", "x", "curve", "t", "s", None, [], ["a"], {}, 1.0, 0.0, [], {**opts, "panels": ["z"]}), "w")
