@@ -175,6 +175,7 @@ def test_reduced_autoattack_protocols():
     assert "targets" not in PROTOCOLS.get("aa-l2-standard").params()  # older records unchanged
     # costs.yaml: APGD-CE 100 a restart, APGD-T 900 for 9 targets, a forward 0.34
     assert protocol_passes(p) == pytest.approx(5 * 100 + 900 + 0.34)
+    assert protocol_passes(PROTOCOLS.get("aa-l2-smoke")) == pytest.approx(100 * 20 / 100 + 0.34)
     with pytest.raises(ConfigError, match="targets"):
         type(p)("x", "pgd", targets=3)
 
@@ -189,7 +190,7 @@ def test_autoattack_pins_restarts_and_targets(monkeypatch):
 
     def fake(self, x, y, batch_size=250, state_path=None):
         seen.update(restarts=self.apgd.n_restarts, targets=self.apgd_targeted.n_target_classes,
-                    attacks=list(self.attacks_to_run))
+                    attacks=list(self.attacks_to_run), iters=(self.apgd.n_iter, self.apgd.n_iter_2))
         return x, y
 
     monkeypatch.setattr(pyautoattack.AutoAttack, "run_standard_evaluation", fake)
@@ -199,9 +200,9 @@ def test_autoattack_pins_restarts_and_targets(monkeypatch):
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 10))
     x, y = torch.rand(4, 3, 2, 2), torch.arange(4)
     evaluate(model, x, y, "aa-l2-reduced")
-    assert seen == {"restarts": 5, "targets": 9, "attacks": ["apgd-ce", "apgd-t"]}
+    assert seen == {"restarts": 5, "targets": 9, "attacks": ["apgd-ce", "apgd-t"], "iters": (100, 22)}
     evaluate(model, x, y, "aa-l2-smoke")
-    assert seen["restarts"] == 1 and seen["attacks"] == ["apgd-ce"]
+    assert seen["restarts"] == 1 and seen["attacks"] == ["apgd-ce"] and seen["iters"] == (20, 4)  # 0.22 x 20
 
 
 def test_curve_panels_draw_a_band_for_seed_groups(tmp_path, monkeypatch):

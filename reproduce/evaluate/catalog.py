@@ -31,8 +31,9 @@ class Protocol:
     version: str | None = None
     attacks: tuple[str, ...] | None = None
     counting: str = "clean_and_adv"
-    # AutoAttack: pin APGD-T's target classes (and APGD-CE's restarts to ``restarts``); None keeps
-    # the backend's settings for the version ('custom': the constructor's 5 restarts, 9 targets)
+    # AutoAttack: pin APGD-T's target classes (and APGD-CE's restarts to ``restarts``, APGD's
+    # iterations to ``steps`` when > 0); None keeps the backend's settings for the version
+    # ('custom': the constructor's 5 restarts, 9 targets, 100 iterations)
     targets: int | None = None
 
     def __post_init__(self) -> None:
