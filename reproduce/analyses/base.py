@@ -75,6 +75,24 @@ class Analysis:
     def check(cls, params: Mapping[str, Any], where: str) -> None:
         """Static validation of the resolved params; raise ConfigError naming ``where``."""
 
+    @classmethod
+    def at_scale(cls, params: dict[str, Any], scale: Any) -> dict[str, Any]:
+        """Params that follow the scale's data (a class count of generated data); default as given."""
+        return params
+
+    @classmethod
+    def static_values(cls, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Values computable from the params alone, cheaply and small (a seeded draw of classes):
+        a run referencing them gets them inlined before hashing, so equal subsets are one run.
+        None: the analysis must run as a node."""
+        return None
+
+    @classmethod
+    def key_fraction(cls, params: Mapping[str, Any], key: str | None, num_classes: int) -> float | None:
+        """The share of the population (classes or examples) the value ``key`` selects, known
+        before the analysis runs (the planner's cost of a subset run); None when unknown."""
+        return None
+
     def run(self, ctx: AnalysisContext) -> dict[str, Any]:
         """Compute and return the JSON values (arrays go to ``ctx.out_dir``)."""
         raise NotImplementedError

@@ -34,6 +34,23 @@ def bin_keys(ranking: np.ndarray, bins: int, prefix: str = "top") -> dict[str, l
     return {f"{prefix}_{k}": sorted(int(i) for i in ranking[: k * width]) for k in range(1, bins)}
 
 
+def top_fraction(key: str | None, bins: int, classes: int | None = None, class_bins: int | None = None) -> float | None:
+    """Share selected by ``top_k`` (k of ``bins`` bins) or ``classes_top_k`` (k of ``class_bins``
+    groups of classes; one class a group when ``class_bins`` is None) keys; None for other keys."""
+    import re
+
+    m = re.fullmatch(r"(classes_)?top_(\d+)", str(key or ""))
+    if not m:
+        return None
+    k = int(m.group(2))
+    if not m.group(1):
+        return k / bins
+    if not classes:
+        return None
+    per = int(class_bins or classes) if classes >= 10 else classes
+    return k * (classes // per) / classes
+
+
 def rank(scores: np.ndarray, order: str) -> np.ndarray:
     """Indices by decreasing score; increasing is exactly its reverse (as the published files)."""
     dec = np.argsort(-scores, kind="stable")
@@ -52,6 +69,10 @@ class EntropyRanking(Analysis):
     params = {"run": REQUIRED, "order": "decreasing", "last_epochs": None, "bins": 10, "class_bins": None}
     references = {"run": "run"}
     observers = ("per_instance",)
+
+    @classmethod
+    def key_fraction(cls, params, key, num_classes):
+        return top_fraction(key, int(params["bins"]), num_classes, params["class_bins"])
 
     @classmethod
     def check(cls, params, where):
@@ -85,22 +106,56 @@ class EntropyRanking(Analysis):
                 **bin_keys(ranking, int(p["bins"])), **class_keys}
 
 
+def random_class_ranking(n: int, seed: int, bins: int) -> dict[str, Any]:
+    """A seeded permutation of n classes; nested A_k = its first k (n / bins) classes."""
+    perm = np.random.default_rng(int(seed)).permutation(int(n))
+    width = n // bins if n > bins else 1
+    top = {f"classes_top_{k}": [int(c) for c in perm[: k * width]] for k in range(1, n // width)}
+    return {"seed": int(seed), "order": [int(c) for c in perm], **top}
+
+
 @ANALYSES.register("random_ranking")
 class RandomRanking(Analysis):
-    params = {"level": "class", "n": REQUIRED, "seed": REQUIRED, "bins": 10}
+    # of: a dataset whose size at the scale gives n (classes for level class, training images for
+    # level example): a generated scale has fewer of both than the paper
+    params = {"level": "class", "n": None, "of": None, "seed": REQUIRED, "bins": 10}
 
     @classmethod
     def check(cls, params, where):
         if params["level"] not in ("class", "example"):
             raise ConfigError(f"{where}: level must be class or example, got {params['level']!r}")
+        if (params["n"] is None) == (params["of"] is None):
+            raise ConfigError(f"{where}: give exactly one of n: and of: (a dataset)")
+
+    @classmethod
+    def at_scale(cls, params, scale):
+        if params.get("of") is None:
+            return params
+        from ..pipeline.memory import num_classes, split_images
+
+        ds = str(params["of"])
+        n = num_classes(ds, scale) if params["level"] == "class" else split_images(ds, "train", scale)
+        if not n:
+            raise ConfigError(f"analysis random_ranking: the size of {ds!r} at scale {scale.name} is unknown")
+        return {**params, "n": int(n)}
+
+    @classmethod
+    def static_values(cls, params):
+        if params["level"] != "class" or params["n"] is None:
+            return None  # a permutation of 50,000 examples is an array file, not a run parameter
+        return random_class_ranking(int(params["n"]), int(params["seed"]), int(params["bins"]))
+
+    @classmethod
+    def key_fraction(cls, params, key, num_classes):
+        n = params["n"]
+        return top_fraction(key, int(params["bins"]), int(n) if n else num_classes,
+                            int(params["bins"]) if params["level"] == "class" else None)
 
     def run(self, ctx: AnalysisContext) -> dict[str, Any]:
         p = ctx.params
+        if p["level"] == "class":
+            return random_class_ranking(int(p["n"]), int(p["seed"]), int(p["bins"]))
         perm = np.random.default_rng(int(p["seed"])).permutation(int(p["n"]))
-        if p["level"] == "class":  # nested A_k = first k (n / bins) classes of the permutation
-            width = int(p["n"]) // int(p["bins"]) if int(p["n"]) > int(p["bins"]) else 1
-            top = {f"classes_top_{k}": [int(c) for c in perm[: k * width]] for k in range(1, int(p["n"]) // width)}
-            return {"seed": int(p["seed"]), "order": [int(c) for c in perm], **top}
         np.save(ctx.out_dir / "ranking.npy", perm)
         return {"seed": int(p["seed"]), **bin_keys(perm, int(p["bins"]))}
 

@@ -5,7 +5,8 @@ same cells: a row usually names a run (or a seed group, aggregated), a column
 names a value source, and a cell is the column's source filled with the row's
 variables. Sources:
 
-``{eval: PROTOCOL[, where: {class: K} | {subset: [...]}]}``  accuracy from an evaluation
+``{eval: PROTOCOL[, where: {class: K} | {subset: [...]} | {subset: A|B}]}``  accuracy from an evaluation
+    (``subset: A``/``B``: test examples of the classes the run trained as A / of the others)
 ``{eval_set: COLUMN}``   the protocol the row's protocol set gives that column
 ``{analysis: NAME, key: dotted.key | array: NAME}``  an analysis value or array
 ``{log: KEY[, epoch: last|best|N | over: epoch]}``  per-epoch training log
@@ -111,8 +112,11 @@ def check_source(src: Mapping[str, Any], where: str) -> None:
     unknown = sorted(set(src) - set(SOURCE_KEYS) - set(MODIFIERS))
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} in cell source")
-    if "where" in src and (not isinstance(src["where"], Mapping) or set(src["where"]) - {"class", "class_not", "subset"}):
-        raise ConfigError(f"{where}.where: expected {{class: K}}, {{class_not: K}} or {{subset: [indices]}}, got {src['where']!r}")
+    w = src.get("where")
+    if "where" in src and (not isinstance(w, Mapping) or set(w) - {"class", "class_not", "subset"}
+                           or isinstance(w.get("subset"), str) and w["subset"] not in ("A", "B")):
+        raise ConfigError(f"{where}.where: expected {{class: K}}, {{class_not: K}}, {{subset: [indices]}} or "
+                          f"{{subset: A|B}} (the run's own class subset and the rest), got {w!r}")
 
 
 def _columns(path: Path, name: str, a: Mapping[str, Any]) -> dict[str, Any]:

@@ -85,15 +85,50 @@ def _series(frame: Frame) -> dict[str, list[dict[str, Any]]]:
 
 @KINDS.register("curve")
 class Curve(Figure):
-    """x against y, one line per ``series`` (trade-off curves, a value against eps)."""
+    """x against y, one line per ``series`` (trade-off curves, a value against eps). A row that
+    aggregates seeds draws its mean with a +-1 sd band (``<y>_sd``). ``panels``: further columns,
+    each drawn the same way in its own panel beside y's (robust on all / on B / clean)."""
+
+    options = {**Figure.options, "panels": []}
+
+    @classmethod
+    def check(cls, art: Artifact, where: str) -> None:
+        super().check(art, where)
+        bad = [c for c in art.options.get("panels") or [] if c not in art.columns]
+        if bad:
+            raise ConfigError(f"{where}.options.panels: {bad[0]!r} is not a column ({', '.join(art.columns)})")
+
+    def render(self, art: Artifact, frame: Frame, out: Path, banner: str) -> None:
+        panels = [art.options["y"], *[c for c in art.options.get("panels") or [] if c != art.options["y"]]]
+        if len(panels) == 1:
+            return super().render(art, frame, out, banner)
+        plt = _plt()
+        fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6), squeeze=False)
+        for ax, y in zip(axes[0], panels):
+            self.draw_y(ax, art, frame, y)
+            ax.set_xlabel(art.options.get("xlabel") or str(art.options.get("x") or ""))
+            ax.set_title(y, fontsize=8)
+        axes[0][0].legend(fontsize=6)
+        fig.suptitle(_title(art, frame), fontsize=8)
+        fig.tight_layout()
+        save(fig, art, out.with_suffix(".png"))
+        io.write_text(out.with_suffix(".csv"), csv_text(frame.rows))
 
     def draw(self, ax: Any, art: Artifact, frame: Frame) -> None:
-        x, y = art.options["x"], art.options["y"]
+        self.draw_y(ax, art, frame, art.options["y"])
+
+    def draw_y(self, ax: Any, art: Artifact, frame: Frame, y: str) -> None:
+        x = art.options["x"]
         for name, rows in _series(frame).items():
-            pts = [(_xy(frame, r, x), _xy(frame, r, y)) for r in rows]
-            pts = [(float(a), float(b)) for a, b in pts if a not in (None, "") and b not in (None, "")]
-            if pts:
-                ax.plot(*zip(*pts), marker="o", markersize=3, linewidth=1, label=name)
+            pts = [(_xy(frame, r, x), _xy(frame, r, y), r.get(f"{y}_sd")) for r in rows]
+            pts = [(float(a), float(b), float(sd or 0.0)) for a, b, sd in pts
+                   if a not in (None, "") and b not in (None, "")]
+            if not pts:
+                continue
+            xs, ys, sds = map(np.asarray, zip(*pts))  # row order: a trade-off curve follows its sweep
+            line = ax.plot(xs, ys, marker="o", markersize=3, linewidth=1, label=name)[0]
+            if sds.any():
+                ax.fill_between(xs, ys - sds, ys + sds, color=line.get_color(), alpha=0.2, linewidth=0)
 
 
 @KINDS.register("scatter")

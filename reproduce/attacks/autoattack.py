@@ -116,12 +116,19 @@ def run_autoattack(
     device: str | torch.device = "cpu",
     batch_size: int = 500,
     verbose: bool = False,
+    restarts: int | None = None,
+    targets: int | None = None,
+    iterations: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Run AutoAttack; return ``(x_adv, robust)`` with ``robust`` a bool mask.
 
     ``robust[i]`` is True iff the model still predicts ``y[i]`` on ``x_adv[i]``
     (AutoAttack leaves ``x_adv[i] = x[i]`` for examples it could not break and
     for those already misclassified, so this equals AutoAttack's own flags).
+    ``restarts``/``targets`` pin APGD-CE's restarts and APGD-T's target classes (both backends
+    keep them as ``apgd.n_restarts`` / ``apgd_targeted.n_target_classes``); None keeps the
+    version's settings ('custom': the constructors' 5 restarts and 9 targets). ``iterations``
+    replaces APGD's 100 iterations (smoke stand-ins only: never for reported numbers).
     The model runs in eval mode with frozen parameters; its modes, parameter
     gradients and the caller's global RNG state are left as they were.
     """
@@ -149,6 +156,7 @@ def run_autoattack(
                 net, norm=aa_norm, eps=eps, version=version, seed=seed, device=device,
                 verbose=verbose, attacks_to_run=list(attacks or []),
             )
+            _pin(adversary, restarts, targets, iterations)
             x_adv = adversary.run_standard_evaluation(x, y, bs=batch_size)
         else:
             from pyautoattack import AutoAttack as PyAutoAttack
@@ -158,11 +166,25 @@ def run_autoattack(
                 eps=eps, norm=aa_norm, seed=seed, version=version,
             )
             adversary.verbose = verbose
+            _pin(adversary, restarts, targets, iterations)
             x_adv, _ = adversary.run_standard_evaluation(x, y, batch_size=batch_size)
         x_adv = x_adv.detach()
         with torch.no_grad():
             preds = torch.cat([net(xb).argmax(1) for xb in x_adv.split(batch_size)])
     return x_adv, preds.eq(y)
+
+
+def _pin(adversary: Any, restarts: int | None, targets: int | None, iterations: int | None = None) -> None:
+    if restarts is not None:
+        adversary.apgd.n_restarts = int(restarts)
+    if targets is not None:
+        adversary.apgd_targeted.n_target_classes = int(targets)
+    for attack in (adversary.apgd, adversary.apgd_targeted) if iterations else ():
+        # APGD derives its step-size checkpoints from n_iter in __init__ (autopgd_base.py): redo them
+        n = int(iterations)
+        attack.n_iter = attack.n_iter_orig = n
+        attack.n_iter_2, attack.n_iter_min = max(int(0.22 * n), 1), max(int(0.06 * n), 1)
+        attack.size_decr = max(int(0.03 * n), 1)
 
 
 # --------------------------------------------------------------------------- shims

@@ -90,7 +90,9 @@ def _check_ref(spec: Any, art: Any, ref: Ref, where: str) -> None:
     if target is None:
         raise ConfigError(f"{where}: {ref} names unknown artifact {ref.artifact!r}; "
                           f"known: {', '.join(spec.artifacts)}")
-    if ref.row not in target.rows or ref.column not in target.columns:
+    # <col>_sd: the spread of a row that aggregates a seed group (render writes it beside <col>)
+    column = ref.column[:-3] if ref.column.endswith("_sd") and ref.column not in target.columns else ref.column
+    if ref.row not in target.rows or column not in target.columns:
         raise ConfigError(f"{where}: {ref} is not a row.column of artifact {target.name} "
                           f"(rows: {', '.join(list(target.rows)[:6])}...; columns: {', '.join(target.columns)})")
 

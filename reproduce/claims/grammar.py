@@ -3,8 +3,9 @@
 A cell is ``[artifact:]row.column`` (row ids may hold dots and dashes, so binary
 operators are written with spaces: ``a.aa - b.aa >= 1``). Functions: abs, min,
 max, mean, first, last, len, mean_from, span_from, increasing, decreasing, decreasing_from,
-argmax, argmin, pearson, spearman, dominates, or_inf, at_best (``at_best(test, valid)`` =
-test[argmax(valid)]). Lists are written ``[a.x, b.x]``. Nothing else is evaluated.
+argmax, argmin, pearson, spearman, dominates, or_inf, count, increasing_within, at_best
+(``at_best(test, valid)`` = test[argmax(valid)]). A column ``<col>_sd`` is the spread over a
+seed group's members. Lists are written ``[a.x, b.x]``. Nothing else is evaluated.
 
 ``or_inf(a.x)`` reads a missing cell as +infinity ("never": a curve that never crosses a
 threshold stores null); an expression whose every cell is missing is still unknown, so a
@@ -88,6 +89,10 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "spearman": lambda a, b: _pearson(_rank(np.asarray(a, float)), _rank(np.asarray(b, float))),
     "dominates": lambda a, b: all(x >= y for x, y in zip(a, b)),
     "at_best": lambda a, by: _at_best(a, by),
+    # rises (each value >= the one before minus tol): "non-decreasing within 1 point"
+    "increasing_within": lambda tol, *a: all(y >= x - float(tol) for x, y in zip(_seq(a), _seq(a)[1:])),
+    # how many of a list hold: "in >= 7 of 9 sizes" is count([a1 > b1, ..., a9 > b9]) >= 7
+    "count": lambda *a: int(sum(bool(x) for x in _seq(a))),
 }
 _CMP = {ast.Gt: "gt", ast.GtE: "ge", ast.Lt: "lt", ast.LtE: "le", ast.Eq: "eq", ast.NotEq: "ne"}
 

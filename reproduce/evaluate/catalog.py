@@ -31,8 +31,14 @@ class Protocol:
     version: str | None = None
     attacks: tuple[str, ...] | None = None
     counting: str = "clean_and_adv"
+    # AutoAttack: pin APGD-T's target classes (and APGD-CE's restarts to ``restarts``, APGD's
+    # iterations to ``steps`` when > 0); None keeps the backend's settings for the version
+    # ('custom': the constructor's 5 restarts, 9 targets, 100 iterations)
+    targets: int | None = None
 
     def __post_init__(self) -> None:
+        if self.targets is not None and (self.kind != "autoattack" or int(self.targets) < 1):
+            raise ConfigError(f"protocol {self.name!r}: targets is a positive count for AutoAttack only")
         if self.kind not in KINDS:
             raise ConfigError(f"protocol {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
         if self.norm not in ("linf", "l2"):
@@ -43,6 +49,8 @@ class Protocol:
     def params(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("name")
+        if d["targets"] is None:  # added later: protocols that leave it unset record what they did
+            d.pop("targets")
         if d["attacks"] is not None:
             d["attacks"] = list(d["attacks"])
         return d

@@ -128,6 +128,8 @@ def evaluate(
                     model, xb, yb, norm=proto.norm, eps=proto.eps,
                     version=proto.version or "standard", attacks=proto.attacks,
                     seed=seed, device=device, batch_size=batch_size,
+                    restarts=proto.restarts if proto.targets is not None else None, targets=proto.targets,
+                    iterations=proto.steps if proto.targets is not None and proto.steps else None,
                 )
             elif proto.kind == "clean":
                 adv_ok = clean_ok.clone()

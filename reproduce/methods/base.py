@@ -83,6 +83,18 @@ class Method:
             q.requires_grad_(False)
         return model
 
+    @classmethod
+    def attacked_fraction(cls, method: Mapping[str, Any], num_classes: int, n_train: int,
+                          ref_fraction: Callable[[Mapping[str, Any]], float | None]) -> float:
+        """Share of each batch the attack runs on (the planner's cost): 1 unless a method attacks
+        a subset. ``ref_fraction`` gives an analysis reference's share without running it."""
+        return 1.0
+
+    @classmethod
+    def canonical(cls, method: dict[str, Any]) -> dict[str, Any]:
+        """The resolved params in one form, so equal trainings written two ways hash equal."""
+        return method
+
     def heads(self) -> dict[str, int] | None:
         """Named output heads the model needs (None: one primary head)."""
         return None

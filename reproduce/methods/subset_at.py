@@ -86,6 +86,34 @@ class SubsetAT(Method):
             self.w_a = subset_weight(p["weights"], len(self.members) / max(total, 1), p["tenths"])
         self._ids: torch.Tensor | None = None
 
+    @classmethod
+    def attacked_fraction(cls, method, num_classes, n_train, ref_fraction) -> float:
+        """|A| / |D|: the attack runs on the A part of a batch only (notes §5.2)."""
+        if method.get("tenths") is not None:
+            return int(method["tenths"]) / 10.0
+        sub = method.get("subset") if method.get("ranking") is None else method["ranking"]
+        if isinstance(sub, list):
+            sub = {"classes" if method.get("by", "class") == "class" else "indices": sub}
+        if not isinstance(sub, Mapping):
+            return 1.0
+        if "classes" in sub:
+            return len(sub["classes"]) / max(num_classes, 1)
+        if "indices" in sub:
+            return min(1.0, len(sub["indices"]) / max(n_train, 1))
+        f = ref_fraction(sub)
+        return 1.0 if f is None else float(f)
+
+    @classmethod
+    def canonical(cls, method: dict[str, Any]) -> dict[str, Any]:
+        """A ranking the spec layer inlined as a list (a static analysis: a seeded class draw) is the
+        listed subset it names: a random draw equal to a listed A is the same run (notes §3.3)."""
+        listed = method.get("ranking")
+        if isinstance(listed, list):
+            by = method.get("by", cls.params["by"])
+            method = {k: v for k, v in method.items() if k != "ranking"}
+            method["subset"] = {"classes" if by == "class" else "indices": sorted(int(i) for i in listed)}
+        return method
+
     def _members(self, subset: Any, ctx: TrainContext) -> np.ndarray:
         if isinstance(subset, list):
             subset = {"classes" if self.p["by"] == "class" else "indices": subset}

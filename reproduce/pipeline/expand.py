@@ -4,7 +4,8 @@ An entry ``{for: {beta: [1, 3, 6]}, ...}`` under the name ``trades-b{beta}``
 becomes one entry per value; every string in it is a template. A string that
 is exactly ``"{beta}"`` takes the value with its type (``6.0`` stays a number).
 Several variables expand as a product. ``seeds: [0, 1, 2]`` is the same with
-the variable ``seed`` and the run's ``seed`` key set, named ``<name>-s<seed>``.
+the variable ``seed`` and the run's ``seed`` key set (unless the entry gives ``seed:`` itself),
+named ``<name>-s<seed>``.
 """
 
 from __future__ import annotations
@@ -116,7 +117,10 @@ def expand_entries(entries: Mapping[str, Any], where: str, env: Mapping[str, Any
             final = nm
             if seeded:  # members of a seed group are named <name>-s<seed> and carry the group's name
                 final = f"{nm}-s{scope['seed']}"
-                item[seed_key] = scope["seed"]
+                # an entry that writes its own seed keeps it: the group then varies only what its
+                # {seed} templates name (Subset AT's random draws under one training seed)
+                if seed_key not in body:
+                    item[seed_key] = scope["seed"]
                 item["_group"] = nm
             if final in out:
                 raise ConfigError(f"{where}: {origin[final]} and {name} both produce the name {final!r}")

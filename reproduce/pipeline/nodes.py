@@ -175,7 +175,14 @@ class Graph:
         cfg = {**deep_merge(decl.cfg, {}), "scale": self.scale.name} if decl.every_scale else self.scale.apply(decl.cfg)
         deps: list[tuple[str, str]] = []
         for place, value, typ in list(run_reference_slots(cfg, self.check)):
-            set_dotted(cfg, place, map_refs(value, typ, self._ref_fn(paper, deps), f"{spec.path}: runs.{name}.{place}"))
+            inline = self._static_value(paper, value)
+            set_dotted(cfg, place, inline if inline is not None else
+                       map_refs(value, typ, self._ref_fn(paper, deps), f"{spec.path}: runs.{name}.{place}"))
+        if self.check and cfg.get("method", {}).get("name"):
+            from ..methods import METHODS
+
+            if cfg["method"]["name"] in METHODS:
+                cfg["method"] = METHODS.get(cfg["method"]["name"]).canonical(dict(cfg["method"]))
         where = f"{spec.path}: runs.{name} at scale {self.scale.name}"
         resolved = resolve_run(cfg, where=where)
         if self.check:
@@ -189,10 +196,34 @@ class Graph:
         self.runs[rid] = RunNode(rid, paper, name, resolved, list(dict.fromkeys(deps)), [f"{paper}/{name}"])
         return rid
 
+    def _static_value(self, paper: str, value: Any) -> Any:
+        """``{analysis: NAME, key: K}`` of an analysis whose values need no inputs (a seeded class
+        draw): the value itself, so the run hashes what it trains on, not how it was named; else None."""
+        if not (self.check and isinstance(value, Mapping) and isinstance(value.get("analysis"), str)):
+            return None
+        spec = self.specs[paper]
+        if value["analysis"] not in spec.analyses:  # a group, or unknown (reported elsewhere)
+            return None
+        from ..analyses import ANALYSES
+
+        node = self.analyses[self.analysis_id(paper, value["analysis"])]
+        values = ANALYSES.get(node.kind).static_values(node.params)
+        if values is None:
+            return None
+        key = value.get("key", "value")
+        if key not in values:
+            raise ConfigError(f"{spec.path}: analyses.{value['analysis']} has no value {key!r}; "
+                              f"has {', '.join(sorted(values))}")
+        return values[key]
+
     def _resolve_analysis(self, paper: str, name: str) -> str:
         spec = self.specs[paper]
         decl = spec.analyses[name]
         params = deep_merge(decl.params, self.scale.raw.get("analysis_overrides", {}).get(decl.kind, {}))
+        if self.check:
+            from ..analyses import ANALYSES
+
+            params = ANALYSES.get(decl.kind).at_scale(params, self.scale)
         self._checkpoints_at_scale(paper, decl.kind, params)
         deps: list[tuple[str, str]] = []
         if self.check:

@@ -17,11 +17,13 @@ def _costs(path: str = str(COSTS)) -> dict[str, Any]:
     return read_yaml(path)
 
 
-def passes_per_step(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = None) -> int:
+def passes_per_step(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = None,
+                    attacked: float = 1.0) -> float:
     """Forward+backward passes per batch: each attack step is one, plus the update's.
 
     ``config/costs.yaml`` ``passes`` gives each method's count as attack steps plus extra passes;
-    a method that wraps a base method (``base_param``) counts as its base.
+    a method that wraps a base method (``base_param``) counts as its base. ``attacked``: the share
+    of the batch the attack runs on (Subset AT attacks A only: 1 + steps |A|/|D|, notes §5.2).
     """
     c = costs or _costs()
     m = cfg["method"]
@@ -30,7 +32,31 @@ def passes_per_step(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = No
     if base_param:
         name = m.get(base_param, name)
     per = c.get("passes", {}).get(name, {"steps": 1, "extra": 2})
-    return int(per.get("steps", 1)) * int(cfg["attack"]["steps"]) + int(per.get("extra", 0))
+    return int(per.get("steps", 1)) * int(cfg["attack"]["steps"]) * float(attacked) + int(per.get("extra", 0))
+
+
+def attacked_fraction(cfg: Mapping[str, Any], graph: Any = None) -> float:
+    """The share of each batch the run's method attacks (1 but for subset methods), from the
+    method's own params; a ranking analysis's share comes from the analysis class, unrun."""
+    from ..analyses import ANALYSES
+    from ..methods import METHODS
+    from .memory import num_classes, split_images
+
+    name = cfg["method"]["name"]
+    if name not in METHODS:
+        return 1.0
+    scale = getattr(graph, "scale", None)
+    ds = cfg["data"]["primary"]
+    classes = num_classes(ds, scale)
+    n_train = split_images(ds, "train", scale) or 0
+
+    def ref_fraction(ref: Mapping[str, Any]) -> float | None:
+        node = graph.analyses.get(ref.get("analysis")) if graph is not None else None
+        if node is None:
+            return None
+        return ANALYSES.get(node.kind).key_fraction(node.params, ref.get("key"), classes)
+
+    return float(METHODS.get(name).attacked_fraction(cfg["method"], classes, n_train, ref_fraction))
 
 
 def hours_per_pass_epoch(model: str, gpu: str, costs: Mapping[str, Any]) -> float | None:
@@ -87,7 +113,7 @@ def gpu_hours(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = None, gp
     n = train_images(cfg, graph, c)
     factor = c.get("method_factor", {}).get(cfg["method"]["name"], 1.0)
     factor *= c.get("dataset_factor", {}).get(cfg["data"]["primary"], 1.0)
-    return float(cfg["epochs"]) * (n / 50000) * per * passes_per_step(cfg) * factor
+    return float(cfg["epochs"]) * (n / 50000) * per * passes_per_step(cfg, c, attacked_fraction(cfg, graph)) * factor
 
 
 def default_gpu_mem_gib(costs: Mapping[str, Any] | None = None) -> float:

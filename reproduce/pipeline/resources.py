@@ -54,7 +54,10 @@ def protocol_passes(protocol: Any, costs: Mapping[str, Any] | None = None) -> fl
             missing = [a for a in protocol.attacks or () if a not in per]
             if missing:
                 raise ConfigError(f"config/costs.yaml: eval_passes.autoattack_attack has no {missing[0]!r}")
-            return sum(float(per[a]) for a in protocol.attacks or ()) + fwd
+            # pinned restarts / targets scale APGD-CE / APGD-T (costs.yaml: 1 restart, 9 targets)
+            scale = {"apgd-ce": protocol.restarts, "apgd-t": protocol.targets / 9} if protocol.targets else {}
+            iters = protocol.steps / 100 if protocol.targets and protocol.steps else 1.0  # APGD: 100 a run
+            return sum(float(per[a]) * scale.get(a, 1) * iters for a in protocol.attacks or ()) + fwd
         if protocol.version not in c["autoattack"]:
             raise ConfigError(f"config/costs.yaml: eval_passes.autoattack has no version {protocol.version!r}")
         return float(c["autoattack"][protocol.version]) + fwd

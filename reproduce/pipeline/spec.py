@@ -23,7 +23,8 @@ PIPELINES_DIR = Path("pipelines")
 RUN_META_KEYS = ("presets", "choice", "from", "set", "every_scale", "_vars", "_group", "_value")
 SPEC_KEYS = ("paper", "title", "sources", "notes", "include", "presets", "protocols", "protocol_sets", "runs",
              "analyses", "artifacts")
-PROTOCOL_FIELDS = ("kind", "norm", "eps", "step_size", "steps", "restarts", "random_start", "version", "attacks")
+PROTOCOL_FIELDS = ("kind", "norm", "eps", "step_size", "steps", "restarts", "random_start", "version", "attacks",
+                   "targets")
 
 
 @dataclass

@@ -98,12 +98,31 @@ class Reader:
             raise ReproduceError(f"{folder}: analysis {aid} saved no array {src['array']!r}")
         return _dotted(res.get("values", {}), src.get("key", "value"), f"analysis {aid}")
 
+    def run_classes(self, rid: str) -> list[int]:
+        """The classes A a run trains specially (``where: {subset: A|B}``): its method's
+        ``subset: {classes}`` or ``ranking: {analysis, key}`` of a ``by: class`` method, or its
+        ``data.subset.classes``. A ranked A is read from the analysis the run trained with."""
+        cfg = self.dag.graph.runs[rid].cfg
+        m = cfg.get("method") or {}
+        found = subset_classes(m, cfg.get("data") or {})
+        if found is None and isinstance(m.get("ranking"), Mapping) and m.get("by", "class") == "class":
+            ref = m["ranking"]
+            res = self._json(self.dag.analysis_result(ref["analysis"]), "analysis result")
+            found = [int(c) for c in _dotted(res.get("values", {}), ref.get("key", "value"), f"analysis {ref['analysis']}")]
+        if found is None:
+            raise ReproduceError(f"run {rid}: where: {{subset: A|B}} needs a run trained on a class subset "
+                                 f"(method {m.get('name')!r} has none)")
+        return found
+
     def _run_value(self, rid: str, src: Mapping[str, Any]) -> Any:
         if "eval" in src:
             res = self._json(self.dag.eval_path(rid, src["eval"]), "evaluation")
             if res.get("protocol_run") and res.get("protocol_run") != res.get("protocol"):
                 self.notes.add(f"{res['protocol']} ran as {res['protocol_run']} at this scale")
-            return _eval_value(res, src.get("where"), f"{rid}/{src['eval']}")
+            where = src.get("where")
+            if where and isinstance(where.get("subset"), str):  # A or B of the run's own class subset
+                where = {"classes" if where["subset"] == "A" else "classes_not": self.run_classes(rid)}
+            return _eval_value(res, where, f"{rid}/{src['eval']}")
         done = self._json(self.dag.done(rid), "training summary")
         if "config" in src:
             return _dotted(self.dag.graph.runs[rid].cfg, src["config"], f"config of {rid}")
@@ -125,15 +144,34 @@ class Reader:
         return h.get(key)
 
 
+def subset_classes(method: Mapping[str, Any], data: Mapping[str, Any]) -> list[int] | None:
+    """Listed class subset A of a run (None: none listed; a ranked A needs the analysis)."""
+    sub = method.get("subset")
+    if method.get("by", "class") == "class" and isinstance(sub, Mapping) and "classes" in sub:
+        return [int(c) for c in sub["classes"]]
+    if method.get("by", "class") == "class" and isinstance(sub, list):
+        return [int(c) for c in sub]
+    dsub = data.get("subset")
+    if isinstance(dsub, Mapping) and "classes" in dsub:
+        return [int(c) for c in dsub["classes"]]
+    return None
+
+
 def _eval_value(res: Mapping[str, Any], where: Mapping[str, Any] | None, what: str) -> float:
     if not where:
         return float(res["accuracy"])
     mask = np.asarray(res["correct_mask"], dtype=float)
-    if "class" in where or "class_not" in where:  # class_not: B of a single-class subset
+    if {"class", "class_not", "classes", "classes_not"} & set(where):  # class_not: B of a single-class subset
         labels = np.asarray(res.get("labels", []))
         if labels.shape != mask.shape:
             raise ReproduceError(f"{what}: the evaluation stored no labels; re-run it to reduce by class")
-        sel = labels == int(where["class"]) if "class" in where else labels != int(where["class_not"])
+        if "class" in where:
+            sel = labels == int(where["class"])
+        elif "class_not" in where:
+            sel = labels != int(where["class_not"])
+        else:
+            sel = np.isin(labels, [int(c) for c in where.get("classes", where.get("classes_not"))])
+            sel = sel if "classes" in where else ~sel
     else:
         sel = np.zeros_like(mask, dtype=bool)
         idx = [i for i in where["subset"] if i < len(mask)]
