@@ -17,11 +17,13 @@ def _costs(path: str = str(COSTS)) -> dict[str, Any]:
     return read_yaml(path)
 
 
-def passes_per_step(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = None) -> int:
+def passes_per_step(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = None) -> float:
     """Forward+backward passes per batch: each attack step is one, plus the update's.
 
     ``config/costs.yaml`` ``passes`` gives each method's count as attack steps plus extra passes;
-    a method that wraps a base method (``base_param``) counts as its base.
+    a method that wraps a base method (``base_param``) counts as its base. With ``freeze: trunk``
+    the extra passes cost ``frozen_trunk_pass`` each (the trunk runs forward only, no backward
+    through it); attack steps still back-propagate through the trunk to the input.
     """
     c = costs or _costs()
     m = cfg["method"]
@@ -30,7 +32,10 @@ def passes_per_step(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = No
     if base_param:
         name = m.get(base_param, name)
     per = c.get("passes", {}).get(name, {"steps": 1, "extra": 2})
-    return int(per.get("steps", 1)) * int(cfg["attack"]["steps"]) + int(per.get("extra", 0))
+    extra = float(per.get("extra", 0))
+    if cfg.get("freeze") == "trunk":
+        extra *= float(c.get("frozen_trunk_pass", 0.34))
+    return int(per.get("steps", 1)) * int(cfg["attack"]["steps"]) + extra
 
 
 def hours_per_pass_epoch(model: str, gpu: str, costs: Mapping[str, Any]) -> float | None:
@@ -87,7 +92,7 @@ def gpu_hours(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = None, gp
     n = train_images(cfg, graph, c)
     factor = c.get("method_factor", {}).get(cfg["method"]["name"], 1.0)
     factor *= c.get("dataset_factor", {}).get(cfg["data"]["primary"], 1.0)
-    return float(cfg["epochs"]) * (n / 50000) * per * passes_per_step(cfg) * factor
+    return float(cfg["epochs"]) * (n / 50000) * per * passes_per_step(cfg, c) * factor
 
 
 def default_gpu_mem_gib(costs: Mapping[str, Any] | None = None) -> float:
