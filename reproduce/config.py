@@ -48,7 +48,8 @@ RUN_DEFAULTS: dict[str, Any] = {
         # best-checkpoint rule, its `final` list the evaluation (Subset AT's seeded permutation)
         "eval_indices": None,
     },
-    "model": {"name": None, "heads": None, "normalize": "none"},
+    # head: {hidden: H} gives every head a ReLU hidden layer (transfer heads; reproduce/train/transfer.py)
+    "model": {"name": None, "heads": None, "normalize": "none", "head": None},
     "method": {"name": None},
     "attack": {
         "norm": "linf",
@@ -85,8 +86,10 @@ RUN_DEFAULTS: dict[str, Any] = {
     "eval_logs": [],
     # epochs whose weights are kept as checkpoints/epoch_N.pt (0: the starting weights), for margin trends
     "snapshots": [],
-    # start from another run's weights: {run: RUN_ID, checkpoint: best|last|epoch_N}
+    # start from another run's weights: {run: RUN_ID, checkpoint: best|last|epoch_N, load: all|trunk}
     "init": None,
+    # trunk: train the heads only, on the init run's fixed features (BatchNorm kept in eval mode)
+    "freeze": None,
     # speed switches (reproduce/perf.py); only amp and compile enter the hash, see there why
     "perf": dict(PERF_DEFAULTS),
 }
@@ -94,7 +97,8 @@ RUN_DEFAULTS: dict[str, Any] = {
 # keys added after run ids were in use: left out of the hash while at these defaults,
 # so every run id computed before they existed stays valid
 HASH_NEUTRAL = {("data", "holdout"): None, ("optim", "name"): "sgd", ("data", "pool"): None,
-                ("data", "eval_indices"): None}
+                ("data", "eval_indices"): None,
+                ("model", "head"): None}
 
 SCHEDULE_KINDS = ("piecewise", "onecycle", "constant", "cosine_epoch")
 
@@ -203,6 +207,9 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
         if cfg["log_per_instance"]:
             raise ConfigError(f"{where}: log_per_instance is not defined for data.composite runs")
     check_splits(cfg, where)
+    from .train.transfer import check_transfer
+
+    check_transfer(cfg, where)
     from .train.eval_logs import check_eval_logs
 
     cfg["eval_logs"] = check_eval_logs(cfg, where)
@@ -246,6 +253,11 @@ def config_hash(cfg: Mapping[str, Any], length: int = 8) -> str:
         body["data"] = {k: v for k, v in body["data"].items() if k != "color_jitter"}
     if body.get("eval_logs") == []:  # added after runs existed: no logs keeps their ids
         body.pop("eval_logs")
+    if body.get("freeze") is None:  # the same
+        body.pop("freeze", None)
+    init = body.get("init")
+    if isinstance(init, Mapping) and init.get("load") == "all":  # the default, written or not: one id
+        body["init"] = {k: v for k, v in init.items() if k != "load"}
     blob = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
 

@@ -134,10 +134,18 @@ def model_memory(cfg: Mapping[str, Any], *, classes: int, aux_classes: Mapping[s
     c, h, w = shape
     trunk_params, feat, values = trunk_footprint(cfg["model"]["name"], c, h, w)
     head_sizes = [int(classes), *[int(n) for n in (aux_classes or {}).values()]]
-    params = trunk_params + sum((feat + 1) * n for n in head_sizes)
+    hidden = ((cfg["model"].get("head") or {}).get("hidden"))
+    if hidden:  # model.head: Linear(feat, hidden) -> ReLU -> Linear(hidden, n) per head
+        head_params = sum((feat + 1) * int(hidden) + (int(hidden) + 1) * n for n in head_sizes)
+    else:
+        head_params = sum((feat + 1) * n for n in head_sizes)
+    params = trunk_params + head_params
     per_image = values + c * h * w + int(classes)  # + the normalized input and the logits (outside the trunk)
+    per_trained = 4 * (2 + optimizer_buffers(cfg["optim"]))  # weight, gradient, optimizer state
+    # a frozen trunk (freeze: trunk) holds its weights only: no gradient, no optimizer state
+    trunk_bytes = trunk_params * (4 if cfg.get("freeze") == "trunk" else per_trained)
     return {"parameters": params,
-            "model_bytes": params * 4 * (2 + optimizer_buffers(cfg["optim"])),
+            "model_bytes": trunk_bytes + head_params * per_trained,
             "activation_bytes": per_image * 4 * images_per_step(cfg) * images_in_flight(cfg, costs)}
 
 

@@ -187,6 +187,11 @@ class Graph:
         resolved = resolve_run(cfg, where=where)
         if self.check:
             _check_registries(f"{spec.path}: runs.{name}", resolved)
+        init = resolved.get("init")
+        if isinstance(init, Mapping) and init.get("run") in self.runs:  # same trunk as the source (transfer)
+            from ..train.transfer import check_source
+
+            check_source(resolved, self.runs[init["run"]].cfg, where)
         h = config_hash(resolved)
         if ("run", h) in self._by_hash:
             rid = self._by_hash[("run", h)]

@@ -24,6 +24,8 @@ def passes_per_step(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = No
     ``config/costs.yaml`` ``passes`` gives each method's count as attack steps plus extra passes;
     a method that wraps a base method (``base_param``) counts as its base. ``attacked``: the share
     of the batch the attack runs on (Subset AT attacks A only: 1 + steps |A|/|D|, notes §5.2).
+    With ``freeze: trunk`` the extra passes cost ``frozen_trunk_pass`` each (the trunk runs forward
+    only, no backward through it); attack steps still back-propagate through the trunk to the input.
     """
     c = costs or _costs()
     m = cfg["method"]
@@ -32,7 +34,10 @@ def passes_per_step(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = No
     if base_param:
         name = m.get(base_param, name)
     per = c.get("passes", {}).get(name, {"steps": 1, "extra": 2})
-    return int(per.get("steps", 1)) * int(cfg["attack"]["steps"]) * float(attacked) + int(per.get("extra", 0))
+    extra = float(per.get("extra", 0))
+    if cfg.get("freeze") == "trunk":
+        extra *= float(c.get("frozen_trunk_pass", 0.34))
+    return int(per.get("steps", 1)) * int(cfg["attack"]["steps"]) * float(attacked) + extra
 
 
 def attacked_fraction(cfg: Mapping[str, Any], graph: Any = None) -> float:

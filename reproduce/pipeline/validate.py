@@ -28,6 +28,9 @@ def validate_schema(obj: Any, kind: str, where: str) -> None:
     if errors:
         lines = []
         for e in errors[:10]:
+            while e.context:  # no alternative of oneOf/anyOf accepts the value: say what the one of its type objects to
+                fits = [c for c in e.context if c.validator != "type"]
+                e = jsonschema.exceptions.best_match(fits or e.context)
             key = ".".join(str(p) for p in e.absolute_path) or "(top level)"
             lines.append(f"  {key}: {e.message}")
         raise ConfigError(f"{where}: does not match the {kind} schema:\n" + "\n".join(lines))

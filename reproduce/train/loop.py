@@ -33,6 +33,7 @@ from .eval_logs import EvalLogs
 from .observers import InstanceLog, write_holdout
 from .stop import Preempted, StopRequest
 from .tally import EpochTally
+from .transfer import apply_freeze, load_init, source_checkpoint, trainable_parameters
 
 DONE = "done.json"
 
@@ -107,6 +108,11 @@ def _train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | 
     if done.exists():
         return json.loads(done.read_text())
     dev = select_device(device, scale=cfg["scale"], allow_cpu=allow_cpu)
+    last = out / "last.pt"
+    # a resumed run has every weight in last.pt; a fresh one needs its source before any data loads
+    init_from = bool(cfg.get("init")) and not last.exists()
+    if init_from:
+        source_checkpoint(cfg, out.parent)
     data = load_run_data(cfg, data_root, dev, runs_dir=out.parent)
     # one line per process start: a run streamed from host memory is slower, and the log says why
     print(f"run {cfg['name']}: {data['placement'].summary()}", file=sys.stderr, flush=True)
@@ -115,13 +121,9 @@ def _train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | 
     method = METHODS.get(cfg["method"]["name"], where="method.name")(cfg, ctx)
     torch.manual_seed(int(cfg["seed"]))  # weight init depends on the seed only
     model = build_for_run(cfg, data, dev, heads=method.heads())
-    if cfg.get("init"):  # fine-tuning and transfer start from another run's weights
-        from .refs import checkpoint_file, run_dir as ref_dir
-
-        init = checkpoint.load(ref_dir(cfg["init"], out.parent) / checkpoint_file(cfg["init"]), dev)
-        missing, _ = model.load_state_dict(init["model"], strict=False)
-        if missing and not all(k.startswith("heads.") for k in missing):
-            raise ConfigError(f"run {cfg['name']}: init checkpoint lacks weights {missing[:3]}")
+    if init_from:  # fine-tuning and transfer start from another run's weights (reproduce/train/transfer.py)
+        load_init(model, cfg, out.parent, dev)
+    apply_freeze(model, cfg)  # freeze: trunk trains the heads on fixed features
     method.attach(model)
     pf = cfg["perf"]
     fast.set_backends(pf, dev)
@@ -134,14 +136,13 @@ def _train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | 
     if 0 in _snapshot_epochs(cfg, int(cfg["epochs"])) and not (out / "checkpoints" / "epoch_0.pt").exists():
         checkpoint.save(out / "checkpoints" / "epoch_0.pt", {"model": model.state_dict(), "epoch": 0,
                                                              "config_hash": config_hash(cfg)})
-    opt, sgd_impl = make_optimizer(model.parameters(), cfg["optim"], pf, dev)
+    opt, sgd_impl = make_optimizer(trainable_parameters(model), cfg["optim"], pf, dev)
 
     start, history, best = 0, [], {"score": -math.inf, "epoch": None}
     step_rows: list[dict[str, Any]] = []
     primary = data["train"][cfg["data"]["primary"]]
     inst_log = InstanceLog(primary.indices, dev) if cfg["log_per_instance"] else None
     eval_logs = EvalLogs(cfg, data, data_root) if cfg["eval_logs"] else None
-    last = out / "last.pt"
     partial: dict[str, Any] | None = None  # set when last.pt was written inside an epoch
     if last.exists():
         ck = checkpoint.load(last, dev)

@@ -190,11 +190,12 @@ def model_normalization(cfg: Mapping[str, Any], data: Mapping[str, Any]) -> tupl
 def build_for_run(cfg: Mapping[str, Any], data: Mapping[str, Any], device: torch.device,
                   heads: dict[str, int] | None = None) -> torch.nn.Module:
     from ..models import build_model
+    from .transfer import head_hidden
 
     mean, std = model_normalization(cfg, data)
     model = build_model(cfg["model"]["name"], data["num_classes"], mean=mean, std=std,
                         heads=heads or cfg["model"]["heads"], image_size=data["image_size"],
-                        in_channels=data["channels"])
+                        in_channels=data["channels"], head_hidden=head_hidden(cfg))
     return model.to(device)
 
 
@@ -214,9 +215,12 @@ def build_from_run_dir(run_dir: str | Path, data_root: str | Path, device: torch
     cfg = resolve_run(io.read_yaml(run / "config.yaml"), where=str(run / "config.yaml"))
     ck = checkpoint.load(ck_path, device)
     state = ck["model"]
-    # head names and sizes are read back from the weights, so any method's model reloads alike
-    heads = {k.split(".")[1]: int(v.shape[0]) for k, v in state.items()
-             if k.startswith("heads.") and k.endswith(".weight")}
+    # head names and sizes are read back from the weights, so any method's model reloads alike;
+    # a hidden-layer head (model.head) lists its output layer last
+    heads: dict[str, int] = {}
+    for k, v in state.items():
+        if k.startswith("heads.") and k.endswith(".weight"):
+            heads[k.split(".")[1]] = int(v.shape[0])
     man = read_manifest(cfg["data"]["primary"], data_root)
     data = {"num_classes": int(man["num_classes"]), "image_size": int(man["image_size"]),
             "channels": int(man.get("channels", 3)), "manifest": man}
