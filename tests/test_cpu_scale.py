@@ -178,3 +178,29 @@ def test_a_milestone_beyond_the_schedule_is_an_error():
         resolve_run({**base, "schedule": {"milestones": [39000, 58500], "per": "iteration"}})
     assert resolve_run({**base, "schedule": {"milestones": [100, 150]}})["schedule"]["milestones"] == [100, 150]
     assert resolve_run({**base, "schedule": {"milestones": [0.6, 0.9], "per": "iteration"}})
+
+
+def test_filters_thin_rows_without_limiting_what_is_built(tmp_path):
+    """``filters:`` (paper/glob -> rows regex) keeps fewer rows of matching artifacts; unlike ``artifacts:``
+    every artifact is still built, and the first matching glob wins."""
+    raw = {**load_scale("smoke").raw, "filters": {"p/fig[56]_*": {"rows": "^(a|b)$"}, "p/*": {"rows": "^c$"}}}
+    scale = Scale("t", tmp_path, raw)
+    assert scale.builds("p", "fig5_x") and scale.builds("q", "other")
+    keep5, keep7 = scale.row_filter("p", "fig5_x"), scale.row_filter("p", "fig7")
+    assert [r for r in ("a", "b", "c") if keep5(r)] == ["a", "b"]
+    assert [r for r in ("a", "b", "c") if keep7(r)] == ["c"]
+    assert scale.row_filter("q", "fig5_x") is None
+
+
+def test_paper_overrides_and_stand_ins_reach_the_run_config(tmp_path):
+    raw = {**load_scale("cpu").raw}
+    scale = Scale("t", tmp_path, raw)
+    run = {"epochs": 201, "data": {"primary": "cifar10"}, "schedule": {"milestones": [100, 150]},
+           "selection": {"protocol": "aa-l2-standard", "at_epochs": [15, 50, 101, 151, 200]}}
+    sat, other = scale.apply(run, "subset_at"), scale.apply(run, "hard_instances")
+    assert sat["epochs"] == 20 and sat["data"]["pool"] == 10000
+    assert sat["selection"]["at_epochs"] == [1, 5, 10, 15, 20] and other["selection"]["at_epochs"] == [1, 4, 8, 11, 15]
+    assert scale.apply({**run, "selection": {"at_epochs": [30, -5]}})["selection"]["at_epochs"] == [-5, 2]
+    assert other["epochs"] == 15 and other["data"]["pool"] == 5000
+    # the best-checkpoint rule runs the scale's stand-in, as its evaluations do
+    assert sat["selection"]["protocol"] == "aa-l2-cpu" == scale.protocol_to_run("aa-l2-standard")

@@ -120,3 +120,8 @@ def test_eval_indices_scale_in_proportion(tmp_path, root):
     perm = eval_permutation(40, 90622).tolist()
     assert got["selection"] == perm[:4] and got["final"] == perm[4:36]  # 1,000 + 8,000 of 10,000 -> 4 + 32
     assert np.array_equal(eval_permutation(10000)[:3], [4566, 7893, 6911])  # notes §2.4
+    # Flowers: the code's final list is the whole split, selection images included (notes C2)
+    got = EvalIndices().run(ctx(n=40, selection=10, final=40, final_start=0))
+    assert got["final"] == perm and got["selection"] == perm[:10]
+    with pytest.raises(ConfigError, match="exceed n"):
+        EvalIndices.check({**EvalIndices.params, "n": 40, "selection": 10, "final": 40}, "a")

@@ -168,19 +168,23 @@ def eval_permutation(n: int, seed: int = 90622) -> np.ndarray:
 @ANALYSES.register("eval_indices")
 class EvalIndices(Analysis):
     """``n`` is the paper's split size. With ``dataset`` the split's real size is read from its manifest:
-    it must equal ``n``, unless ``scale_n`` (small scales) shrinks selection and final in proportion."""
+    it must equal ``n``, unless ``scale_n`` (small scales) shrinks the lists in proportion. The final list
+    starts after the selection list, or at ``final_start`` (the code's Flowers/Caltech evaluation,
+    perm[0:n], includes the selection images: notes §2.4, C2)."""
 
-    params = {"n": 10000, "seed": 90622, "selection": 1000, "final": 8000, "dataset": None, "split": "test",
-              "scale_n": False}
+    params = {"n": 10000, "seed": 90622, "selection": 1000, "final": 8000, "final_start": None, "dataset": None,
+              "split": "test", "scale_n": False}
 
     @classmethod
     def check(cls, params, where):
-        if int(params["selection"]) + int(params["final"]) > int(params["n"]):
-            raise ConfigError(f"{where}: selection + final exceed n ({params['n']})")
+        start = int(params["selection"] if params["final_start"] is None else params["final_start"])
+        if start + int(params["final"]) > int(params["n"]) or int(params["selection"]) > int(params["n"]):
+            raise ConfigError(f"{where}: the lists exceed n ({params['n']})")
 
     def run(self, ctx: AnalysisContext) -> dict[str, Any]:
         p = ctx.params
         n, sel, fin = int(p["n"]), int(p["selection"]), int(p["final"])
+        start = sel if p["final_start"] is None else int(p["final_start"])
         if p["dataset"]:
             from ..data import read_manifest
 
@@ -188,6 +192,6 @@ class EvalIndices(Analysis):
             if real != n and not p["scale_n"]:
                 raise ConfigError(f"eval_indices: {p['dataset']} {p['split']} has {real} images, the paper {n} "
                                   "(scale_n: true shrinks the lists in proportion)")
-            sel, fin, n = sel * real // n, fin * real // n, real
+            sel, fin, start, n = sel * real // n, fin * real // n, start * real // n, real
         perm = eval_permutation(n, int(p["seed"]))
-        return {"n": n, "selection": [int(i) for i in perm[:sel]], "final": [int(i) for i in perm[sel: sel + fin]]}
+        return {"n": n, "selection": [int(i) for i in perm[:sel]], "final": [int(i) for i in perm[start: start + fin]]}

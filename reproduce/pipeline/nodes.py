@@ -172,7 +172,7 @@ class Graph:
     def _resolve_run(self, paper: str, name: str) -> str:
         spec = self.specs[paper]
         decl = spec.runs[name]
-        cfg = {**deep_merge(decl.cfg, {}), "scale": self.scale.name} if decl.every_scale else self.scale.apply(decl.cfg)
+        cfg = {**deep_merge(decl.cfg, {}), "scale": self.scale.name} if decl.every_scale else self.scale.apply(decl.cfg, paper)
         deps: list[tuple[str, str]] = []
         for place, value, typ in list(run_reference_slots(cfg, self.check)):
             inline = self._static_value(paper, value)

@@ -78,7 +78,14 @@ class Scale:
         return self._matcher(paper, name, "columns")
 
     def _matcher(self, paper: str, name: str, key: str) -> Any:
+        """From ``artifacts:`` (which also limits what is built), else from ``filters:`` (``paper/glob`` ->
+        ``{rows, columns}``: fewer rows of artifacts a scale still builds, its smoke DAG's size)."""
         pattern = ((self.selected or {}).get(f"{paper}/{name}") or {}).get(key)
+        if pattern is None:
+            from fnmatch import fnmatchcase
+
+            hits = [v for k, v in (self.raw.get("filters") or {}).items() if fnmatchcase(f"{paper}/{name}", k)]
+            pattern = (hits[0] or {}).get(key) if hits else None
         if pattern is None:
             return None
         rx = re.compile(pattern)
@@ -87,9 +94,11 @@ class Scale:
     def protocol_to_run(self, protocol: str) -> str:
         return self.eval.get("substitute", {}).get(protocol, protocol)
 
-    def apply(self, run: Mapping[str, Any]) -> dict[str, Any]:
+    def apply(self, run: Mapping[str, Any], paper: str | None = None) -> dict[str, Any]:
         """The run config at this scale, before the engine fills defaults."""
         cfg = deep_merge(run, self.raw.get("run_overrides", {}))
+        if paper in self.raw.get("paper_overrides", {}):  # one paper's runs need more data or epochs
+            cfg = deep_merge(cfg, self.raw["paper_overrides"][paper])
         swap = self.raw.get("models", {}).get(cfg.get("model", {}).get("name"))
         if swap:  # a cheaper architecture in place of the paper's (a budget scale says so in its outputs)
             cfg["model"] = {**cfg["model"], "name": swap}
@@ -143,6 +152,9 @@ def _rescale(cfg: dict[str, Any], run: Mapping[str, Any], old: int, new: int, fi
     snaps = run.get("snapshots")
     if snaps:  # snapshot k of the paper's schedule is the one at the same point of the shorter one
         cfg["snapshots"] = sorted({rescaled_epoch(int(e), old, new) for e in snaps})
+    at = (run.get("selection") or {}).get("at_epochs")
+    if at and cfg.get("selection", {}).get("at_epochs") == at:  # the same points of the shorter schedule
+        cfg["selection"]["at_epochs"] = sorted({rescaled_epoch(int(e), old, new) if int(e) > 0 else int(e) for e in at})
     w = run.get("method", {}).get("warmup_epochs")
     if w:
         cfg["method"]["warmup_epochs"] = max(1, math.floor(w * ratio + 0.5))
