@@ -159,7 +159,13 @@ def plan(dag, targets: list[str], gpu_mem_gib: float | None = None) -> dict[str,
                      "h100_hours": _round(gpu_hours(cfg, gpu="h100", graph=dag.graph)), "artifacts": used_by,
                      "memory": run_memory(cfg, gpu_mem_gib=mem_gib, scale=dag.scale)})
     h100 = [r["h100_hours"] for r in runs]
-    return {"scale": dag.scale.name, "gpu_mem_gib": mem_gib, "artifacts": [f"{a.paper}/{a.name}" for a in arts],
+    per_artifact = {}
+    for name in [f"{a.paper}/{a.name}" for a in arts]:  # a shared run counts in every artifact that reads it
+        mine = [r for r in runs if name in r["artifacts"]]
+        hs = [r["h100_hours"] for r in mine]
+        per_artifact[name] = {"runs": len(mine), "gpu_hours": round(sum(r["gpu_hours"] for r in mine), 1),
+                              "h100_hours": None if None in hs else round(sum(hs), 1)}
+    return {"per_artifact": per_artifact, "scale": dag.scale.name, "gpu_mem_gib": mem_gib, "artifacts": [f"{a.paper}/{a.name}" for a in arts],
             "runs": runs,
             "shared": [r for r in runs if len(r["artifacts"]) > 1],
             "total_gpu_hours": round(sum(r["gpu_hours"] for r in runs), 1),
@@ -201,6 +207,11 @@ def format_plan(p: Mapping[str, Any]) -> str:
         lines.append(f"{r['run_id']:<{w}}  {r['model']:<10} {r['method']:<8} {r['epochs']:>6} "
                      f"{r['gpu_hours']:>8.1f} {_fmt(r.get('h100_hours')):>8}  {cell:<{mw}}  "
                      f"{', '.join(r['artifacts'])}")
+    if len(p.get("per_artifact", {})) > 1:
+        aw = max(len(a) for a in p["per_artifact"])
+        lines += ["", f"{'artifact':<{aw}}  {'runs':>5} {'V100-h':>9} {'H100-h':>9}  (a shared run counts in each)"]
+        lines += [f"{a:<{aw}}  {v['runs']:>5} {v['gpu_hours']:>9.1f} {_fmt(v['h100_hours']):>9}"
+                  for a, v in p["per_artifact"].items()]
     h100_note = ("H100 assumed at config/costs.yaml's relative_assumed speed-up until timed with "
                  "benchmarks/gpu_step.py --epoch-timing" if p.get("h100_assumed")
                  else "H100 n/a until measured with benchmarks/gpu_step.py --epoch-timing")
