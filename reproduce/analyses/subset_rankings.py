@@ -80,7 +80,7 @@ class EntropyRanking(Analysis):
             raise ConfigError(f"{where}: order must be one of {ORDERS}, got {params['order']!r}")
 
     def run(self, ctx: AnalysisContext) -> dict[str, Any]:
-        from ..data import load_split
+        from ..data import load_labels
 
         run_dir, p = Path(ctx.inputs["run"]), ctx.params
         path = run_dir / "instance_entropy.npy"
@@ -89,7 +89,8 @@ class EntropyRanking(Analysis):
         ent = epoch_means(np.load(path), p["last_epochs"])
         err = epoch_means(np.load(run_dir / "instance_error.npy"), p["last_epochs"])
         cfg = io.read_yaml(run_dir / "config.yaml")
-        _, labels = load_split(cfg["data"]["primary"], cfg["data"]["train_split"], ctx.data_root)
+        # labels only: ImageNet-200's training split is JPEG files without an image array
+        labels = load_labels(cfg["data"]["primary"], cfg["data"]["train_split"], ctx.data_root)
         labels = np.asarray(labels)[: len(ent)]
         classes = np.unique(labels)
         h_c = np.array([np.nanmean(ent[labels == c]) for c in classes])

@@ -92,9 +92,10 @@ def find_files(
     renamed file. Files whose catalog note says "optional" may be absent.
     """
     source = Path(source).expanduser()
-    if not source.exists():
-        raise ReproduceError(f"{info.name}: {source} does not exist")
     names = [a.filename for a in info.archives]
+    if not source.exists():
+        raise ReproduceError(f"{info.name}: {source} does not exist; expected the official files "
+                             f"{', '.join(names)} (or a directory holding them) from {info.homepage}")
     if required is None:
         required = [a.filename for a in info.archives if not a.note.startswith("optional")]
     found: dict[str, Path] = {}

@@ -170,6 +170,7 @@ def import_dataset(
     # The extra importers register themselves on import.
     from . import importers_extra  # noqa: F401
     from . import importers_tiny  # noqa: F401
+    from . import importers_fullres  # noqa: F401
     from . import importers_rb  # noqa: F401
 
     importer = "robustbench" if from_robustbench is not None else info.importer

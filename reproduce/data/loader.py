@@ -265,6 +265,10 @@ def iterate(
     without rotation are unchanged). ``color_jitter`` (brightness, contrast, saturation) applies
     ColorJitter between flip and rotation (the Subset AT order), drawn last for the same reason.
     """
+    if getattr(ds, "streamed", False):  # full-resolution JPEG files, decoded as they go (data/stream.py)
+        yield from ds.batches(batch_size, shuffle=shuffle, augment=augment, seed=seed, epoch=epoch,
+                              drop_last=drop_last, start_batch=start_batch, rotate=rotate, color_jitter=color_jitter)
+        return
     n = len(ds)
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")

@@ -10,6 +10,10 @@ and the staging directory is renamed into place only when complete: a killed
 import leaves either the old dataset or nothing under ``<root>/<name>``, and a
 directory without a manifest is never taken as prepared.
 
+Full-resolution datasets (``"storage": "jpeg"``: ImageNet-200, Caltech-256, Flowers-102) keep
+their JPEG files beside per-split file lists and labels, plus ``<split>_images.npy`` for their
+held-out splits only (reproduce/data/fullres.py); ``load_labels`` reads any split's labels.
+
 Checksums are sha256 of the arrays' C-order data bytes (not of the ``.npy``
 files), so they do not depend on the numpy version that wrote the header.
 """
@@ -448,6 +452,10 @@ def load_split(
         raise UnknownNameError(f"dataset {name!r} has no split {split!r}; its splits: {', '.join(splits)}")
     entry = splits[split]
     d = dataset_dir(name, root)
+    if meta.get("storage") == "jpeg" and "images_sha256" not in entry:  # reproduce/data/fullres.py
+        raise ReproduceError(
+            f"{name}/{split} is stored as {entry['n']} full-resolution JPEG files only (no {split}_images.npy): "
+            "training streams it (reproduce/data/stream.py); read its labels with load_labels")
     images = _open_npy(d / f"{split}_images.npy", name, root, mmap)
     labels = _open_npy(d / f"{split}_labels.npy", name, root, False)
     s, c, n = meta["image_size"], meta["channels"], entry["n"]
@@ -477,7 +485,24 @@ def verify(name: str, root: str | os.PathLike[str] | None = None) -> dict[str, i
     """Recompute every split's checksums; return ``{split: n}`` or raise ``ChecksumError``."""
     meta = read_manifest(name, root)
     out = {}
-    for split in meta["splits"]:
-        images, _ = load_split(name, split, root, verify=True, mmap=True)
-        out[split] = int(images.shape[0])
+    for split, entry in meta["splits"].items():
+        if "images_sha256" in entry:
+            images, _ = load_split(name, split, root, verify=True, mmap=True)
+            out[split] = int(images.shape[0])
+    if meta.get("storage") == "jpeg":  # and every JPEG against its listed sha256
+        from .fullres import verify_files
+
+        out = {**verify_files(name, root), **out}
     return out
+
+
+def load_labels(name: str, split: str, root: str | os.PathLike[str] | None = None) -> np.ndarray:
+    """The int64 labels of a prepared split, without touching its images (any storage)."""
+    meta = read_manifest(name, root)
+    if split not in meta["splits"]:
+        raise UnknownNameError(f"dataset {name!r} has no split {split!r}; its splits: {', '.join(meta['splits'])}")
+    labels = _open_npy(dataset_dir(name, root) / f"{split}_labels.npy", name, root, False)
+    if labels.dtype != np.int64 or labels.shape != (meta["splits"][split]["n"],):
+        raise ChecksumError(f"{dataset_dir(name, root)}/{split}: labels are {labels.dtype}{labels.shape}, "
+                            f"manifest says int64({meta['splits'][split]['n']},)")
+    return labels

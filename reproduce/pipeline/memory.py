@@ -98,8 +98,17 @@ def data_bytes(cfg: Mapping[str, Any], scale: Any = None, costs: Mapping[str, An
         if is_primary:
             n = primary_images(cfg, n, num_classes(name, scale))
         c, h, w, itemsize = dataset_shape(name, scale)
+        if _streamed(name, scale):  # JPEG files decoded by workers: only labels and ids are resident
+            c = h = w = 0
         total += n * (c * h * w * itemsize + LABEL_BYTES)
     return total
+
+
+def _streamed(name: str, scale: Any = None) -> bool:
+    """A full-resolution JPEG dataset (reproduce/data/stream.py); a generated scale's stand-in is an array."""
+    if scale is not None and scale.generated and name in scale.datasets:
+        return False
+    return name in DATASETS and DATASETS.get(name).storage == "jpeg"
 
 
 def optimizer_buffers(optim: Mapping[str, Any]) -> int:

@@ -78,6 +78,10 @@ def load_run_data(cfg: Mapping[str, Any], root: str | Path, device: torch.device
     d = cfg["data"]
     primary = d["primary"]
     man = read_manifest(primary, root)
+    if man.get("storage") == "jpeg":  # full-resolution JPEGs are streamed, never one tensor (data/stream.py)
+        from ..data.stream import load_stream_run_data
+
+        return load_stream_run_data(cfg, root, device, runs_dir)
     x, y = load_split(primary, d["train_split"], root)
     ids = np.arange(len(y))  # original ids survive every cut, so per-instance logs line up across runs
     if d.get("pool"):
