@@ -357,6 +357,9 @@ def load_stream_run_data(cfg: Mapping[str, Any], root: str | Path, device: torch
     ex, ey = load_split(primary, d["eval_split"], root)
     sel_split = cfg["selection"]["split"]
     selection = load_split(primary, sel_split, root) if sel_split != d["eval_split"] else None
+    from ..train.setup import listed_selection
+
+    selection = listed_selection(cfg, selection, (ex, ey), runs_dir)
     bs = int(cfg["batch_size"])
     n = len(pos)
     steps = n // bs if d["drop_last"] else -(-n // bs)

@@ -70,6 +70,18 @@ def _checked(indices: list[int], n: int, where: str) -> np.ndarray:
     return idx
 
 
+def listed_selection(cfg: Mapping[str, Any], selection: Any, eval_split: Any, runs_dir: str | Path | None) -> Any:
+    """The selection images: ``data.eval_indices``' selection list of the selection split, when the run has one."""
+    from .refs import eval_lists
+
+    lists = eval_lists(cfg, runs_dir)
+    if lists is None:
+        return selection
+    sx, sy = selection if selection is not None else eval_split
+    pick = _checked(lists["selection"], len(sy), "data.eval_indices selection")
+    return sx[pick], sy[pick]
+
+
 def load_run_data(cfg: Mapping[str, Any], root: str | Path, device: torch.device,
                   runs_dir: str | Path | None = None) -> dict[str, Any]:
     """Primary train/eval splits and every auxiliary train split, loaded once onto the device."""
@@ -121,13 +133,7 @@ def load_run_data(cfg: Mapping[str, Any], root: str | Path, device: torch.device
     ex, ey = load_split(primary, d["eval_split"], root)
     sel_split = cfg["selection"]["split"]
     selection = load_split(primary, sel_split, root) if sel_split != d["eval_split"] else None
-    from .refs import eval_lists
-
-    lists = eval_lists(cfg, runs_dir)
-    if lists is not None:  # the selection rule reads its own index list of the test split
-        sx, sy = selection if selection is not None else (ex, ey)
-        pick = _checked(lists["selection"], len(sy), "data.eval_indices selection")
-        selection = (sx[pick], sy[pick])
+    selection = listed_selection(cfg, selection, (ex, ey), runs_dir)
     bs = int(cfg["batch_size"])
     steps = len(y) // bs if d["drop_last"] else -(-len(y) // bs)  # the OneCycle horizon follows
     if comp:
