@@ -9,9 +9,9 @@ from .prepared import (
     load_labels,
     load_split,
     read_manifest,
-    verify,
     write_prepared,
 )
+from .verify import verify
 from .synthetic import generate, write_generated
 
 

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from .catalog import DATASETS
-from .prepared import MANIFEST, dataset_dir, default_root, read_manifest, verify
+from .prepared import MANIFEST, dataset_dir, default_root, read_manifest
+from .verify import verify
 
 
 def _progress(msg: str) -> None:

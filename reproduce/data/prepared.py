@@ -481,21 +481,6 @@ def _check_sha(where: str, kind: str, a: np.ndarray, expected: str) -> None:
         raise ChecksumError(f"{where}_{kind}.npy: expected sha256 {expected}, got {actual}; re-import the dataset")
 
 
-def verify(name: str, root: str | os.PathLike[str] | None = None) -> dict[str, int]:
-    """Recompute every split's checksums; return ``{split: n}`` or raise ``ChecksumError``."""
-    meta = read_manifest(name, root)
-    out = {}
-    for split, entry in meta["splits"].items():
-        if "images_sha256" in entry:
-            images, _ = load_split(name, split, root, verify=True, mmap=True)
-            out[split] = int(images.shape[0])
-    if meta.get("storage") == "jpeg":  # and every JPEG against its listed sha256
-        from .fullres import verify_files
-
-        out = {**verify_files(name, root), **out}
-    return out
-
-
 def load_labels(name: str, split: str, root: str | os.PathLike[str] | None = None) -> np.ndarray:
     """The int64 labels of a prepared split, without touching its images (any storage)."""
     meta = read_manifest(name, root)
