@@ -193,6 +193,10 @@ class EvalIndices(Analysis):
             if real != n and not p["scale_n"]:
                 raise ConfigError(f"eval_indices: {p['dataset']} {p['split']} has {real} images, the paper {n} "
                                   "(scale_n: true shrinks the lists in proportion)")
-            sel, fin, start, n = sel * real // n, fin * real // n, start * real // n, real
+            # at least one image in each list, however small the split (shapes: a handful)
+            sel, fin, start, n = (max(1, sel * real // n), max(1, fin * real // n),
+                                  min(start * real // n, real - 1), real)
+            if p["final_start"] is None:
+                start = min(sel, real - 1)
         perm = eval_permutation(n, int(p["seed"]))
         return {"n": n, "selection": [int(i) for i in perm[:sel]], "final": [int(i) for i in perm[start: start + fin]]}
