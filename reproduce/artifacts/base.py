@@ -216,10 +216,10 @@ def parse_artifact(spec: Any, name: str, a: Mapping[str, Any], check_registries:
 
 
 def check_published(art: Artifact, unpublished: set[str] | frozenset[str] = frozenset()) -> None:
-    from ..pipeline.spec import read_published
+    from ..readback import read_published
 
     path = art.published
-    header, rows = read_published(path)
+    header, rows = read_published(path, art.columns)
     ids = [r["row"] for r in rows]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     extra = sorted(set(ids) - set(art.rows))
@@ -235,3 +235,28 @@ def check_published(art: Artifact, unpublished: set[str] | frozenset[str] = froz
                     float(v)
                 except ValueError:
                     raise ConfigError(f"{path}: row {r['row']!r}, column {c!r}: {v!r} is not a number") from None
+
+
+def artifact_to_plan(art: Artifact) -> dict[str, Any]:
+    """The artifact as its plan file records it (claims are recorded beside it)."""
+    return {"paper": art.paper, "name": art.name, "kind": art.kind, "title": art.title, "source": art.source,
+            "published": None if art.published is None else str(art.published), "aliases": list(art.aliases),
+            "columns": list(art.columns), "tolerance": art.tolerance, "noise": art.noise,
+            "options": dict(art.options), "thinned": list(art.thinned), "thinned_columns": list(art.thinned_columns),
+            "rows": [{"id": r.id, "run": r.run, "cells": r.cells, "attrs": r.attrs,
+                      "sweep": {k: list(v) for k, v in r.sweep.items()}} for r in art.rows.values()]}
+
+
+def artifact_from_plan(d: Mapping[str, Any], where: str) -> Artifact:
+    """Rebuild an artifact from its plan record (no spec is read)."""
+    try:
+        rows = {r["id"]: Row(r["id"], r["run"], dict(r["cells"]), dict(r["attrs"]),
+                             {k: (int(v[0]), int(v[1])) for k, v in r["sweep"].items()}) for r in d["rows"]}
+        return Artifact(paper=d["paper"], name=d["name"], kind=d["kind"], title=d["title"], source=d["source"],
+                        published=None if d["published"] is None else Path(d["published"]),
+                        aliases=list(d["aliases"]), columns=list(d["columns"]), rows=rows,
+                        tolerance=float(d["tolerance"]), noise=float(d["noise"]), claims=[],
+                        options=dict(d["options"]), thinned=list(d["thinned"]),
+                        thinned_columns=list(d["thinned_columns"]))
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise ConfigError(f"{where}: malformed artifact record ({type(e).__name__}: {e}); rerun the DAG") from None
