@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import os
 import sys
+import tarfile
+import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -206,6 +210,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_PREEMPTED
     except ReproduceError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (json.JSONDecodeError, csv.Error, tarfile.TarError, zipfile.BadZipFile, UnicodeDecodeError) as e:
+        # a malformed file read outside the checked readers (reproduce/readback.py): still one line
+        print(f"error: a file could not be read ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
+              "delete the file the job names above and rerun it", file=sys.stderr)
         return 2
     except OSError as e:  # a full disk or read-only directory outside the atomic writers
         where = f"{e.filename}: " if e.filename else ""

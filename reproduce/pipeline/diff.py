@@ -6,7 +6,6 @@ labelled comparable, whatever the workflow is set to.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -104,11 +103,11 @@ def diff_planned(plan_path: str | Path, regenerated_csv: str | Path, out_csv: st
         others[name] = (other, o["csv"], other_view)
     for a, path, v in [(art, regenerated_csv, view), *others.values()]:
         vals, scales = read_values(path)
-        ids = {rid: " ".join(v.run_ids(r.run)) for rid, r in a.rows.items() if r.run}
-        check_run_ids(a, vals, path, ids, v.path)
         if scales and scales != {view.scale["name"]}:
             raise ReproduceError(f"{path}: made at scale {', '.join(sorted(scales))}, but the plan {view.path} "
                                  f"is at scale {view.scale['name']}")
+        ids = {rid: " ".join(v.run_ids(r.run)) for rid, r in a.rows.items() if r.run}
+        check_run_ids(a, vals, path, ids, v.path)
     return diff_artifact(art, regenerated_csv, out_csv, {n: (o[0], o[1]) for n, o in others.items()},
                          comparable=bool(view.scale["comparable"]), description=view.scale.get("description"))
 

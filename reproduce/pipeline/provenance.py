@@ -13,7 +13,6 @@ import subprocess
 from functools import lru_cache
 from typing import Any
 
-from ..errors import ConfigError
 
 
 @lru_cache(maxsize=None)

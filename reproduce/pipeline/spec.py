@@ -7,7 +7,6 @@ given per scale by :mod:`reproduce.pipeline.nodes`.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path

@@ -182,7 +182,7 @@ def model_normalization(cfg: Mapping[str, Any], data: Mapping[str, Any]) -> tupl
             raise ConfigError(f"run {cfg['name']}: model.normalize as a mapping needs exactly mean: and std:")
         return tuple(float(v) for v in norm["mean"]), tuple(float(v) for v in norm["std"])
     if cfg["model"]["normalize"] != "dataset":
-        raise ConfigError(f"run {cfg['name']}: model.normalize must be 'none', 'dataset' or {mean: [...], std: [...]}")
+        raise ConfigError(f"run {cfg['name']}: model.normalize must be 'none', 'dataset' or {{mean: [...], std: [...]}}")
     man = data["manifest"]
     if not man.get("mean") or not man.get("std"):
         raise ConfigError(f"dataset {cfg['data']['primary']!r}: manifest has no mean/std for model.normalize: dataset")
