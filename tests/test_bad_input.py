@@ -125,7 +125,7 @@ CASES: dict[str, tuple[Case, tuple[str, ...]]] = {
     "render before its inputs exist": (lambda t, r: ["render", "--paper", "hat", "--artifact", "table1", "--scale",
                                                      "smoke", "--work-dir", str(t / "w"), "--results-dir",
                                                      str(t / "res"), "--out", str(t / "res/t1.csv")],
-                                       ("result.json", "missing")),
+                                       ("w/smoke/", "missing", "run the DAG")),
     "diff of a missing table": (lambda t, r: ["diff", "--paper", "biamat", "--artifact", "table2", "--regenerated",
                                               str(t / "none.csv"), "--work-dir", str(t / "w"), "--out",
                                               str(t / "d.diff.csv")], ("none.csv",)),
