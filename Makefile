@@ -15,9 +15,9 @@ $(STAMP): pyproject.toml
 
 # Offline demo: BiaMAT's Table 2 regenerated at smoke scale and diffed.
 demo: $(STAMP)
-	$(VENV)/bin/snakemake --cores 2 --rerun-incomplete --config scale=smoke -- results/table2.csv results/biamat/table2.diff.csv
+	$(VENV)/bin/snakemake --cores 2 --rerun-incomplete --config scale=smoke -- results/smoke/table2.csv results/smoke/biamat/table2.diff.csv
 	@echo
-	@cat results/biamat/table2.diff.md
+	@cat results/smoke/biamat/table2.diff.md
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
@@ -28,5 +28,5 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/attack_step.py
 
-clean-demo:  ## remove the smoke runs and results (real-data runs stay)
-	rm -rf work/smoke results/biamat results/table2.csv
+clean-demo:  ## remove the smoke runs and results (every other scale's stay)
+	rm -rf work/smoke results/smoke

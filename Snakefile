@@ -4,6 +4,7 @@
 # (targets go before --config, or after `--`: --config takes every word after it)
 import os
 import re
+import shlex
 import sys
 
 from snakemake.utils import min_version, validate
@@ -26,7 +27,7 @@ PIPE.write_plans()
 WORK = str(PIPE.work)
 RESULTS = str(PIPE.results)
 DATA = str(PIPE.data_root)
-RP = f"{sys.executable} -m reproduce"
+RP = f"{shlex.quote(sys.executable)} -m reproduce"  # a venv path with a space stays one word
 
 
 include: "workflow/rules/data.smk"
@@ -50,6 +51,7 @@ include: "workflow/rules/render.smk"
 # may need the internet (login nodes have it), and renders/diffs take seconds.
 localrules:
     all,
+    unknown_target,
     prepare_data,
     analyze_local,
     render_table,
@@ -62,3 +64,14 @@ localrules:
 rule all:
     input:
         PIPE.all_targets(),
+
+
+# Anything else under the results directory is a typo or a target of another scale: say which
+# targets come closest instead of Snakemake's bare MissingRuleException.
+rule unknown_target:
+    input:
+        lambda w: PIPE.no_such_target(os.path.join(config["results_dir"], w.path)),
+    output:
+        os.path.join(config["results_dir"], "{path}"),
+    wildcard_constraints:
+        path="(?!(?:" + "|".join(re.escape(os.path.relpath(t, config["results_dir"])) for t in PIPE.known_results()) + ")$).+",

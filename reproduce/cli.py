@@ -18,7 +18,15 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def default_data_root() -> str:
-    return os.environ.get("REPRODUCE_DATA_DIR", "data")
+    return os.environ.get("REPRODUCE_DATA_DIR") or "data"
+
+
+def _data_dir(p: argparse.ArgumentParser) -> None:
+    """``--data-dir`` everywhere (default: $REPRODUCE_DATA_DIR, else ./data); ``--data-root`` is the
+    old spelling, still read but not shown."""
+    p.add_argument("--data-dir", dest="data_root", default=default_data_root(),
+                   help="prepared datasets (default: $REPRODUCE_DATA_DIR, else ./data)")
+    p.add_argument("--data-root", dest="data_root", help=argparse.SUPPRESS)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -142,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--plan", help="the run's plan file (work/<scale>/plan/run/<run_id>.json, written by the DAG)")
     t.add_argument("--config", help="or a run config written by hand (YAML) ...")
     t.add_argument("--out", help="... and its run directory")
-    t.add_argument("--data-root", default=default_data_root())
+    _data_dir(t)
     t.add_argument("--device", default="auto")
     t.add_argument("--allow-cpu", action="store_true", help="let --device auto fall back to CPU at a paper scale")
     t.add_argument("--no-progress", action="store_true")
@@ -166,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--n", type=int, default=None, help="first n examples only")
     e.add_argument("--batch-size", type=int, default=256)
     e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--data-root", default=default_data_root())
+    _data_dir(e)
     e.add_argument("--device", default="auto")
     e.add_argument("--allow-cpu", action="store_true", help="let --device auto fall back to CPU at a paper scale")
     e.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
@@ -181,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("analyze", help="compute one analysis node from its plan file")
     a.add_argument("--plan", required=True, help="the analysis's plan file (work/<scale>/plan/analysis/<id>.json)")
-    a.add_argument("--data-root", default=default_data_root())
+    _data_dir(a)
     a.add_argument("--device", default="auto")
     a.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     a.set_defaults(func=_cmd_analyze)

@@ -207,6 +207,9 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
         if cfg["log_per_instance"]:
             raise ConfigError(f"{where}: log_per_instance is not defined for data.composite runs")
     check_splits(cfg, where)
+    from .bounds import check_bounds
+
+    check_bounds(cfg, where)
     from .train.transfer import check_transfer
 
     check_transfer(cfg, where)

@@ -14,6 +14,14 @@ from typing import Any, Iterator
 import yaml
 
 
+def _umask() -> int:
+    # reading the umask means setting it; it is set straight back (no thread writes files in between
+    # that would see the temporary value: the harness writes from one thread)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it into place on success."""
@@ -29,6 +37,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp creates 0600 whatever the umask: give the file the mode open() would have given it,
+        # so lab-mates sharing a work directory can read results and checkpoints
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, final)
     except OSError as e:
         # the temporary goes (finally); the previous complete file, if any, stays untouched

@@ -116,7 +116,7 @@ def test_missing_dataset_error_names_path_source_and_command(tmp_path: Path) -> 
     msg = str(e.value)
     assert "'cifar10'" in msg and str(tmp_path / "cifar10" / "manifest.json") in msg
     assert "https://www.cs.toronto.edu/~kriz/cifar.html" in msg
-    assert f"reproduce data import cifar10 --from-archive cifar-10-python.tar.gz --root {tmp_path}" in msg
+    assert f"reproduce data import cifar10 --from-archive cifar-10-python.tar.gz --data-dir {tmp_path}" in msg
     assert "--from-folder" in msg and "--download" in msg and "\n" not in msg
     msg = str(pytest.raises(DatasetMissingError, load_split, "imgnet100", "train", tmp_path).value)
     assert "reproduce data import imgnet100" in msg and "reproduce data import imagenet64" in msg

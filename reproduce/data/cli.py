@@ -23,11 +23,13 @@ def _progress(msg: str) -> None:
 
 def _root_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--root",
+        "--data-dir",
+        dest="root",
         type=Path,
         default=None,
         help="data directory (default: $REPRODUCE_DATA_DIR, else ./data)",
     )
+    p.add_argument("--root", dest="root", type=Path, help=argparse.SUPPRESS)  # the old spelling
 
 
 def cmd_import(args: argparse.Namespace) -> int:

@@ -363,7 +363,7 @@ def write_prepared(
 
 def import_command(name: str, root: str | os.PathLike[str] | None = None) -> str:
     """The exact command that prepares ``name`` (for error messages)."""
-    r = f" --root {_root(root)}"
+    r = f" --data-dir {_root(root)}"
     if name not in DATASETS:
         return (
             f"reproduce data generate {name} --classes C --size S --n-train N --n-test M{r} "

@@ -50,8 +50,13 @@ class Method:
     # params whose value references another run ({run: RUN_ID, checkpoint: best}); the spec layer
     # resolves names to ids before hashing and the DAG makes the referenced run an input
     references: tuple[str, ...] = ()
+    # does the method train on attacked inputs (then attack.steps >= 1)?
+    attacks: bool = True
 
     def __init__(self, cfg: Mapping[str, Any], ctx: TrainContext) -> None:
+        from ..bounds import check_attacks
+
+        check_attacks(cfg, self.attacks, f"run {cfg.get('name')}")
         given = {k: v for k, v in cfg["method"].items() if k != "name"}
         unknown = sorted(set(given) - set(self.params))
         if unknown:

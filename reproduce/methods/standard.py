@@ -13,6 +13,8 @@ from .base import METHODS, Method, StepOutput
 class Standard(Method):
     """Cross-entropy on clean images."""
 
+    attacks = False
+
     def step(self, model: nn.Module, batch, epoch: int, it: int) -> StepOutput:
         logits = model(batch.x)
         per = F.cross_entropy(logits, batch.y, reduction="none")

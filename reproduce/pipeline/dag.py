@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -23,9 +24,11 @@ class Dag:
         self.scale: Scale = load_scale(str(config["scale"]))
         self.specs: dict[str, PaperSpec] = load_all(pipelines_dir)
         self.work = Path(config["work_dir"]) / self.scale.name
-        self.results = Path(config["results_dir"])
+        # paper-scale outputs live at results/<paper>/...; every other scale's under results/<scale>/, so
+        # a demo or a budget run never overwrites (or is taken for) a paper-scale table
+        self.results = Path(config["results_dir"]) / ("" if self.scale.name == "paper" else self.scale.name)
         self.data_root = (self.work / self.scale.raw["data"].get("root", "data")) if self.scale.own_data \
-            else Path(config["data_dir"])
+            else Path(config.get("data_dir") or os.environ.get("REPRODUCE_DATA_DIR") or "data")
         self.graph = Graph(self.specs, self.scale)
         self.configs = {rid: n.cfg for rid, n in self.graph.runs.items()}
         self._resources: dict[str, dict[str, int]] = {}
@@ -140,6 +143,20 @@ class Dag:
 
     def all_targets(self) -> list[str]:
         return [o for a in self.artifacts() for o in self.artifact_outputs(a)]
+
+    def known_results(self) -> list[str]:
+        """Every file under the results directory this scale's rules make (paths as the rules name them)."""
+        return [*self.all_targets(), str(self.results / "status.csv")]
+
+    def no_such_target(self, target: str) -> None:
+        """A requested results file no rule makes: say so, with the closest valid targets."""
+        import difflib
+
+        known = self.known_results()
+        close = difflib.get_close_matches(target, known, n=4, cutoff=0.5)
+        hint = f"; closest: {', '.join(close)}" if close else ""
+        raise ConfigError(f"{target} is not a target at scale {self.scale.name}{hint} "
+                          f"(`reproduce list --scale {self.scale.name}` prints them all)")
 
     def alias_sources(self) -> dict[str, str]:
         """results-relative alias -> the artifact CSV it copies."""

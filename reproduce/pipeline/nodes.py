@@ -53,6 +53,9 @@ def _check_registries(where: str, cfg: Mapping[str, Any]) -> None:
     from ..models import MODELS
 
     method = METHODS.get(cfg["method"]["name"], where=f"{where}.method.name")
+    from ..bounds import check_attacks
+
+    check_attacks(cfg, method.attacks, where)
     unknown = sorted(set(cfg["method"]) - {"name"} - set(method.params))
     if unknown:
         raise ConfigError(f"{where}.method: unknown parameter(s) {', '.join(unknown)} for method "

@@ -195,6 +195,20 @@ def _memory_cell(m: Mapping[str, Any] | None) -> str:
     return f"{_gib(m['data_bytes'])}+{_gib(rest)} {where}{'' if m.get('fits') in (True, None) else '!'}"
 
 
+RUN_WARN_HOURS = 10_000  # the papers' largest single run (ImageNet-200 ESAT) plans about 212 V100-hours
+TOTAL_WARN_HOURS = 100_000  # every target of all four papers together plans about 28,000
+
+
+def size_warnings(p: Mapping[str, Any]) -> list[str]:
+    """Lines for a run or a plan far above anything the papers need: usually a typo in epochs or data."""
+    out = [f"warning: run {r['run_id']} plans {r['gpu_hours']:,.0f} V100-hours, above {RUN_WARN_HOURS:,}; "
+           "check its epochs, data and model" for r in p["runs"] if r["gpu_hours"] > RUN_WARN_HOURS]
+    if p["total_gpu_hours"] > TOTAL_WARN_HOURS:
+        out.append(f"warning: these targets plan {p['total_gpu_hours']:,.0f} V100-hours in all, above "
+                   f"{TOTAL_WARN_HOURS:,}")
+    return out
+
+
 def format_plan(p: Mapping[str, Any]) -> str:
     lines = [f"scale: {p['scale']}", f"artifacts: {', '.join(p['artifacts'])}",
              f"distinct training runs: {len(p['runs'])} ({len(p['shared'])} shared between artifacts)", ""]
@@ -217,6 +231,7 @@ def format_plan(p: Mapping[str, Any]) -> str:
                  else "H100 n/a until measured with benchmarks/gpu_step.py --epoch-timing")
     lines.append(f"\ntotal: {p['total_gpu_hours']} V100 GPU-hours, {_fmt(p.get('total_h100_hours'))} H100 GPU-hours "
                  f"(from config/costs.yaml; {h100_note})")
+    lines += size_warnings(p)
     if "gpu_mem_gib" in p:
         lines.append(f"device GiB: training data + (weights, gradients, optimizer state, activations), estimated; "
                      f"then where perf.data_placement: auto puts the data on a {p['gpu_mem_gib']:g} GiB card "

@@ -7,6 +7,8 @@ given per scale by :mod:`reproduce.pipeline.nodes`.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -176,6 +178,7 @@ def _register_protocols(path: Path, raw: Mapping[str, Any]) -> None:
 
     for name, entry in expand_entries(raw.get("protocols") or {}, f"{path}: protocols", seed_key=None).items():
         where = f"{path}: protocols.{name}"
+        check_name(name, where)
         bad = sorted(set(entry) - set(PROTOCOL_FIELDS) - {"_vars", "choice"})
         if bad:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(bad)}; allowed: {', '.join(PROTOCOL_FIELDS)}")
@@ -191,6 +194,30 @@ def _register_protocols(path: Path, raw: Mapping[str, Any]) -> None:
                 raise ConfigError(f"{where}: a different protocol named {name!r} is already registered")
             continue
         PROTOCOLS.add(name, proto)
+
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+ALIAS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*\.csv")
+
+
+def check_name(name: Any, where: str, pattern: re.Pattern[str] = NAME) -> None:
+    """Names become file names, Snakemake wildcards and shell words: letters, digits and ``._+-``
+    only, never ``..`` (a name like ``x$(touch F)`` or ``../elsewhere`` is refused at load)."""
+    if not isinstance(name, str) or not pattern.fullmatch(name) or ".." in name:
+        what = "a file name ending in .csv (no directory)" if pattern is ALIAS else "letters, digits and ._+-"
+        raise ConfigError(f"{where}: name {name!r} must be {what}, starting with a letter or digit, "
+                          "without '..'")
+
+
+def _check_names(spec: "PaperSpec") -> None:
+    for name in spec.runs:
+        check_name(name, f"{spec.path}: runs.{name}")
+    for name in spec.analyses:
+        check_name(name, f"{spec.path}: analyses.{name}")
+    for name, art in spec.artifacts.items():
+        check_name(name, f"{spec.path}: artifacts.{name}")
+        for alias in art.aliases:
+            check_name(alias, f"{spec.path}: artifacts.{name}.aliases", ALIAS)
 
 
 def register_spec_protocols() -> None:
@@ -233,6 +260,7 @@ def load_spec(path: str | Path, check_registries: bool = True) -> PaperSpec:
     entries = expand_entries(raw.get("artifacts") or {}, f"{path}: artifacts", seed_key=None, strict=False)
     for name, entry in entries.items():
         spec.artifacts[name] = parse_artifact(spec, name, entry, check_registries)
+    _check_names(spec)
     from ..claims import parse_claims
 
     for name, entry in entries.items():

@@ -21,7 +21,7 @@ rule analyze:
     log:
         f"{WORK}/logs/analyze/{{analysis_id}}.log",
     shell:
-        "{RP} analyze --plan {input.plan:q} --data-root {DATA:q} --device {config[device]:q} "
+        "{RP} analyze --plan {input.plan:q} --data-dir {DATA:q} --device {config[device]:q} "
         "--threads {threads} > {log:q} 2>&1 || (tail -n 20 {log:q} >&2; exit 1)"
 
 

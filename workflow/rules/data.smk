@@ -11,5 +11,5 @@ rule prepare_data:
     log:
         f"{WORK}/logs/prepare_data/{{dataset}}.log",
     shell:
-        "{RP} prepare-data {wildcards.dataset} --scale {PIPE.scale.name} --work-dir {config[work_dir]} "
-        "--data-dir {config[data_dir]} {params.download} > {log} 2>&1 || (cat {log} >&2; exit 1)"
+        "{RP} prepare-data {wildcards.dataset:q} --scale {PIPE.scale.name:q} --work-dir {config[work_dir]:q} "
+        "--data-dir {DATA:q} {params.download} > {log:q} 2>&1 || (cat {log:q} >&2; exit 1)"

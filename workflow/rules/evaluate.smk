@@ -2,7 +2,7 @@
 # Scales with `eval: {jobs: run}` instead evaluate each run once, under every protocol an
 # artifact reads from it (`evaluate_run`): same per-protocol JSONs, one start-up per run.
 # The plan file names the run, the protocols (with their definitions), n, batch size and outputs.
-EVAL_ARGS = "--data-root {DATA:q} --device {config[device]:q} " + ("--allow-cpu " if config.get("allow_cpu") else "")
+EVAL_ARGS = "--data-dir {DATA:q} --device {config[device]:q} " + ("--allow-cpu " if config.get("allow_cpu") else "")
 
 
 rule evaluate:

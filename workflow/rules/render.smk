@@ -79,7 +79,7 @@ rule alias:
     wildcard_constraints:
         alias="|".join(map(re.escape, ALIASES)) or "^$",
     shell:
-        "cp {input} {output}.tmp && mv {output}.tmp {output}"
+        "cp {input:q} {output:q}.tmp && mv {output:q}.tmp {output:q}"
 
 
 # Verdict counts of every artifact; those without a diff yet read "not yet run". Its inputs
@@ -91,5 +91,5 @@ rule status:
         report(f"{RESULTS}/status.csv", caption="../report/status.rst", category="status",
                labels={"artifact": "all", "file": "status"}),
     shell:
-        "{RP} status --scale {PIPE.scale.name} --work-dir {config[work_dir]} --results-dir {config[results_dir]} "
-        "--out {output}"
+        "{RP} status --scale {PIPE.scale.name:q} --work-dir {config[work_dir]:q} --results-dir {config[results_dir]:q} "
+        "--out {output:q}"

@@ -21,5 +21,5 @@ rule train:
     log:
         f"{WORK}/logs/train/{{run_id}}.log",
     shell:
-        "{RP} train --plan {input.plan:q} --data-root {DATA:q} --device {config[device]:q} {params.allow_cpu} "
+        "{RP} train --plan {input.plan:q} --data-dir {DATA:q} --device {config[device]:q} {params.allow_cpu} "
         "--no-progress --threads {threads} --walltime-min {resources.runtime} > {log:q} 2>&1 || (tail -n 20 {log:q} >&2; exit 1)"
