@@ -84,6 +84,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         return 0
     if args.protocol is None:
         raise ReproduceError("evaluate needs --protocol (or --plan FILE)")
+    for flag, v in (("--n", args.n), ("--batch-size", args.batch_size)):
+        if v is not None and v < 1:  # a negative n once evaluated all but the last |n| images
+            raise ReproduceError(f"{flag} must be a positive number of images, got {v}")
     if args.robustbench is not None or args.run is None:
         return _cmd_evaluate_zoo(args)
     from . import io

@@ -128,8 +128,8 @@ def test_folders_source_imports_the_real_archive(tmp_path):
 def test_cpu_scale_plans_the_difficulty_pipeline_once():
     scale = load_scale("cpu")
     assert not scale.comparable and scale.own_data
-    r = subprocess.run([SNAKEMAKE, "-n", "results/hard_instances/table4.diff.csv",
-                        "results/hard_instances/figure1a.diff.csv", "results/hard_instances/figure1c.diff.csv",
+    r = subprocess.run([SNAKEMAKE, "-n", "results/cpu/hard_instances/table4.diff.csv",
+                        "results/cpu/hard_instances/figure1a.diff.csv", "results/cpu/hard_instances/figure1c.diff.csv",
                         "--config", "scale=cpu", "work_dir=" + str(Path("/nonexistent") / "w")],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]

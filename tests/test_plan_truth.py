@@ -2,7 +2,8 @@
 one-line error, never in a rendered number.
 
 One small DAG (BiaMAT Table 6 at the `ci` scale: three trainings of seconds each) is built once in a
-sandbox; each case then tampers with a copy of what it needs and runs the job the DAG would run.
+sandbox whose path, work, results and data directories all contain spaces; each case then tampers
+with a copy of what it needs and runs the job the DAG would run.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from .ci_scale import ci_scale_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
-TARGETS = ["r/biamat/table6.csv", "r/biamat/table6.diff.csv"]
-CFG = ["--config", "scale=ci", "work_dir=w", "results_dir=r", "--"]
+W, R = "w x", "r x/ci"  # the ci scale's results land under <results_dir>/ci/
+TARGETS = [f"{R}/biamat/table6.csv", f"{R}/biamat/table6.diff.csv"]
+CFG = ["--config", "scale=ci", f"work_dir={W}", "results_dir=r x", "data_dir=d x", "--"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -35,7 +37,8 @@ def _snakemake(box: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
-    box = tmp_path_factory.mktemp("truth")
+    box = tmp_path_factory.mktemp("truth") / "a sandbox"
+    box.mkdir()
     for name in ("Snakefile", "workflow", "config", "pipelines"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, box / name)
@@ -64,11 +67,11 @@ def _one_line_error(argv: list[str], capsys, cwd: Path, *words: str) -> str:
 
 
 def _plans(box: Path, kind: str) -> list[Path]:
-    return sorted((box / "w/ci/plan" / kind).rglob("*.json"))
+    return sorted((box / "w x/ci/plan" / kind).rglob("*.json"))
 
 
 def _table6_plan(box: Path) -> Path:
-    return box / "w/ci/plan/artifact/biamat/table6.json"
+    return box / "w x/ci/plan/artifact/biamat/table6.json"
 
 
 def _run_ids(box: Path) -> list[str]:
@@ -79,10 +82,10 @@ def test_jobs_read_plan_files_and_outputs_record_their_node(built):
     for kind in ("run", "eval", "artifact"):
         assert _plans(built, kind), kind
     for rid in _run_ids(built):
-        plan = json.loads((built / f"w/ci/plan/run/{rid}.json").read_text())
-        done = json.loads((built / f"w/ci/runs/{rid}/done.json").read_text())
+        plan = json.loads((built / f"w x/ci/plan/run/{rid}.json").read_text())
+        done = json.loads((built / f"w x/ci/runs/{rid}/done.json").read_text())
         assert done["config_hash"] == plan["config_hash"] == rid.rsplit("-", 1)[1]
-        for ev in (built / f"w/ci/evals/{rid}").glob("*.json"):
+        for ev in (built / f"w x/ci/evals/{rid}").glob("*.json"):
             res = json.loads(ev.read_text())
             assert (res["run"], res["config_hash"]) == (rid, plan["config_hash"])
     rules = "\n".join(p.read_text() for p in (built / "workflow/rules").glob("*.smk"))
@@ -93,10 +96,10 @@ def test_jobs_read_plan_files_and_outputs_record_their_node(built):
 def test_an_evaluation_of_another_run_is_refused(built, capsys, tmp_path):
     a, b = _run_ids(built)[:2]
     box = tmp_path / "box"
-    shutil.copytree(built / "w", box / "w")
-    proto = sorted(p.name for p in (box / f"w/ci/evals/{a}").glob("*.json"))[0]
-    shutil.copy(box / f"w/ci/evals/{a}/{proto}", box / f"w/ci/evals/{b}/{proto}")
-    plan = str(box / "w/ci/plan/artifact/biamat/table6.json")
+    shutil.copytree(built / W, box / W)
+    proto = sorted(p.name for p in (box / f"w x/ci/evals/{a}").glob("*.json"))[0]
+    shutil.copy(box / f"w x/ci/evals/{a}/{proto}", box / f"w x/ci/evals/{b}/{proto}")
+    plan = str(box / "w x/ci/plan/artifact/biamat/table6.json")
     line = _one_line_error(["render", "--plan", plan, "--out", str(tmp_path / "t6.csv")], capsys, box,
                            f"evals/{b}/{proto}", "records run", a, b)
     assert "plan" in line and not (tmp_path / "t6.csv").exists()
@@ -104,16 +107,16 @@ def test_an_evaluation_of_another_run_is_refused(built, capsys, tmp_path):
 
 def test_an_edited_run_config_is_refused_by_the_evaluation(built, capsys, tmp_path):
     box = tmp_path / "box"
-    shutil.copytree(built / "w", box / "w")  # plan paths are relative to the workflow directory
+    shutil.copytree(built / W, box / W)  # plan paths are relative to the workflow directory
     rid = _run_ids(built)[0]
-    cfg_path = box / f"w/ci/runs/{rid}/config.yaml"
+    cfg_path = box / f"w x/ci/runs/{rid}/config.yaml"
     cfg = yaml.safe_load(cfg_path.read_text())
     cfg["data"]["eval_split"] = "train"
     cfg_path.write_text(yaml.safe_dump(cfg))
     plan = next(p for p in _plans(box, "eval") if rid in p.name)
-    _one_line_error(["evaluate", "--plan", str(plan), "--data-root", "w/ci/data", "--device", "cpu"],
+    _one_line_error(["evaluate", "--plan", str(plan), "--data-root", "w x/ci/data", "--device", "cpu"],
                     capsys, box, "config.yaml", "hashes to config", rid.rsplit("-", 1)[1])
-    assert not list((box / "w/ci/evals").glob("*.json.tmp*"))
+    assert not list((box / "w x/ci/evals").glob("*.json.tmp*"))
 
 
 def test_a_spec_edit_without_snakemake_metadata_rebuilds_exactly_the_changed_nodes(built, tmp_path):
@@ -132,15 +135,15 @@ def test_a_spec_edit_without_snakemake_metadata_rebuilds_exactly_the_changed_nod
               if len(ln.split()) == 2 and ln.split()[1].isdigit()}
     assert counts.get("train") == 1 and counts.get("render_table") == 1 and counts.get("diff") == 1, counts
     # the stale table (old run ids) is refused by the diff until it is re-rendered
-    plan = box / "w/ci/plan/artifact/biamat/table6.json"
+    plan = box / "w x/ci/plan/artifact/biamat/table6.json"
     stale = subprocess.run([sys.executable, "-m", "reproduce", "diff", "--plan", str(plan), "--regenerated",
-                            str(box / "r/biamat/table6.csv"), "--out", str(tmp_path / "d.diff.csv")],
+                            str(box / "r x/ci/biamat/table6.csv"), "--out", str(tmp_path / "d.diff.csv")],
                            cwd=box, capture_output=True, text=True, env=ENV)
     assert stale.returncode == 2 and "stale" in stale.stderr and not (tmp_path / "d.diff.csv").exists()
     run = _snakemake(box, "--cores", "2", *CFG, *TARGETS)
     assert run.returncode == 0, run.stderr[-3000:]
     new_ids = json.loads(plan.read_text())["runs"]["imgnet100-at"]
-    rows = {r["row"]: r for r in csv.DictReader(open(box / "r/biamat/table6.csv"))}
+    rows = {r["row"]: r for r in csv.DictReader(open(box / "r x/ci/biamat/table6.csv"))}
     assert rows["imgnet100-at"]["run_id"] == " ".join(new_ids) and new_ids[0] not in _run_ids(built)
 
 
@@ -156,14 +159,14 @@ def test_a_published_csv_that_lost_a_column_is_an_error(built, tmp_path, capsys)
     said = dry.stdout + dry.stderr  # Snakemake reports a Snakefile error on stdout
     assert dry.returncode != 0 and "table6.csv: no column 'aa'" in said
     # the diff job reads the published CSV itself: the same one-line error there
-    plan = str(box / "w/ci/plan/artifact/biamat/table6.json")
-    _one_line_error(["diff", "--plan", plan, "--regenerated", str(box / "r/biamat/table6.csv"),
+    plan = str(box / "w x/ci/plan/artifact/biamat/table6.json")
+    _one_line_error(["diff", "--plan", plan, "--regenerated", str(box / "r x/ci/biamat/table6.csv"),
                      "--out", str(tmp_path / "d.diff.csv")], capsys, box, "table6.csv", "'aa'")
 
 
 def test_a_duplicated_or_ragged_regenerated_row_is_an_error(built, tmp_path, capsys):
     plan = str(_table6_plan(built))
-    lines = (built / "r/biamat/table6.csv").read_text().splitlines()
+    lines = (built / "r x/ci/biamat/table6.csv").read_text().splitlines()
     dup = tmp_path / "dup.csv"
     dup.write_text("\n".join([*lines, lines[1]]) + "\n")
     _one_line_error(["diff", "--plan", plan, "--regenerated", str(dup), "--out", str(tmp_path / "d.diff.csv")],
@@ -202,7 +205,7 @@ def test_a_non_numeric_analysis_value_is_an_error_not_a_dropped_row(built, tmp_p
 def test_a_per_epoch_log_with_gaps_or_a_torn_line_is_an_error(built, tmp_path, capsys):
     rid = json.loads(_table6_plan(built).read_text())["runs"]["imgnet100-at"][0]
     run = tmp_path / "run"
-    shutil.copytree(built / f"w/ci/runs/{rid}", run)
+    shutil.copytree(built / f"w x/ci/runs/{rid}", run)
     plan = _hand_plan(built, tmp_path, {"loss": {"log": "loss", "over": "epoch"}})
     doc = json.loads(plan.read_text())
     doc["run_nodes"][rid]["dir"] = str(run)

@@ -84,10 +84,10 @@ TARGETS = ["results/biamat/table6.csv", "results/biamat/table6.diff.csv"]
 def test_smoke_dag_killed_and_restarted_gives_the_same_numbers(sandbox):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ref = _snakemake(["--cores", "2", "--config", "scale=ci", "work_dir=w_ref", "results_dir=r_ref", "--",
-                      *[t.replace("results/", "r_ref/") for t in TARGETS]], cwd=sandbox, env=env)
+                      *[t.replace("results/", "r_ref/ci/") for t in TARGETS]], cwd=sandbox, env=env)
     assert ref.returncode == 0, ref.stderr[-3000:]
     args = ["--cores", "2", "--config", "scale=ci", "work_dir=w_kill", "results_dir=r_kill", "--",
-            *[t.replace("results/", "r_kill/") for t in TARGETS]]
+            *[t.replace("results/", "r_kill/ci/") for t in TARGETS]]
     proc = subprocess.Popen([SNAKEMAKE, *args], cwd=sandbox, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     runs = sandbox / "w_kill/ci/runs"
@@ -101,26 +101,26 @@ def test_smoke_dag_killed_and_restarted_gives_the_same_numbers(sandbox):
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (sandbox / "r_kill/biamat/table6.csv").exists()
+    assert not (sandbox / "r_kill/ci/biamat/table6.csv").exists()
     assert _snakemake(["--unlock", *args], cwd=sandbox, env=env).returncode == 0
     again = _snakemake(["--rerun-incomplete", *args], cwd=sandbox, env=env)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert _cells(sandbox / "r_kill/biamat/table6.csv") == _cells(sandbox / "r_ref/biamat/table6.csv")
-    diff = (sandbox / "r_kill/biamat/table6.diff.csv").read_text()
+    assert _cells(sandbox / "r_kill/ci/biamat/table6.csv") == _cells(sandbox / "r_ref/ci/biamat/table6.csv")
+    diff = (sandbox / "r_kill/ci/biamat/table6.diff.csv").read_text()
     assert "not comparable (ci scale)" in diff and "match" not in diff
-    md = (sandbox / "r_kill/biamat/table6.md").read_text()
+    md = (sandbox / "r_kill/ci/biamat/table6.md").read_text()
     assert "NOT COMPARABLE" in md
 
 
 def test_report_shows_every_built_artifact_in_headless_chromium(sandbox):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cfg = ["--config", "scale=ci", "work_dir=w_ref", "results_dir=r_ref", "--"]
-    targets = [t.replace("results/", "r_ref/") for t in TARGETS] + ["r_ref/status.csv"]
+    targets = [t.replace("results/", "r_ref/ci/") for t in TARGETS] + ["r_ref/ci/status.csv"]
     # the status counts the diffs that exist when its DAG is built: artifacts first, then the status
     for step in (targets[:-1], targets):
         built = _snakemake(["--cores", "2", *cfg, *step], cwd=sandbox, env=env)  # no-ops after the test above
         assert built.returncode == 0, built.stderr[-3000:]
-    with open(sandbox / "r_ref/status.csv") as f:
+    with open(sandbox / "r_ref/ci/status.csv") as f:
         status = {(r["paper"], r["artifact"]): r["status"] for r in csv.DictReader(f)}
     assert status[("biamat", "table6")] == "not comparable"  # ci numbers never read as a match
     assert status[("biamat", "table2")] == "not yet run" and len(status) >= 30

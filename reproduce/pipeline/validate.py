@@ -32,5 +32,7 @@ def validate_schema(obj: Any, kind: str, where: str) -> None:
                 fits = [c for c in e.context if c.validator != "type"]
                 e = jsonschema.exceptions.best_match(fits or e.context)
             key = ".".join(str(p) for p in e.absolute_path) or "(top level)"
-            lines.append(f"  {key}: {e.message}")
-        raise ConfigError(f"{where}: does not match the {kind} schema:\n" + "\n".join(lines))
+            lines.append(f"{key}: {e.message}")
+        # one line, whatever the count: every error a user acts on is a single `error:` line
+        more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+        raise ConfigError(f"{where}: does not match the {kind} schema: " + "; ".join(lines) + more)
