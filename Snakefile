@@ -1,6 +1,6 @@
 # reproduce: papers' tables and figures regenerated from scratch.
 #   snakemake --cores 8 results/table2.csv                         (paper scale, GPU)
-#   snakemake --cores 2 results/table2.csv --config scale=smoke    (offline demo)
+#   snakemake --cores 2 results/smoke/table2.csv --config scale=smoke    (offline demo)
 # (targets go before --config, or after `--`: --config takes every word after it)
 import os
 import re

@@ -204,8 +204,9 @@ def test_partial_last_batch_is_a_step(toy_root, tmp_path):
 
 @pytest.mark.parametrize("ties,want", [("first", 1), ("latest", 3)])
 def test_selection_ties(toy_root, tmp_path, ties, want):
-    """LR 0 on a BN-free MLP: every epoch scores the same, so the tie rule alone picks the epoch."""
-    cfg = _cfg(epochs=3, model={"name": "mlp"}, method={"name": "standard"}, optim={"lr": 0.0},
+    """LR 1e-12 on a BN-free MLP (an LR of 0 is refused): every epoch scores the same, so the tie rule
+    alone picks the epoch."""
+    cfg = _cfg(epochs=3, model={"name": "mlp"}, method={"name": "standard"}, optim={"lr": 1e-12, "weight_decay": 0},
                schedule={"kind": "constant"}, selection={"protocol": "clean", "n": 32, "ties": ties})
     summary = train(cfg, tmp_path / "r", data_root=toy_root, device="cpu", progress=False)
     assert len({r["selection_clean"] for r in _metrics(tmp_path / "r")}) == 1

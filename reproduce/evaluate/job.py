@@ -24,6 +24,20 @@ def split_list(value: str, flag: str) -> list[str]:
     return items
 
 
+def _checked_labels(protocols: Sequence[str], labels: Sequence[str] | None) -> list[str]:
+    """One label per protocol, every protocol registered: a typo fails before the model is loaded."""
+    from .protocols import PROTOCOLS
+
+    labels = list(labels) if labels else list(protocols)
+    if len(labels) != len(protocols):
+        raise ConfigError(f"--label: {len(labels)} label(s) for {len(protocols)} protocol(s)")
+    for p in protocols:
+        if p not in PROTOCOLS:
+            raise ConfigError(f"--protocol: unknown protocol {p!r}; a paper's own protocols are evaluated "
+                              "through the DAG's plan file (reproduce evaluate --plan FILE)")
+    return labels
+
+
 def evaluate_run(run_dir: str | Path, protocols: Sequence[str], labels: Sequence[str] | None, *,
                  data_root: str | Path, device: str = "auto", checkpoint: str = "best",
                  split: str | None = None, n: int | None = None, batch_size: int = 256,
@@ -45,13 +59,7 @@ def evaluate_run(run_dir: str | Path, protocols: Sequence[str], labels: Sequence
     from .protocols import PROTOCOLS, evaluate
     from .state import EvalState, checkpoint_identity
 
-    labels = list(labels) if labels else list(protocols)
-    if len(labels) != len(protocols):
-        raise ConfigError(f"--label: {len(labels)} label(s) for {len(protocols)} protocol(s)")
-    for p in protocols:  # a typo fails before the model is loaded
-        if p not in PROTOCOLS:
-            raise ConfigError(f"--protocol: unknown protocol {p!r}; a paper's own protocols are evaluated "
-                              "through the DAG's plan file (reproduce evaluate --plan FILE)")
+    labels = _checked_labels(protocols, labels)
     from .. import io as _io
     from ..pipeline.provenance import runtime_provenance
 
