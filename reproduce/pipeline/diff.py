@@ -58,6 +58,10 @@ def published_values(art: Artifact) -> dict[str, dict[str, Any]]:
     return {r["row"]: {k: _num(v) for k, v in r.items() if k != "row"} for r in rows}
 
 
+def _published_as_input(art: Artifact, path: str | Path) -> bool:
+    return art.published is not None and Path(path).resolve() == Path(art.published).resolve()
+
+
 def _gone(ref: Any, thinned: Mapping[Any, tuple[set[str], set[str]]]) -> bool:
     rows, cols = thinned.get(ref.artifact, (set(), set()))
     return ref.row in rows or ref.column in cols
@@ -66,10 +70,14 @@ def _gone(ref: Any, thinned: Mapping[Any, tuple[set[str], set[str]]]) -> bool:
 def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Path,
                   others: Mapping[str, tuple[Artifact, str | Path]] | None = None) -> dict[str, Any]:
     """Write <artifact>.diff.csv/.diff.md and <artifact>.claims.csv; ``others`` are artifacts claims read."""
+    own = _published_as_input(art, regenerated_csv)
+    if own:  # the paper's values diffed against themselves: every claim must hold on them
+        others = {n: (o, o.published) for n, (o, _) in (others or {}).items() if o.published}
     rep, scales = read_values(regenerated_csv)
     for other, path in (others or {}).values():
         _, s = read_values(path)
         scales |= s
+    scales = scales or ({"paper"} if own else scales)  # published CSVs record no scale: they are the paper's
     if len(scales) != 1:
         raise ReproduceError(f"{regenerated_csv}: " + ("no scale recorded" if not scales else
                              f"values of several scales ({', '.join(sorted(scales))}) cannot be diffed together"))
