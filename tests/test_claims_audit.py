@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from reproduce.claims import OBSERVATION
 from reproduce.pipeline.diff import diff_artifact
@@ -31,9 +32,8 @@ def _norm(text: str) -> str:
 
 
 def _paper_text(paper: str) -> str:
-    spec = SPECS[paper]
-    return _norm(" ".join((Path(spec.path).parent / p).read_text(encoding="utf-8")
-                          for p in (spec.raw.get("sources") or {}).values()))
+    sources = yaml.safe_load(Path(SPECS[paper].path).read_text(encoding="utf-8"))["sources"]
+    return _norm(" ".join((ROOT / p).read_text(encoding="utf-8") for p in sources.values()))
 
 
 def test_every_claim_cites_a_place_in_its_paper():
