@@ -69,7 +69,7 @@ def test_published_values_satisfy_their_own_claims(tmp_path, paper, art):
     others = {n: (spec.artifacts[n], "unused") for c in art.claims for n in c.artifacts if n != art.name}
     res = diff_artifact(art, art.published, tmp_path / f"{art.name}.diff.csv", others)
     assert res["scale"] == "paper"
-    assert all(c["verdict"] in ("match", "unpublished") for c in res["cells"])
+    assert all(c["verdict"].split(" (flagged")[0] in ("match", "unpublished") for c in res["cells"])
     bad = {c["claim"]: (c["published"], c["reproduced"], c["details"]) for c in res["claims"]
            if c["reproduced"] not in ("holds", "within noise")}
     assert not bad, bad

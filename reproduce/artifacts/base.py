@@ -28,7 +28,7 @@ from ..registry import Registry
 SOURCE_KEYS = ("eval", "eval_set", "analysis", "log", "train", "config", "value")
 MODIFIERS = ("where", "key", "array", "epoch", "over", "scale", "checkpoint", "aggregate", "run")
 ARTIFACT_KEYS = ("kind", "title", "source", "published", "aliases", "protocols", "columns", "rows", "tolerance",
-                 "noise", "claims", "options", "_vars", "choice")
+                 "noise", "claims", "options", "_vars", "choice", "flagged")
 # unpublished: true marks an extra row the paper has no values for (absent from the published CSV)
 ROW_KEYS = ("run", "protocols", "cells", "series", "label", "x", "_vars", "_sweep", "choice", "unpublished")
 
@@ -59,6 +59,8 @@ class Artifact:
     options: dict[str, Any]
     thinned: list[str] = field(default_factory=list)  # rows a scale left out of its sweeps
     thinned_columns: list[str] = field(default_factory=list)  # columns a scale left out
+    # published cells the paper contradicts elsewhere ("row.column" -> why): kept, diffed, and flagged
+    flagged: dict[str, str] = field(default_factory=dict)
 
     def thin(self, keep: Any, row_ok: Any = None, col_ok: Any = None) -> "Artifact":
         """A copy without the rows whose sweep position ``keep(index, length)`` rejects, nor those
@@ -205,7 +207,8 @@ def parse_artifact(spec: Any, name: str, a: Mapping[str, Any], check_registries:
         paper=spec.paper, name=name, kind=a["kind"], title=a["title"], source=a["source"],
         published=(path.parent / a["published"]) if a.get("published") else None,
         aliases=list(a.get("aliases", [])), columns=list(columns), rows=rows,
-        tolerance=float(a.get("tolerance", 1.0)), noise=float(a.get("noise", 0.0)), claims=[], options=options)
+        tolerance=float(a.get("tolerance", 1.0)), noise=float(a.get("noise", 0.0)), claims=[], options=options,
+        flagged=_flagged(a.get("flagged") or {}, rows, list(columns), where))
     if not art.rows:
         raise ConfigError(f"{where}: an artifact needs rows")
     kind_cls.check(art, where)
@@ -235,3 +238,14 @@ def check_published(art: Artifact, unpublished: set[str] | frozenset[str] = froz
                     float(v)
                 except ValueError:
                     raise ConfigError(f"{path}: row {r['row']!r}, column {c!r}: {v!r} is not a number") from None
+
+
+def _flagged(raw: Any, rows: Mapping[str, Row], columns: list[str], where: str) -> dict[str, str]:
+    """``flagged: {row.column: why}``: each names a cell of the artifact and says why."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}.flagged: expected a mapping of row.column -> reason")
+    for cell, why in raw.items():
+        row, _, col = str(cell).rpartition(".")
+        if row not in rows or col not in columns or not str(why).strip():
+            raise ConfigError(f"{where}.flagged.{cell}: not a row.column of this artifact, or no reason given")
+    return {str(k): str(v) for k, v in raw.items()}

@@ -103,6 +103,8 @@ def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Pat
                 verdict = f"not comparable ({scale} scale)"
             else:
                 verdict = "match" if abs(delta) <= art.tolerance else "differs"
+            if f"{rid}.{col}" in art.flagged:  # the paper contradicts this cell elsewhere: say so beside the verdict
+                verdict = f"{verdict} (flagged: {art.flagged[f'{rid}.{col}']})"
             cells.append({"row": rid, "column": col, "published": "" if p is None else p,
                           "reproduced": "" if r is None else r, "delta": "" if delta is None else delta,
                           "tolerance": art.tolerance, "verdict": verdict, "scale": scale})
