@@ -24,11 +24,13 @@ from typing import Any, Mapping
 from ..errors import ConfigError
 from ..pipeline.expand import expand_entries, substitute
 from ..registry import Registry
+from .series import parse_tolerances
 
 SOURCE_KEYS = ("eval", "eval_set", "analysis", "log", "train", "config", "value")
 MODIFIERS = ("where", "key", "array", "epoch", "over", "scale", "checkpoint", "aggregate", "run")
 ARTIFACT_KEYS = ("kind", "title", "source", "published", "aliases", "protocols", "columns", "rows", "tolerance",
-                 "noise", "claims", "options", "_vars", "choice", "flagged")
+                 "noise", "claims", "options", "_vars", "choice", "flagged",
+                 "series_tolerance")
 # unpublished: true marks an extra row the paper has no values for (absent from the published CSV)
 ROW_KEYS = ("run", "protocols", "cells", "series", "label", "x", "_vars", "_sweep", "choice", "unpublished")
 
@@ -61,6 +63,8 @@ class Artifact:
     thinned_columns: list[str] = field(default_factory=list)  # columns a scale left out
     # published cells the paper contradicts elsewhere ("row.column" -> why): kept, diffed, and flagged
     flagged: dict[str, str] = field(default_factory=dict)
+    # per-column tolerance of published curves and cells: a number, or "N%" relative (series.py)
+    series_tolerance: dict[str, Any] = field(default_factory=dict)
 
     def thin(self, keep: Any, row_ok: Any = None, col_ok: Any = None) -> "Artifact":
         """A copy without the rows whose sweep position ``keep(index, length)`` rejects, nor those
@@ -208,7 +212,8 @@ def parse_artifact(spec: Any, name: str, a: Mapping[str, Any], check_registries:
         published=(path.parent / a["published"]) if a.get("published") else None,
         aliases=list(a.get("aliases", [])), columns=list(columns), rows=rows,
         tolerance=float(a.get("tolerance", 1.0)), noise=float(a.get("noise", 0.0)), claims=[], options=options,
-        flagged=_flagged(a.get("flagged") or {}, rows, list(columns), where))
+        flagged=_flagged(a.get("flagged") or {}, rows, list(columns), where),
+        series_tolerance=parse_tolerances(a.get("series_tolerance"), list(columns), where))
     if not art.rows:
         raise ConfigError(f"{where}: an artifact needs rows")
     kind_cls.check(art, where)
@@ -223,6 +228,11 @@ def check_published(art: Artifact, unpublished: set[str] | frozenset[str] = froz
 
     path = art.published
     header, rows = read_published(path)
+    if {"column", "i", "value"} <= set(header):  # curves in long form (series.py): one line per point
+        bad = sorted({r["column"] for r in rows} - set(art.columns))
+        if bad:
+            raise ConfigError(f"{path}: columns {bad} are not columns of artifacts.{art.name} ({', '.join(art.columns)})")
+        rows = list({r["row"]: r for r in rows}.values())
     ids = [r["row"] for r in rows]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     extra = sorted(set(ids) - set(art.rows))
@@ -231,9 +241,9 @@ def check_published(art: Artifact, unpublished: set[str] | frozenset[str] = froz
         raise ConfigError(f"{path}: rows do not match artifacts.{art.name}.rows of the spec: "
                           f"duplicated {dup}, not in the spec {extra}, missing from the CSV {absent}")
     for r in rows:
-        for c in header[1:]:
+        for c in header[1:] if "i" not in header else ["value"]:
             v = (r.get(c) or "").strip()
-            if v and c in art.columns:
+            if v and (c in art.columns or c == "value"):
                 try:
                     float(v)
                 except ValueError:

@@ -14,11 +14,11 @@ from typing import Any, Mapping
 from .. import io
 from ..artifacts import Artifact
 from ..artifacts.frame import csv_text, markdown_table
+from ..artifacts import series
 from ..claims import check
 from ..errors import ReproduceError
 from .provenance import git_commit, scale_banner
 from .scales import load_scale
-from .spec import read_published
 
 
 def _num(v: Any) -> Any:
@@ -54,8 +54,7 @@ def read_values(path: str | Path) -> tuple[dict[str, dict[str, Any]], set[str]]:
 def published_values(art: Artifact) -> dict[str, dict[str, Any]]:
     if art.published is None:
         return {}
-    _, rows = read_published(art.published)
-    return {r["row"]: {k: _num(v) for k, v in r.items() if k != "row"} for r in rows}
+    return series.read_published_values(art.published)  # cells, or curves in long form
 
 
 def _published_as_input(art: Artifact, path: str | Path) -> bool:
@@ -73,9 +72,10 @@ def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Pat
     own = _published_as_input(art, regenerated_csv)
     if own:  # the paper's values diffed against themselves: every claim must hold on them
         others = {n: (o, o.published) for n, (o, _) in (others or {}).items() if o.published}
-    rep, scales = read_values(regenerated_csv)
+    read = (lambda path: (series.read_published_values(Path(path)), set())) if own else read_values
+    rep, scales = read(regenerated_csv)
     for other, path in (others or {}).values():
-        _, s = read_values(path)
+        _, s = read(path)
         scales |= s
     scales = scales or ({"paper"} if own else scales)  # published CSVs record no scale: they are the paper's
     if len(scales) != 1:
@@ -90,6 +90,8 @@ def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Pat
             if rid not in pub:
                 continue
             p, r = pub[rid].get(col), rep.get(rid, {}).get(col)
+            if isinstance(p, list):  # a published curve: compared point by point below (series.py)
+                continue
             p = p if isinstance(p, float) else None
             r = r if isinstance(r, float) else None
             delta = None if p is None or r is None else round(r - p, 2)
@@ -102,17 +104,17 @@ def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Pat
             elif not comparable:
                 verdict = f"not comparable ({scale} scale)"
             else:
-                verdict = "match" if abs(delta) <= art.tolerance else "differs"
+                verdict = "match" if series.within(art, col, p, r) else "differs"
             if f"{rid}.{col}" in art.flagged:  # the paper contradicts this cell elsewhere: say so beside the verdict
                 verdict = f"{verdict} (flagged: {art.flagged[f'{rid}.{col}']})"
             cells.append({"row": rid, "column": col, "published": "" if p is None else p,
                           "reproduced": "" if r is None else r, "delta": "" if delta is None else delta,
-                          "tolerance": art.tolerance, "verdict": verdict, "scale": scale})
+                          "tolerance": series.tolerance(art, col), "verdict": verdict, "scale": scale})
     on_pub = {None: pub, art.name: pub}
     on_rep = {None: rep, art.name: rep}
     for name, (other, path) in (others or {}).items():
         on_pub[name] = published_values(other)
-        on_rep[name] = read_values(path)[0]
+        on_rep[name] = read(path)[0]
     # a reference is gone when its row or its column was left out at this scale
     thinned = {None: (set(art.thinned), set(art.thinned_columns))}
     thinned[art.name] = thinned[None]
@@ -143,6 +145,9 @@ def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Pat
     claims_csv = out_csv.with_name(out_csv.name.replace(".diff.csv", ".claims.csv"))
     io.write_text(claims_csv, csv_text(claims) if claims else
                   "claim,text,source,published,reproduced,noise,details,scale\n")
+    curves = series.diff_series(art, rep, pub, scale, comparable)
+    if curves:
+        io.write_text(out_csv.with_name(out_csv.name.replace(".diff.csv", ".series.csv")), csv_text(curves))
     counts: dict[str, int] = {}
     for c in cells:
         counts[c["verdict"]] = counts.get(c["verdict"], 0) + 1
@@ -151,10 +156,11 @@ def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Pat
           "Cells: " + (", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "none published"), ""]
     if cells:
         md += [markdown_table(cells, ["row", "column", "published", "reproduced", "delta", "verdict"]), ""]
+    md += series.markdown_lines(curves)
     if claims:
         md += ["## The paper's claims, re-checked", "",
                markdown_table(claims, ["claim", "text", "published", "reproduced"]), ""]
         if not comparable:
             md.append(f"At {scale} scale a claim that fails or holds says nothing about the paper.")
     io.write_text(out_csv.with_suffix(".md"), "\n".join(md) + "\n")
-    return {"cells": cells, "claims": claims, "counts": counts, "scale": scale}
+    return {"cells": cells, "claims": claims, "counts": counts, "scale": scale, "series": curves}
