@@ -17,7 +17,9 @@ import csv
 from pathlib import Path
 from typing import Any, Mapping
 
+from .. import io
 from ..errors import ConfigError
+from .frame import csv_text
 
 SERIES_HEADER = ["row", "column", "points", "max_abs_delta", "beyond", "tolerance", "verdict", "scale"]
 
@@ -100,6 +102,15 @@ def diff_series(art: Any, rep: Mapping[str, Mapping[str, Any]], pub: Mapping[str
                     line["verdict"] = "matches" if beyond == 0 else f"differs ({beyond} of {n} points beyond tolerance)"
             out.append(line)
     return out
+
+
+def write_diff(art: Any, rep: Mapping[str, Mapping[str, Any]], pub: Mapping[str, Mapping[str, Any]],
+               scale: str, comparable: bool, diff_csv: Path) -> list[dict[str, Any]]:
+    """``diff_series``, written beside the diff as <artifact>.series.csv when there is any curve."""
+    rows = diff_series(art, rep, pub, scale, comparable)
+    if rows:
+        io.write_text(diff_csv.with_name(diff_csv.name.replace(".diff.csv", ".series.csv")), csv_text(rows))
+    return rows
 
 
 def markdown_lines(rows: list[dict[str, Any]]) -> list[str]:

@@ -57,8 +57,14 @@ def published_values(art: Artifact) -> dict[str, dict[str, Any]]:
     return series.read_published_values(art.published)  # cells, or curves in long form
 
 
-def _published_as_input(art: Artifact, path: str | Path) -> bool:
-    return art.published is not None and Path(path).resolve() == Path(art.published).resolve()
+def _reader(art: Artifact, regenerated_csv: str | Path, others: Mapping[str, tuple[Artifact, str | Path]] | None
+            ) -> tuple[Any, Mapping[str, tuple[Artifact, str | Path]] | None]:
+    """How to read the inputs, and which: the paper's own published CSV given as the regenerated input
+    is read as published values of scale `paper`, with the other artifacts' published values beside it."""
+    if art.published is None or Path(regenerated_csv).resolve() != Path(art.published).resolve():
+        return read_values, others
+    others = {n: (o, o.published) for n, (o, _) in (others or {}).items() if o.published}
+    return (lambda path: (series.read_published_values(Path(path)), {"paper"})), others
 
 
 def _gone(ref: Any, thinned: Mapping[Any, tuple[set[str], set[str]]]) -> bool:
@@ -69,15 +75,11 @@ def _gone(ref: Any, thinned: Mapping[Any, tuple[set[str], set[str]]]) -> bool:
 def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Path,
                   others: Mapping[str, tuple[Artifact, str | Path]] | None = None) -> dict[str, Any]:
     """Write <artifact>.diff.csv/.diff.md and <artifact>.claims.csv; ``others`` are artifacts claims read."""
-    own = _published_as_input(art, regenerated_csv)
-    if own:  # the paper's values diffed against themselves: every claim must hold on them
-        others = {n: (o, o.published) for n, (o, _) in (others or {}).items() if o.published}
-    read = (lambda path: (series.read_published_values(Path(path)), set())) if own else read_values
+    read, others = _reader(art, regenerated_csv, others)
     rep, scales = read(regenerated_csv)
     for other, path in (others or {}).values():
         _, s = read(path)
         scales |= s
-    scales = scales or ({"paper"} if own else scales)  # published CSVs record no scale: they are the paper's
     if len(scales) != 1:
         raise ReproduceError(f"{regenerated_csv}: " + ("no scale recorded" if not scales else
                              f"values of several scales ({', '.join(sorted(scales))}) cannot be diffed together"))
@@ -145,9 +147,7 @@ def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Pat
     claims_csv = out_csv.with_name(out_csv.name.replace(".diff.csv", ".claims.csv"))
     io.write_text(claims_csv, csv_text(claims) if claims else
                   "claim,text,source,published,reproduced,noise,details,scale\n")
-    curves = series.diff_series(art, rep, pub, scale, comparable)
-    if curves:
-        io.write_text(out_csv.with_name(out_csv.name.replace(".diff.csv", ".series.csv")), csv_text(curves))
+    curves = series.write_diff(art, rep, pub, scale, comparable, out_csv)
     counts: dict[str, int] = {}
     for c in cells:
         counts[c["verdict"]] = counts.get(c["verdict"], 0) + 1
