@@ -21,6 +21,8 @@ report: "workflow/report/workflow.rst"
 
 validate(config, "workflow/schemas/config.schema.yaml")
 PIPE = Dag(config)
+# every node's plan file, rewritten only where its content changed: the jobs read nothing else
+PIPE.write_plans()
 WORK = str(PIPE.work)
 RESULTS = str(PIPE.results)
 DATA = str(PIPE.data_root)

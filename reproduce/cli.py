@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import os
 import sys
+import tarfile
+import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -21,44 +25,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from . import io
     from .train import train
 
-    if args.config:
-        cfg = io.read_yaml(args.config)
-        if not isinstance(cfg, dict):
-            raise ReproduceError(f"{args.config}: a run config must be a YAML mapping")
-    elif args.paper and args.run:
-        cfg = _spec_run_config(args)
-    else:
-        raise ReproduceError("train needs --config FILE, or --paper P --run NAME [--scale S]")
+    if (args.plan is None) == (args.config is None):
+        raise ReproduceError("train needs exactly one of --plan FILE (a DAG node) or --config FILE --out DIR")
     from .train.stop import StopRequest
 
     # the walltime is a SLURM job's limit: outside a job (a local run) nothing ends the run early
     wall = args.walltime_min if os.environ.get("SLURM_JOB_ID") else None
-    summary = train(cfg, args.out, data_root=args.data_root, device=args.device, progress=not args.no_progress,
-                    allow_cpu=args.allow_cpu, stop=StopRequest(wall, args.stop_margin_min))
+    stop = StopRequest(wall, args.stop_margin_min)
+    common = {"data_root": args.data_root, "device": args.device, "progress": not args.no_progress, "stop": stop}
+    if args.plan:
+        from .train.planned import train_planned
+
+        summary = train_planned(args.plan, allow_cpu=args.allow_cpu, **common)
+    else:
+        if not args.out:
+            raise ReproduceError("train --config needs --out DIR (the run directory)")
+        cfg = io.read_yaml(args.config)
+        if not isinstance(cfg, dict):
+            raise ReproduceError(f"{args.config}: a run config must be a YAML mapping")
+        summary = train(cfg, args.out, allow_cpu=args.allow_cpu, **common)
     print(f"trained {summary['run']}: best epoch {summary['best']['epoch']} score {summary['best']['score']}")
     return 0
-
-
-def _spec_run_config(args: argparse.Namespace) -> dict:
-    from pathlib import Path
-
-    from .config import run_id
-    from .pipeline.nodes import Graph
-    from .pipeline.scales import load_scale
-    from .pipeline.spec import load_all
-
-    specs = load_all()
-    if args.paper not in specs:
-        raise ReproduceError(f"unknown paper {args.paper!r}; known: {', '.join(sorted(specs))}")
-    if len(specs[args.paper].members(args.run, "--run")) != 1:
-        raise ReproduceError(f"--run {args.run}: a seed group; name one of its runs ({args.run}-s<seed>)")
-    graph = Graph(specs, load_scale(args.scale))
-    cfg = graph.runs[graph.run_id(args.paper, args.run)].cfg
-    # the run directory is named by the config hash: refuse to mix configs in one directory
-    if Path(args.out).name.startswith(cfg["name"] + "-") and Path(args.out).name != run_id(cfg):
-        raise ReproduceError(f"{args.out}: this directory name does not match run id {run_id(cfg)}; "
-                             "the spec changed since the DAG was planned")
-    return cfg
 
 
 def _eval_outputs(args: argparse.Namespace) -> tuple[list[str], list[str] | None, list[Path], list[Path]]:
@@ -78,6 +65,17 @@ def _eval_outputs(args: argparse.Namespace) -> tuple[list[str], list[str] | None
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.plan is not None:
+        if args.run or args.robustbench or args.protocol:
+            raise ReproduceError("evaluate --plan FILE takes its run and protocols from the plan; "
+                                 "drop --run, --robustbench and --protocol")
+        from .evaluate.planned import evaluate_planned
+
+        evaluate_planned(args.plan, data_root=args.data_root, device=args.device, allow_cpu=args.allow_cpu,
+                         seed=args.seed)
+        return 0
+    if args.protocol is None:
+        raise ReproduceError("evaluate needs --protocol (or --plan FILE)")
     if args.robustbench is not None or args.run is None:
         return _cmd_evaluate_zoo(args)
     from . import io
@@ -131,7 +129,7 @@ def _cmd_evaluate_zoo(args: argparse.Namespace) -> int:
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from .analyses.runner import run_analysis
 
-    res = run_analysis(args.paper, args.analysis, args.scale, args.work_dir, args.data_root, args.device)
+    res = run_analysis(args.plan, args.data_root, args.device)
     print(f"analysis {res.get('id')}: {len(res.get('values', {}))} values")
     return 0
 
@@ -141,11 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train (or resume) one run")
-    t.add_argument("--config", help="run config (YAML)")
-    t.add_argument("--paper", help="take the run from pipelines/<paper>/spec.yaml ...")
-    t.add_argument("--run", help="... this run name ...")
-    t.add_argument("--scale", default="paper", help="... at this scale")
-    t.add_argument("--out", required=True, help="run directory")
+    t.add_argument("--plan", help="the run's plan file (work/<scale>/plan/run/<run_id>.json, written by the DAG)")
+    t.add_argument("--config", help="or a run config written by hand (YAML) ...")
+    t.add_argument("--out", help="... and its run directory")
     t.add_argument("--data-root", default=default_data_root())
     t.add_argument("--device", default="auto")
     t.add_argument("--allow-cpu", action="store_true", help="let --device auto fall back to CPU at a paper scale")
@@ -157,8 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("evaluate", help="evaluate a trained run under a named protocol")
-    e.add_argument("--run", default=None, help="run directory (or --robustbench NAME)")
-    e.add_argument("--protocol", required=True, help="a protocol, or a comma list evaluated in one job")
+    e.add_argument("--plan", default=None, help="an evaluation's plan file (written by the DAG): run, protocols, outputs")
+    e.add_argument("--run", default=None, help="or a run directory (or --robustbench NAME) ...")
+    e.add_argument("--protocol", default=None, help="... and a protocol, or a comma list evaluated in one job")
     e.add_argument("--out", default=None, help="JSON file to write (one protocol)")
     e.add_argument("--out-dir", default=None, help="directory for <label>.json per protocol")
     e.add_argument("--index", default=None, help="with --out-dir: JSON listing what was written, written last")
@@ -182,11 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="robustbench's model_info directory (leaderboard numbers), if you have a checkout")
     e.set_defaults(func=_cmd_evaluate)
 
-    a = sub.add_parser("analyze", help="compute one analysis node of a paper spec")
-    a.add_argument("--paper", required=True)
-    a.add_argument("--analysis", required=True, help="analysis name in the spec")
-    a.add_argument("--scale", default="paper")
-    a.add_argument("--work-dir", default="work", help="the workflow's work_dir (runs under <work_dir>/<scale>)")
+    a = sub.add_parser("analyze", help="compute one analysis node from its plan file")
+    a.add_argument("--plan", required=True, help="the analysis's plan file (work/<scale>/plan/analysis/<id>.json)")
     a.add_argument("--data-root", default=default_data_root())
     a.add_argument("--device", default="auto")
     a.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
@@ -216,6 +210,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_PREEMPTED
     except ReproduceError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (json.JSONDecodeError, csv.Error, tarfile.TarError, zipfile.BadZipFile, UnicodeDecodeError) as e:
+        # a malformed file read outside the checked readers (reproduce/readback.py): still one line
+        print(f"error: a file could not be read ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
+              "delete the file the job names above and rerun it", file=sys.stderr)
         return 2
     except OSError as e:  # a full disk or read-only directory outside the atomic writers
         where = f"{e.filename}: " if e.filename else ""

@@ -108,19 +108,27 @@ CASES: dict[str, tuple[Case, tuple[str, ...]]] = {
     "truncated checkpoint": (lambda t, r: _truncate(_trained(t, r), r), ("best.pt",)),
     "checkpoint of another config": (lambda t, r: _other_config(t, r), ("out",)),
     "unknown scale": (lambda t, r: ["plan", "results/table2.csv", "--scale", "hueg"], ("hueg",)),
-    "unknown paper": (lambda t, r: ["train", "--paper", "nope", "--run", "x", "--out", str(t / "out")], ("nope",)),
-    "unknown run": (lambda t, r: ["train", "--paper", "hat", "--run", "no-such-run", "--out", str(t / "out")],
-                    ("no-such-run",)),
+    "train with neither plan nor config": (lambda t, r: ["train", "--out", str(t / "out")], ("--plan", "--config")),
+    "plan file missing": (lambda t, r: ["train", "--plan", str(t / "no-plan.json")], ("no-plan.json", "missing")),
+    "torn plan file": (lambda t, r: ["train", "--plan", _file(t, "torn.json", '{"kind": "run", "id"')],
+                       ("torn.json", "not valid JSON")),
+    "plan of another kind": (lambda t, r: ["train", "--plan", _file(t, "art.json", '{"kind": "artifact"}')],
+                             ("art.json", "artifact")),
+    "plan lacking keys": (lambda t, r: ["evaluate", "--plan", _file(t, "ev.json", '{"kind": "evaluation"}')],
+                          ("ev.json", "lacks")),
+    "unknown paper": (lambda t, r: ["render", "--paper", "nope", "--artifact", "x", "--work-dir", str(t / "w"),
+                                    "--out", str(t / "x.csv")], ("nope",)),
     "unknown artifact": (lambda t, r: ["render", "--paper", "hat", "--artifact", "table99", "--out",
                                        str(t / "x.csv")], ("table99",)),
-    "unknown analysis": (lambda t, r: ["analyze", "--paper", "hat", "--analysis", "margin-nope", "--scale", "smoke",
-                                       "--work-dir", str(t / "w"), "--data-root", str(r)], ("margin-nope",)),
+    "analysis plan missing": (lambda t, r: ["analyze", "--plan", str(t / "w/margin-nope.json"), "--data-root", str(r)],
+                              ("margin-nope.json",)),
     "render before its inputs exist": (lambda t, r: ["render", "--paper", "hat", "--artifact", "table1", "--scale",
                                                      "smoke", "--work-dir", str(t / "w"), "--results-dir",
                                                      str(t / "res"), "--out", str(t / "res/t1.csv")],
                                        ("result.json", "missing")),
     "diff of a missing table": (lambda t, r: ["diff", "--paper", "biamat", "--artifact", "table2", "--regenerated",
-                                              str(t / "none.csv"), "--out", str(t / "d.diff.csv")], ("none.csv",)),
+                                              str(t / "none.csv"), "--work-dir", str(t / "w"), "--out",
+                                              str(t / "d.diff.csv")], ("none.csv",)),
     "diff of mixed scales": (lambda t, r: _mixed(t), ("smoke", "paper")),
     "corrupted archive": (lambda t, r: _archive(t, b"not a tarball"), ("cifar-10-python.tar.gz", "md5")),
     "disk full at a checkpoint": (lambda t, r: _disk_full(t, r, "last.pt"), ("last.pt", "No space left")),
@@ -147,8 +155,13 @@ def _other_config(tmp: Path, root: Path) -> list[str]:
 def _mixed(tmp: Path) -> list[str]:
     p = tmp / "mixed.csv"
     p.write_text("row,clean,pgd100,cw100,aa,scale\ncifar10-at,80,50,49,48,smoke\ncifar10-trades,80,50,49,48,paper\n")
-    return ["diff", "--paper", "biamat", "--artifact", "table2", "--regenerated", str(p), "--out",
-            str(tmp / "m.diff.csv")]
+    return ["diff", "--paper", "biamat", "--artifact", "table2", "--regenerated", str(p), "--work-dir",
+            str(tmp / "w"), "--out", str(tmp / "m.diff.csv")]
+
+
+def _file(tmp: Path, name: str, text: str) -> str:
+    (tmp / name).write_text(text)
+    return str(tmp / name)
 
 
 def _archive(tmp: Path, payload: bytes) -> list[str]:

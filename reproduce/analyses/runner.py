@@ -1,62 +1,62 @@
-"""Run one analysis node: resolve its inputs to directories, compute, write the envelope last."""
+"""Run one analysis node from its plan file: check its inputs, compute, write the envelope last."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 from .. import io
 from ..errors import ConfigError
+from ..readback import check_recorded, check_run_dir, read_json, read_plan
 from .base import ANALYSES, AnalysisContext
 
 
-def _place(ref: Any, work: Path) -> Any:
+def _place(ref: Any, plan: dict[str, Any], plan_path: str | Path) -> Any:
+    """A resolved reference as the directory the plan lists for it, checked before anything is read."""
     if isinstance(ref, list):
-        return [_place(r, work) for r in ref]
-    if isinstance(ref, dict) and "run" in ref:
-        return work / "runs" / str(ref["run"])
-    if isinstance(ref, dict) and "analysis" in ref:
-        return work / "analyses" / str(ref["analysis"])
-    raise ConfigError(f"unresolved reference {ref!r}")
+        return [_place(r, plan, plan_path) for r in ref]
+    runs, analyses = plan["upstream"]["runs"], plan["upstream"]["analyses"]
+    if isinstance(ref, dict) and "run" in ref and str(ref["run"]) in runs:
+        entry = runs[str(ref["run"])]
+        check_run_dir(entry["dir"], str(ref["run"]), entry["config_hash"], plan_path)
+        if not (Path(entry["dir"]) / "done.json").exists():
+            raise ConfigError(f"{entry['dir']}: run {ref['run']} has not finished (no done.json)")
+        return Path(entry["dir"])
+    if isinstance(ref, dict) and "analysis" in ref and str(ref["analysis"]) in analyses:
+        d = Path(analyses[str(ref["analysis"])])
+        check_recorded(read_json(d / "result.json", "analysis result"), d / "result.json",
+                       {"id": str(ref["analysis"])}, plan_path)
+        return d
+    raise ConfigError(f"{plan_path}: reference {ref!r} is not among the plan's upstream outputs; rerun the DAG")
 
 
-def run_analysis(paper: str, name: str, scale_name: str, work_dir: str | Path, data_root: str | Path,
-                 device: str = "auto") -> dict[str, Any]:
-    """Compute analysis ``paper/name`` at a scale into ``<work_dir>/<scale>/analyses/<id>/``."""
-    from ..pipeline.nodes import Graph
+def run_analysis(plan_path: str | Path, data_root: str | Path, device: str = "auto") -> dict[str, Any]:
+    """Compute the analysis of ``plan_path`` into the directory the plan names."""
     from ..pipeline.provenance import environment, git_commit
-    from ..pipeline.scales import load_scale
-    from ..pipeline.spec import load_all
     from ..train.setup import select_device
 
-    scale = load_scale(scale_name)
-    graph = Graph(load_all(), scale)
-    aid = graph.analysis_id(paper, name)
-    node = graph.analyses[aid]
-    work = Path(work_dir) / scale.name
-    out = work / "analyses" / aid
+    plan = read_plan(plan_path, "analysis")
+    aid, kind, params = plan["id"], plan["analysis"], plan["params"]
+    out = Path(plan["dir"])
     result = out / "result.json"
     if result.exists():
-        return json.loads(result.read_text())
-    cls = ANALYSES.get(node.kind)
-    inputs = {p: _place(node.params[p], work) for p in cls.references if node.params.get(p) is not None}
-    for p, places in inputs.items():
-        for place in places if isinstance(places, list) else [places]:
-            marker = place / ("done.json" if place.parent.name == "runs" else "result.json")
-            if not marker.exists():
-                raise ConfigError(f"analysis {paper}/{name}: input {p} is not ready ({marker} missing)")
+        res = read_json(result, "analysis result")
+        check_recorded(res, result, {"id": aid}, plan_path)
+        return res
+    cls = ANALYSES.get(kind, where=f"{plan_path}: analysis")
+    inputs = {p: _place(params[p], plan, plan_path) for p in cls.references if params.get(p) is not None}
     out.mkdir(parents=True, exist_ok=True)
     dev = select_device(device)
-    ctx = AnalysisContext(dict(node.params), inputs, out, Path(data_root), dev, scale.name,
-                          {"work": str(work), "id": aid})
+    scale = plan["scale"]["name"]
+    ctx = AnalysisContext(dict(params), inputs, out, Path(data_root), dev, scale,
+                          {"work": str(out.parent.parent), "id": aid})
     t0 = time.time()
     values = cls().run(ctx)
-    envelope = {"kind": node.kind, "id": aid, "name": name, "paper": paper, "names": node.names,
-                "params": node.params, "inputs": {k: [str(x) for x in v] if isinstance(v, list) else str(v)
-                                                  for k, v in inputs.items()},
-                "values": values, "scale": scale.name, "seconds": round(time.time() - t0, 3),
+    envelope = {"kind": kind, "id": aid, "name": plan["name"], "paper": plan["paper"], "names": plan["names"],
+                "params": params, "inputs": {k: [str(x) for x in v] if isinstance(v, list) else str(v)
+                                             for k, v in inputs.items()},
+                "values": values, "scale": scale, "seconds": round(time.time() - t0, 3),
                 "git_commit": git_commit(), "provenance": environment(dev)}
     io.write_json(result, envelope)  # written last: its presence means the analysis is complete
     return envelope

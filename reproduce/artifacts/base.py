@@ -224,10 +224,10 @@ def parse_artifact(spec: Any, name: str, a: Mapping[str, Any], check_registries:
 
 
 def check_published(art: Artifact, unpublished: set[str] | frozenset[str] = frozenset()) -> None:
-    from ..pipeline.spec import read_published
+    from ..readback import read_published
 
     path = art.published
-    header, rows = read_published(path)
+    header, rows = read_published(path, art.columns)
     if {"column", "i", "value"} <= set(header):  # curves in long form (series.py): one line per point
         bad = sorted({r["column"] for r in rows} - set(art.columns))
         if bad:
@@ -259,3 +259,30 @@ def _flagged(raw: Any, rows: Mapping[str, Row], columns: list[str], where: str) 
         if row not in rows or col not in columns or not str(why).strip():
             raise ConfigError(f"{where}.flagged.{cell}: not a row.column of this artifact, or no reason given")
     return {str(k): str(v) for k, v in raw.items()}
+
+
+def artifact_to_plan(art: Artifact) -> dict[str, Any]:
+    """The artifact as its plan file records it (claims are recorded beside it)."""
+    return {"paper": art.paper, "name": art.name, "kind": art.kind, "title": art.title, "source": art.source,
+            "published": None if art.published is None else str(art.published), "aliases": list(art.aliases),
+            "columns": list(art.columns), "tolerance": art.tolerance, "noise": art.noise,
+            "options": dict(art.options), "thinned": list(art.thinned), "thinned_columns": list(art.thinned_columns),
+            "flagged": dict(art.flagged), "series_tolerance": dict(art.series_tolerance),
+            "rows": [{"id": r.id, "run": r.run, "cells": r.cells, "attrs": r.attrs,
+                      "sweep": {k: list(v) for k, v in r.sweep.items()}} for r in art.rows.values()]}
+
+
+def artifact_from_plan(d: Mapping[str, Any], where: str) -> Artifact:
+    """Rebuild an artifact from its plan record (no spec is read)."""
+    try:
+        rows = {r["id"]: Row(r["id"], r["run"], dict(r["cells"]), dict(r["attrs"]),
+                             {k: (int(v[0]), int(v[1])) for k, v in r["sweep"].items()}) for r in d["rows"]}
+        return Artifact(paper=d["paper"], name=d["name"], kind=d["kind"], title=d["title"], source=d["source"],
+                        published=None if d["published"] is None else Path(d["published"]),
+                        aliases=list(d["aliases"]), columns=list(d["columns"]), rows=rows,
+                        tolerance=float(d["tolerance"]), noise=float(d["noise"]), claims=[],
+                        options=dict(d["options"]), thinned=list(d["thinned"]),
+                        thinned_columns=list(d["thinned_columns"]), flagged=dict(d.get("flagged") or {}),
+                        series_tolerance=dict(d.get("series_tolerance") or {}))
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise ConfigError(f"{where}: malformed artifact record ({type(e).__name__}: {e}); rerun the DAG") from None

@@ -74,7 +74,8 @@ def write_outputs(name: str, fig: dict[str, Any], records: list[dict[str, Any]],
     if not kept or fig.get("artifact") is False:
         return
     if "wide" in fig:  # one column per x: a table artifact
-        cols = [fig["wide"].format(x=int(x)) for x in sorted({r["x"] for r in kept})]
+        # the artifact's other columns stay, empty: a published CSV keeps every column (readback.py)
+        cols = [fig["wide"].format(x=int(x)) for x in sorted({r["x"] for r in kept})] + list(fig.get("empty_columns", []))
         rows = {}
         for r in kept:
             rows.setdefault(r["row"], {})[fig["wide"].format(x=int(r["x"]))] = f"{r['value']:.6g}"

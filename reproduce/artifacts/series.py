@@ -13,7 +13,6 @@ artifact sets it per column; the artifact's ``tolerance`` is the default.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -33,12 +32,14 @@ def _num(v: Any) -> Any:
         return v
 
 
-def read_published_values(path: Path) -> dict[str, dict[str, Any]]:
-    """row -> column -> value (a float, or a list for a curve in long form); '#' lines are comments."""
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(line for line in f if not line.startswith("#")))
+def read_published_values(path: Path, columns: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """row -> column -> value (a float, or a list for a curve in long form), read and checked by
+    ``readback.read_published``."""
+    from ..readback import read_published
+
+    header, rows = read_published(path, columns)
     out: dict[str, dict[str, Any]] = {}
-    if rows and {"column", "i", "value"} <= set(rows[0]):
+    if {"column", "i", "value"} <= set(header):
         for r in sorted(rows, key=lambda r: (r["row"], r["column"], int(r["i"]))):
             out.setdefault(r["row"], {}).setdefault(r["column"], []).append(float(r["value"]))
         return out

@@ -32,6 +32,7 @@ class Claim:
     noise: float = 0.0
     requires: list[Expr] = field(default_factory=list)
     python: Callable[..., Any] | None = None
+    python_ref: tuple[str, str] | None = None  # (claims.py path, function): how a plan file names it
     quote: str = ""  # the paper's own words (verbatim, short); empty for an observation of ours
     observation: str = ""  # why the claim is ours rather than the paper's
 
@@ -41,10 +42,13 @@ class Claim:
 
 
 def _python_claim(spec: Any, name: str, where: str) -> Callable[..., Any]:
-    path = Path(spec.path).parent / "claims.py"
+    return _load_function(Path(spec.path).parent / "claims.py", name, spec.paper, where)
+
+
+def _load_function(path: Path, name: str, paper: str, where: str) -> Callable[..., Any]:
     if not path.exists():
         raise ConfigError(f"{where}.python: {path} does not exist")
-    mod_spec = importlib.util.spec_from_file_location(f"_claims_{spec.paper}", path)
+    mod_spec = importlib.util.spec_from_file_location(f"_claims_{paper}", path)
     mod = importlib.util.module_from_spec(mod_spec)
     mod_spec.loader.exec_module(mod)  # type: ignore[union-attr]
     fn = getattr(mod, name, None)
@@ -78,6 +82,7 @@ def parse_claims(spec: Any, art: Any, raw: list[Mapping[str, Any]], where: str) 
                 for t in bodies:
                     texts += expand_values(t, loop, cw)
         fn = _python_claim(spec, c["python"], cw) if c.get("python") else None
+        pyref = (str(Path(spec.path).parent / "claims.py"), str(c["python"])) if fn is not None else None
         if not texts and fn is None:
             raise ConfigError(f"{cw}: a claim needs checks, all:, any: or python:")
         checks = [parse(t, cw) for t in texts]
@@ -91,8 +96,8 @@ def parse_claims(spec: Any, art: Any, raw: list[Mapping[str, Any]], where: str) 
         elif c.get("quote") is not None and not str(c["quote"]).strip():
             raise ConfigError(f"{cw}.quote: empty; quote the paper's sentence or mark the claim observation: <why>")
         claims.append(Claim(str(c["id"]), text, str(c.get("source", "")), checks, quant,
-                            float(c.get("noise", art.noise)), requires, fn, str(c.get("quote") or ""),
-                            str(c.get("observation") or "")))
+                            float(c.get("noise", art.noise)), requires, fn, pyref,
+                            quote=str(c.get("quote") or ""), observation=str(c.get("observation") or "")))
     return claims
 
 
@@ -106,6 +111,26 @@ def _check_ref(spec: Any, art: Any, ref: Ref, where: str) -> None:
     if ref.row not in target.rows or column not in target.columns:
         raise ConfigError(f"{where}: {ref} is not a row.column of artifact {target.name} "
                           f"(rows: {', '.join(list(target.rows)[:6])}...; columns: {', '.join(target.columns)})")
+
+
+def claim_to_plan(c: Claim) -> dict[str, Any]:
+    """A parsed claim as a plan file records it: expression texts, re-parsed by the diff job."""
+    return {"id": c.id, "text": c.text, "source": c.source, "checks": [e.text for e in c.checks],
+            "quantifier": c.quantifier, "noise": c.noise, "requires": [e.text for e in c.requires],
+            "python": None if c.python_ref is None else list(c.python_ref)}
+
+
+def claim_from_plan(d: Mapping[str, Any], paper: str, where: str) -> Claim:
+    cw = f"{where}: claim {d.get('id')!r}"
+    try:
+        fn, ref = None, None
+        if d["python"]:
+            ref = (str(d["python"][0]), str(d["python"][1]))
+            fn = _load_function(Path(ref[0]), ref[1], paper, cw)
+        return Claim(str(d["id"]), str(d["text"]), str(d["source"]), [parse(t, cw) for t in d["checks"]],
+                     str(d["quantifier"]), float(d["noise"]), [parse(t, cw) for t in d["requires"]], fn, ref)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"{cw}: malformed claim record ({type(e).__name__}: {e}); rerun the DAG") from None
 
 
 Values = Mapping[str | None, Mapping[str, Mapping[str, Any]]]  # artifact (None: own) -> row -> column -> value
@@ -160,4 +185,4 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-__all__ = ["Claim", "OBSERVATION", "parse_claims", "check"]
+__all__ = ["Claim", "OBSERVATION", "parse_claims", "check", "claim_to_plan", "claim_from_plan"]

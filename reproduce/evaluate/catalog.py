@@ -7,7 +7,7 @@ torch; ``protocols.py`` runs them. See there how each kind counts.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from ..errors import ConfigError
 from ..registry import Registry
@@ -80,3 +80,27 @@ _add(Protocol("aa-custom-fast", "autoattack", "linf", EPS_LINF, version="custom"
 _add(Protocol("l2-pgd20", "pgd", "l2", EPS_L2, STEP_L2, 20, 1, True))
 _add(Protocol("l2-pgd100", "pgd", "l2", EPS_L2, STEP_L2, 100, 1, True))
 _add(Protocol("aa-l2-standard", "autoattack", "l2", EPS_L2, version="standard"))
+
+
+def planned(names: Any) -> dict[str, dict[str, Any]]:
+    """Definitions of the named protocols as a plan file records them (spec-declared ones included)."""
+    return {n: PROTOCOLS.get(n, where="protocol").params() for n in sorted(set(names))}
+
+
+def register_planned(defs: Mapping[str, Mapping[str, Any]], where: str) -> None:
+    """Register the protocols a plan file defines, so that a job never needs the specs that declared
+    them; a name already registered with other settings is an error naming the plan."""
+    for name, params in defs.items():
+        kw = dict(params)
+        if kw.get("attacks") is not None:
+            kw["attacks"] = tuple(kw["attacks"])
+        try:
+            proto = Protocol(name, **kw)
+        except TypeError as e:
+            raise ConfigError(f"{where}: protocol {name!r}: {e}") from None
+        if name in PROTOCOLS:
+            if PROTOCOLS.get(name) != proto:
+                raise ConfigError(f"{where}: protocol {name!r} differs from the registered one of that name; "
+                                  "the plan was written by another version of the harness: rerun the DAG")
+            continue
+        PROTOCOLS.add(name, proto)

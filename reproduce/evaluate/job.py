@@ -24,25 +24,18 @@ def split_list(value: str, flag: str) -> list[str]:
     return items
 
 
-def register_spec_protocols() -> None:
-    """Papers declare their own protocols in their specs (``protocols:``); loading the specs registers them."""
-    from pathlib import Path as _P
-
-    from ..pipeline.spec import PIPELINES_DIR, load_all
-
-    if _P(PIPELINES_DIR).is_dir():
-        load_all(str(PIPELINES_DIR), check_registries=False)
-
-
 def evaluate_run(run_dir: str | Path, protocols: Sequence[str], labels: Sequence[str] | None, *,
                  data_root: str | Path, device: str = "auto", checkpoint: str = "best",
                  split: str | None = None, n: int | None = None, batch_size: int = 256,
                  seed: int = 0, allow_cpu: bool = False,
-                 state_paths: Sequence[str | Path] | None = None) -> list[dict[str, Any]]:
+                 state_paths: Sequence[str | Path] | None = None, upstream: Any = None,
+                 comparable: bool | None = None) -> list[dict[str, Any]]:
     """Results for each protocol in order; ``labels[i]`` is the protocol requested in its place.
 
     ``state_paths[i]`` (optional) keeps protocol i's per-batch progress, so a killed job resumes;
-    the caller removes them once every result is written.
+    the caller removes them once every result is written. ``upstream`` (the run's plan) says where
+    the analyses its config references live; without it they are looked for beside the run.
+    A paper's own protocols must be registered first (a plan file carries their definitions).
     """
     from .. import perf as fast
     from ..config import config_hash
@@ -57,13 +50,13 @@ def evaluate_run(run_dir: str | Path, protocols: Sequence[str], labels: Sequence
         raise ConfigError(f"--label: {len(labels)} label(s) for {len(protocols)} protocol(s)")
     for p in protocols:  # a typo fails before the model is loaded
         if p not in PROTOCOLS:
-            register_spec_protocols()
-        PROTOCOLS.get(p, where="--protocol")
+            raise ConfigError(f"--protocol: unknown protocol {p!r}; a paper's own protocols are evaluated "
+                              "through the DAG's plan file (reproduce evaluate --plan FILE)")
     from .. import io as _io
     from ..pipeline.provenance import runtime_provenance
 
     run_cfg = _io.read_yaml(Path(run_dir) / "config.yaml") if (Path(run_dir) / "config.yaml").exists() else {}
-    dev = select_device(device, scale=run_cfg.get("scale"), allow_cpu=allow_cpu)
+    dev = select_device(device, scale=run_cfg.get("scale"), allow_cpu=allow_cpu, comparable=comparable)
     cfg, model, meta = build_from_run_dir(run_dir, data_root, dev, f"{checkpoint}.pt")
     pf = cfg["perf"]
     if pf["channels_last"]:
@@ -75,7 +68,8 @@ def evaluate_run(run_dir: str | Path, protocols: Sequence[str], labels: Sequence
     images, labels_ = load_split(cfg["data"]["primary"], split, data_root)
     from ..train.refs import eval_lists
 
-    lists = eval_lists(cfg, Path(run_dir).parent) if split == cfg["data"]["eval_split"] else None
+    where = upstream if upstream is not None else Path(run_dir).parent
+    lists = eval_lists(cfg, where) if split == cfg["data"]["eval_split"] else None
     positions = None
     if lists is not None:  # the run's own final index list, in its order (a scale's n takes its prefix)
         positions = lists["final"]

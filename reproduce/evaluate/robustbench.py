@@ -208,7 +208,7 @@ def evaluate_zoo(name: str, protocols: Sequence[str], data_root: str | Path, *,
     from ..io import sha256_file
     from ..pipeline.provenance import git_commit, runtime_provenance
     from ..train.setup import select_device
-    from .job import register_spec_protocols
+    from ..pipeline.spec import register_spec_protocols
     from .protocols import PROTOCOLS, evaluate
     from .state import EvalState
 

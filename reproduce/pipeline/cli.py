@@ -47,25 +47,40 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _artifact_plan(args: argparse.Namespace) -> tuple[str, Any]:
+    """The plan file a render or diff reads: ``--plan`` (what the rules pass), or for a command typed by
+    hand, ``--paper``/``--artifact`` planned here first (the job itself reads only the plan)."""
+    if args.plan:
+        if args.paper or args.artifact:
+            raise ConfigError("give --plan FILE or --paper P --artifact A, not both")
+        return args.plan, None
+    if not (args.paper and args.artifact):
+        raise ConfigError(f"{args.command} needs --plan FILE (written by the DAG) or --paper P --artifact A")
+    dag = _dag(args)
+    art = dag.artifact(args.paper, args.artifact)
+    dag.write_plans()
+    return dag.plan_path("artifact", f"{art.paper}/{art.name}"), dag
+
+
 def _cmd_render(args: argparse.Namespace) -> int:
     from .render import render
 
-    dag = _dag(args)
-    art = dag.artifact(args.paper, args.artifact)
-    frame = render(dag, art, args.out)
+    plan, _ = _artifact_plan(args)
+    frame = render(plan, args.out)
     print(f"wrote {args.out} ({frame.scale} scale)")
     return 0
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
-    from .diff import diff_artifact
+    from ..readback import read_plan
+    from .diff import diff_planned
 
-    dag = _dag(args)
-    art = dag.artifact(args.paper, args.artifact)
-    regenerated = args.regenerated or str(dag.results / art.paper / f"{art.name}.csv")
-    out = args.out or str(dag.results / art.paper / f"{art.name}.diff.csv")
-    others = {n: (dag.artifact(art.paper, n), p) for n, p in dag.claim_artifacts(art).items()}
-    res = diff_artifact(art, regenerated, out, others)
+    plan, dag = _artifact_plan(args)
+    doc = read_plan(plan, "artifact")
+    csv_out = [o for o in doc["outputs"] if o.endswith(".csv") and not o.endswith((".diff.csv", ".claims.csv"))]
+    regenerated = args.regenerated or csv_out[0]
+    out = args.out or regenerated[: -len(".csv")] + ".diff.csv"
+    res = diff_planned(plan, regenerated, out)
     print(f"wrote {out}: " + ", ".join(f"{v} {k}" for k, v in sorted(res["counts"].items())))
     for c in res["claims"]:
         print(f"  claim {c['claim']}: published {c['published']}, reproduced {c['reproduced']}")
@@ -168,15 +183,17 @@ def add_subcommands(sub: Any) -> None:
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("render", help="render one artifact from its evaluations")
-    p.add_argument("--paper", required=True)
-    p.add_argument("--artifact", required=True)
+    p.add_argument("--plan", default=None, help="the artifact's plan file (work/<scale>/plan/artifact/...)")
+    p.add_argument("--paper", default=None, help="or the paper ...")
+    p.add_argument("--artifact", default=None, help="... and the artifact (planned at --scale first)")
     p.add_argument("--out", required=True)
     _common(p)
     p.set_defaults(func=_cmd_render)
 
     p = sub.add_parser("diff", help="diff a regenerated table against the published values")
-    p.add_argument("--paper", required=True)
-    p.add_argument("--artifact", required=True)
+    p.add_argument("--plan", default=None, help="the artifact's plan file (work/<scale>/plan/artifact/...)")
+    p.add_argument("--paper", default=None, help="or the paper ...")
+    p.add_argument("--artifact", default=None, help="... and the artifact (planned at --scale first)")
     p.add_argument("--regenerated", default=None, help="regenerated CSV (default: results/<paper>/<artifact>.csv)")
     p.add_argument("--out", default=None)
     _common(p)

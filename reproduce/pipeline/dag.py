@@ -98,6 +98,25 @@ class Dag:
             raise ConfigError(f"no artifact evaluates run {run_id!r} at scale {self.scale.name}")
         return sorted(self._protocols[run_id])
 
+    def plan_path(self, kind: str, node_id: str) -> str:
+        """A node's plan file (``kind``: run, analysis, eval, artifact; an eval id is RUN or RUN/PROTOCOL,
+        an artifact id PAPER/NAME)."""
+        return str(self.work / "plan" / kind / f"{node_id}.json")
+
+    def write_plans(self) -> dict[str, int]:
+        """Write (or leave current) the plan file of every node this scale builds."""
+        from .planfiles import PlanWriter
+
+        return PlanWriter(self).write()
+
+    def every_scale(self, run_id: str) -> bool:
+        """A CPU-sized toy declared for every scale (it may run on the CPU at a comparable scale)."""
+        node = self._known(run_id)
+        return bool(self.specs[node.paper].runs[node.name].every_scale)
+
+    def eval_plan(self, run_id: str, protocol: str | None = None) -> str:
+        return self.plan_path("eval", run_id if protocol is None else f"{run_id}/{protocol}")
+
     def analysis_dir(self, analysis_id: str) -> Path:
         return self.work / "analyses" / analysis_id
 
@@ -193,15 +212,6 @@ class Dag:
         return self.graph.analyses[analysis_id]
 
     # --- commands and resources
-    def train_args(self, run_id: str) -> str:
-        node = self._known(run_id)
-        cpu = " --allow-cpu" if self.specs[node.paper].runs[node.name].every_scale else ""  # a CPU-sized toy
-        return f"--paper {node.paper} --run {node.name} --scale {self.scale.name}{cpu}"
-
-    def analyze_args(self, analysis_id: str) -> str:
-        node = self._analysis(analysis_id)
-        return f"--paper {node.paper} --analysis {node.name} --scale {self.scale.name}"
-
     def analysis_gpu(self, analysis_id: str) -> int:
         from ..analyses import ANALYSES
 

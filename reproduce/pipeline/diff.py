@@ -6,7 +6,6 @@ labelled comparable, whatever the workflow is set to.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -17,8 +16,8 @@ from ..artifacts.frame import csv_text, markdown_table
 from ..artifacts import series
 from ..claims import check
 from ..errors import ReproduceError
+from ..readback import read_csv_rows
 from .provenance import git_commit, scale_banner
-from .scales import load_scale
 
 
 def _num(v: Any) -> Any:
@@ -31,30 +30,47 @@ def _num(v: Any) -> Any:
 
 
 def read_values(path: str | Path) -> tuple[dict[str, dict[str, Any]], set[str]]:
-    """row -> column -> value from a rendered CSV (wide, or long with row/column/i/value), and its scales."""
+    """row -> column -> value from a rendered CSV (wide, or long with row/column/i/value), and its scales.
+    Ragged lines, repeated rows (or repeated points of a long CSV) and non-numbers are one-line errors."""
     p = Path(path)
     if not p.exists():
         raise ReproduceError(f"{p}: regenerated values missing; render the artifact first")
-    with open(p, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    header, rows = read_csv_rows(p, "regenerated values", key=None)
     scales = {r["scale"] for r in rows if r.get("scale")}
     out: dict[str, dict[str, Any]] = {}
-    if rows and {"column", "i", "value"} <= set(rows[0]):
+    if "row" not in header:
+        raise ReproduceError(f"{p}: no 'row' column in regenerated values")
+    if {"column", "i", "value"} <= set(header):
+        seen: set[tuple[str, str, str]] = set()
         for r in rows:
+            key = (r["row"], r["column"], r["i"])
+            if key in seen:
+                raise ReproduceError(f"{p}: row {r['row']!r}, column {r['column']!r}, point {r['i']!r} appears twice")
+            seen.add(key)
+            v = _float(r["value"], f"{p}: row {r['row']!r}, column {r['column']!r}")
             if r["i"] == "":
-                out.setdefault(r["row"], {})[r["column"]] = float(r["value"])
+                out.setdefault(r["row"], {})[r["column"]] = v
             else:
-                out.setdefault(r["row"], {}).setdefault(r["column"], []).append(float(r["value"]))
+                out.setdefault(r["row"], {}).setdefault(r["column"], []).append(v)
         return out, scales
     for r in rows:
+        if r["row"] in out:
+            raise ReproduceError(f"{p}: row {r['row']!r} appears more than once in regenerated values")
         out[r["row"]] = {k: _num(v) for k, v in r.items() if k != "row"}
     return out, scales
+
+
+def _float(v: str, where: str) -> float:
+    try:
+        return float(v)
+    except ValueError:
+        raise ReproduceError(f"{where}: {v!r} is not a number") from None
 
 
 def published_values(art: Artifact) -> dict[str, dict[str, Any]]:
     if art.published is None:
         return {}
-    return series.read_published_values(art.published)  # cells, or curves in long form
+    return series.read_published_values(art.published, art.columns)  # cells, or curves in long form
 
 
 def _reader(art: Artifact, regenerated_csv: str | Path, others: Mapping[str, tuple[Artifact, str | Path]] | None
@@ -67,14 +83,50 @@ def _reader(art: Artifact, regenerated_csv: str | Path, others: Mapping[str, tup
     return (lambda path: (series.read_published_values(Path(path)), {"paper"})), others
 
 
+def check_run_ids(art: Artifact, values: Mapping[str, Mapping[str, Any]], path: str | Path,
+                  run_ids: Mapping[str, str], plan: str | Path) -> None:
+    """A regenerated table lists, per row, the run ids it was made from; rows made from other runs
+    than the plan's (a stale table after a spec edit) are refused, never diffed."""
+    for rid, want in run_ids.items():
+        got = (values.get(rid) or {}).get("run_id")
+        if rid not in values:
+            raise ReproduceError(f"{path}: no row {rid!r}, which the plan {plan} lists; re-render the artifact")
+        if str(got) != want:
+            raise ReproduceError(f"{path}: row {rid!r} was made from run(s) {got}, but the plan {plan} expects "
+                                 f"{want}; the table is stale: rerun the DAG to re-render it")
+
+
 def _gone(ref: Any, thinned: Mapping[Any, tuple[set[str], set[str]]]) -> bool:
     rows, cols = thinned.get(ref.artifact, (set(), set()))
     return ref.row in rows or ref.column in cols
 
 
+def diff_planned(plan_path: str | Path, regenerated_csv: str | Path, out_csv: str | Path) -> dict[str, Any]:
+    """Diff the artifact of ``plan_path``: its regenerated CSV (and those of the artifacts its claims
+    read) must come from the plan's runs and scale; then as ``diff_artifact``."""
+    from .render import load_artifact
+
+    art, view = load_artifact(plan_path)
+    others = {}
+    for name, o in view.plan["others"].items():
+        other, other_view = load_artifact(o["plan"])
+        others[name] = (other, o["csv"], other_view)
+    for a, path, v in [(art, regenerated_csv, view), *others.values()]:
+        vals, scales = read_values(path)
+        if scales and scales != {view.scale["name"]}:
+            raise ReproduceError(f"{path}: made at scale {', '.join(sorted(scales))}, but the plan {view.path} "
+                                 f"is at scale {view.scale['name']}")
+        ids = {rid: " ".join(v.run_ids(r.run)) for rid, r in a.rows.items() if r.run}
+        check_run_ids(a, vals, path, ids, v.path)
+    return diff_artifact(art, regenerated_csv, out_csv, {n: (o[0], o[1]) for n, o in others.items()},
+                         comparable=bool(view.scale["comparable"]), description=view.scale.get("description"))
+
+
 def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Path,
-                  others: Mapping[str, tuple[Artifact, str | Path]] | None = None) -> dict[str, Any]:
-    """Write <artifact>.diff.csv/.diff.md and <artifact>.claims.csv; ``others`` are artifacts claims read."""
+                  others: Mapping[str, tuple[Artifact, str | Path]] | None = None, *,
+                  comparable: bool | None = None, description: str | None = None) -> dict[str, Any]:
+    """Write <artifact>.diff.csv/.diff.md and <artifact>.claims.csv; ``others`` are artifacts claims read.
+    ``comparable``: is the regenerated data's scale comparable (None: only ``paper`` is)."""
     read, others = _reader(art, regenerated_csv, others)
     rep, scales = read(regenerated_csv)
     for other, path in (others or {}).values():
@@ -84,7 +136,7 @@ def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Pat
         raise ReproduceError(f"{regenerated_csv}: " + ("no scale recorded" if not scales else
                              f"values of several scales ({', '.join(sorted(scales))}) cannot be diffed together"))
     scale = scales.pop()
-    comparable = load_scale(scale).comparable
+    comparable = (scale == "paper") if comparable is None else comparable
     pub = published_values(art)
     cells = []
     for rid in art.rows:
@@ -151,7 +203,7 @@ def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Pat
     counts: dict[str, int] = {}
     for c in cells:
         counts[c["verdict"]] = counts.get(c["verdict"], 0) + 1
-    md = [f"# Diff: {art.paper} {art.name} ({art.title})", "", scale_banner(scale, comparable),
+    md = [f"# Diff: {art.paper} {art.name} ({art.title})", "", scale_banner(scale, comparable, description),
           f"Commit: `{git_commit()}`. Tolerance: {art.tolerance} points.", "",
           "Cells: " + (", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "none published"), ""]
     if cells:

@@ -13,7 +13,6 @@ import subprocess
 from functools import lru_cache
 from typing import Any
 
-from ..errors import ConfigError
 
 
 @lru_cache(maxsize=None)
@@ -72,15 +71,12 @@ def runtime_provenance(device: Any, *, seed: Any, scale: str) -> dict[str, Any]:
 PROVENANCE_KEYS = ("device", "gpu", "torch", "cuda", "cudnn", "python", "autoattack", "git_commit", "seed", "scale")
 
 
-def scale_banner(scale_name: str, comparable: bool) -> str:
+def scale_banner(scale_name: str, comparable: bool, description: str | None = None) -> str:
+    """The line every output opens with; ``description`` is the scale's own (from the plan file)."""
     if comparable:
         return f"Scale: **{scale_name}** (the papers' settings; comparable with the published numbers)."
-    from .scales import load_scale
-
-    try:  # the scale says what it is (generated data, real data on a CPU, a GPU budget)
-        what = f" ({load_scale(scale_name).raw['description']})"
-    except ConfigError:
-        what = ""
+    # the scale says what it is (generated data, real data on a CPU, a GPU budget)
+    what = f" ({description})" if description else ""
     return (f"Scale: **{scale_name}**{what}. NOT COMPARABLE with the paper: smaller data, models or schedules "
             "than the published runs; these numbers test the pipeline and the claims' direction, not the "
             "published values.")

@@ -7,7 +7,6 @@ given per scale by :mod:`reproduce.pipeline.nodes`.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -194,16 +193,17 @@ def _register_protocols(path: Path, raw: Mapping[str, Any]) -> None:
         PROTOCOLS.add(name, proto)
 
 
+def register_spec_protocols() -> None:
+    """Papers declare their own protocols in their specs (``protocols:``); loading the specs registers them
+    (for commands run by hand, such as a zoo evaluation; DAG jobs read them from their plan files)."""
+    if Path(PIPELINES_DIR).is_dir():
+        load_all(str(PIPELINES_DIR), check_registries=False)
+
+
 def read_published(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    if not path.exists():
-        raise ConfigError(f"{path}: published-values CSV not found")
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(row for row in f if not row.startswith("#"))
-        rows = list(reader)
-        header = list(reader.fieldnames or [])
-    if not header or header[0] != "row":
-        raise ConfigError(f"{path}: first column must be 'row', got {header[:1]}")
-    return header, rows
+    from ..readback import read_published as strict
+
+    return strict(path)
 
 
 def load_spec(path: str | Path, check_registries: bool = True) -> PaperSpec:

@@ -141,10 +141,7 @@ def check_protocol(name: str, where: str = "eval_logs.protocol") -> Any:
     """The registered protocol ``name``, if a per-instance log can follow it (clean, pgd, cw)."""
     from ..evaluate import PROTOCOLS
 
-    if name not in PROTOCOLS:
-        from ..evaluate.job import register_spec_protocols
-
-        register_spec_protocols()
+    # a paper's own protocols are registered by its spec (at load) or by the run's plan file (in a job)
     p = PROTOCOLS.get(name, where=where)
     if p.kind not in ("clean", "pgd", "cw"):
         raise ConfigError(f"{where}: {name!r} is {p.kind}; per-instance logs support clean, pgd and cw")

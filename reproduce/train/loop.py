@@ -31,6 +31,7 @@ from .setup import build_for_run, load_run_data, select_device
 from .optim import make_optimizer
 from .eval_logs import EvalLogs
 from .observers import InstanceLog, write_holdout
+from .refs import Upstream
 from .stop import Preempted, StopRequest
 from .tally import EpochTally
 from .transfer import apply_freeze, load_init, source_checkpoint, trainable_parameters
@@ -84,45 +85,50 @@ def _write_logs(out: Path, history: list[dict[str, Any]], step_rows: list[dict[s
 
 def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | Path,
           device: str = "auto", progress: bool = True, allow_cpu: bool = False,
-          stop: StopRequest | None = None) -> dict[str, Any]:
+          stop: StopRequest | None = None, upstream: Upstream | None = None,
+          comparable: bool | None = None) -> dict[str, Any]:
     """Train (or resume, or skip if complete) the run described by ``raw_cfg`` into ``out_dir``.
 
     ``stop`` (default: SIGUSR1/SIGTERM handlers) ends the run at the next step with a
-    mid-epoch checkpoint and :class:`Preempted`.
+    mid-epoch checkpoint and :class:`Preempted`. ``upstream`` (from the plan) says where the
+    runs and analyses this run references live; ``comparable`` is the plan's word on whether
+    the run's scale is comparable with the papers (it refuses a silent CPU fallback).
     """
     stop = stop or StopRequest()
     stop.install()
     try:
+        up = upstream or Upstream.beside_dir(Path(out_dir).parent)
         return _train(raw_cfg, out_dir, data_root=data_root, device=device, progress=progress,
-                      allow_cpu=allow_cpu, stop=stop)
+                      allow_cpu=allow_cpu, stop=stop, upstream=up, comparable=comparable)
     finally:
         stop.close()
 
 
 def _train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | Path,
-           device: str, progress: bool, allow_cpu: bool, stop: StopRequest) -> dict[str, Any]:
+           device: str, progress: bool, allow_cpu: bool, stop: StopRequest, upstream: Upstream,
+           comparable: bool | None) -> dict[str, Any]:
     cfg = resolve_run(raw_cfg)
     out = Path(out_dir)
     h = config_hash(cfg)
     done = out / DONE
     if done.exists():
         return json.loads(done.read_text())
-    dev = select_device(device, scale=cfg["scale"], allow_cpu=allow_cpu)
+    dev = select_device(device, scale=cfg["scale"], allow_cpu=allow_cpu, comparable=comparable)
     last = out / "last.pt"
     # a resumed run has every weight in last.pt; a fresh one needs its source before any data loads
     init_from = bool(cfg.get("init")) and not last.exists()
     if init_from:
-        source_checkpoint(cfg, out.parent)
-    data = load_run_data(cfg, data_root, dev, runs_dir=out.parent)
+        source_checkpoint(cfg, upstream)
+    data = load_run_data(cfg, data_root, dev, runs_dir=upstream)
     # one line per process start: a run streamed from host memory is slower, and the log says why
     print(f"run {cfg['name']}: {data['placement'].summary()}", file=sys.stderr, flush=True)
     ctx = TrainContext(cfg=cfg, device=dev, num_classes=data["num_classes"], datasets=data["train"],
-                       steps_per_epoch=data["steps_per_epoch"], extra={"data_root": str(data_root), "runs_dir": str(out.parent)})
+                       steps_per_epoch=data["steps_per_epoch"], extra={"data_root": str(data_root), "runs_dir": upstream})
     method = METHODS.get(cfg["method"]["name"], where="method.name")(cfg, ctx)
     torch.manual_seed(int(cfg["seed"]))  # weight init depends on the seed only
     model = build_for_run(cfg, data, dev, heads=method.heads())
     if init_from:  # fine-tuning and transfer start from another run's weights (reproduce/train/transfer.py)
-        load_init(model, cfg, out.parent, dev)
+        load_init(model, cfg, upstream, dev)
     apply_freeze(model, cfg)  # freeze: trunk trains the heads on fixed features
     method.attach(model)
     pf = cfg["perf"]

@@ -2,8 +2,9 @@
 
 A spec writes ``{run: NAME, checkpoint: best|last|epoch_N}``; the spec layer
 replaces NAME by the upstream run id before hashing, so by the time a config
-reaches the trainer a reference is ``{run: RUN_ID, checkpoint: ...}`` and the
-run lives beside this one under ``<work>/<scale>/runs/``.
+reaches the trainer a reference is ``{run: RUN_ID, checkpoint: ...}``. Where that
+run (or analysis) lives, and which config hash it must carry, is the plan's word
+(``Upstream``); a hand-written config finds its references beside its own run.
 """
 
 from __future__ import annotations
@@ -14,8 +15,56 @@ from typing import Any, Mapping
 import torch
 
 from ..errors import ConfigError
+from ..readback import check_recorded, read_json
 
 CHECKPOINTS = ("best", "last")
+
+
+class Upstream:
+    """The outputs a job may read, as its plan file lists them: run id -> (directory, config hash),
+    analysis id -> directory. Every lookup checks the recorded identity before anything is read."""
+
+    def __init__(self, runs: Mapping[str, Mapping[str, str]], analyses: Mapping[str, str], plan: str | Path,
+                 beside: Path | None = None) -> None:
+        self.runs, self.analyses, self.plan, self.beside = dict(runs), dict(analyses), str(plan), beside
+
+    @classmethod
+    def from_plan(cls, plan: Mapping[str, Any], path: str | Path) -> "Upstream":
+        up = plan.get("upstream") or {}
+        return cls(up.get("runs") or {}, up.get("analyses") or {}, path)
+
+    @classmethod
+    def beside_dir(cls, runs_dir: str | Path) -> "Upstream":
+        """A hand-written run config (``train --config``): references live next to the run, unchecked."""
+        return cls({}, {}, "(no plan: a hand-written config)", Path(runs_dir))
+
+    def run(self, rid: str) -> Path:
+        if rid in self.runs:
+            entry = self.runs[rid]
+            path = Path(entry["dir"])
+            done = read_json(path / "done.json", f"training summary of upstream run {rid}")
+            check_recorded(done, path / "done.json", {"config_hash": entry["config_hash"]}, self.plan)
+            return path
+        if self.beside is not None:
+            return self.beside / rid
+        raise ConfigError(f"{self.plan}: run {rid} is referenced but not listed among the plan's upstream runs")
+
+    def analysis(self, aid: str) -> Path:
+        if aid in self.analyses:
+            path = Path(self.analyses[aid])
+            check_recorded(read_json(path / "result.json", f"result of upstream analysis {aid}"),
+                           path / "result.json", {"id": aid}, self.plan)
+            return path
+        if self.beside is not None:
+            return self.beside.parent / "analyses" / aid
+        raise ConfigError(f"{self.plan}: analysis {aid} is referenced but not listed among the plan's upstream "
+                          "analyses")
+
+
+def upstream_of(runs_dir: "str | Path | Upstream | None") -> Upstream | None:
+    if runs_dir is None or isinstance(runs_dir, Upstream):
+        return runs_dir
+    return Upstream.beside_dir(runs_dir)
 
 
 def is_reference(value: Any) -> bool:
@@ -31,13 +80,13 @@ def checkpoint_file(ref: Mapping[str, Any]) -> str:
     raise ConfigError(f"reference {dict(ref)}: checkpoint must be best, last or epoch_N, got {name!r}")
 
 
-def run_dir(ref: Mapping[str, Any], runs_dir: str | Path) -> Path:
+def run_dir(ref: Mapping[str, Any], runs_dir: "str | Path | Upstream") -> Path:
     if not isinstance(ref, Mapping) or "run" not in ref:
         raise ConfigError(f"expected a run reference {{run: ID, checkpoint: best}}, got {ref!r}")
-    return Path(runs_dir) / str(ref["run"])
+    return upstream_of(runs_dir).run(str(ref["run"]))  # type: ignore[union-attr]
 
 
-def load_model(ref: Mapping[str, Any], runs_dir: str | Path, data_root: str | Path,
+def load_model(ref: Mapping[str, Any], runs_dir: "str | Path | Upstream", data_root: str | Path,
                device: torch.device) -> torch.nn.Module:
     """The referenced run's model in eval mode (it must have finished: its done.json is a DAG input)."""
     from .setup import build_from_run_dir
@@ -46,7 +95,7 @@ def load_model(ref: Mapping[str, Any], runs_dir: str | Path, data_root: str | Pa
     return model
 
 
-def subset_indices(subset: Mapping[str, Any], labels: Any, runs_dir: str | Path | None) -> Any:
+def subset_indices(subset: Mapping[str, Any], labels: Any, runs_dir: "str | Path | Upstream | None") -> Any:
     """Training indices a ``data.subset`` keeps: listed classes, listed indices, or an analysis's list."""
     import numpy as np
 
@@ -64,19 +113,21 @@ def subset_indices(subset: Mapping[str, Any], labels: Any, runs_dir: str | Path 
     raise ConfigError(f"data.subset: expected classes:, indices: or analysis:, got {dict(subset)}")
 
 
-def analysis_values(ref: Mapping[str, Any], runs_dir: str | Path | None, where: str) -> dict[str, Any]:
-    """The ``values`` of the analysis ``ref`` names (it lives beside the runs: a DAG input, run first)."""
-    import json
-
-    if runs_dir is None:
+def analysis_values(ref: Mapping[str, Any], runs_dir: "str | Path | Upstream | None", where: str) -> dict[str, Any]:
+    """The ``values`` of the analysis ``ref`` names (a DAG input: it ran first)."""
+    up = upstream_of(runs_dir)
+    if up is None:
         raise ConfigError(f"{where} names an analysis, but the run directory is unknown")
-    path = Path(runs_dir).parent / "analyses" / str(ref["analysis"]) / "result.json"
+    path = up.analysis(str(ref["analysis"])) / "result.json"
     if not path.exists():
         raise ConfigError(f"{path}: the analysis this run's {where} names has not run")
-    return json.loads(path.read_text())["values"]
+    values = read_json(path, "analysis result").get("values")
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: no 'values' mapping in the analysis result")
+    return values
 
 
-def eval_lists(cfg: Mapping[str, Any], runs_dir: str | Path | None) -> dict[str, list[int]] | None:
+def eval_lists(cfg: Mapping[str, Any], runs_dir: "str | Path | Upstream | None") -> dict[str, list[int]] | None:
     """``data.eval_indices``: the test-split positions the selection rule and the evaluation use, in the
     analysis's order (a permutation's prefix is the selection set, the rest the final set)."""
     ref = (cfg.get("data") or {}).get("eval_indices")

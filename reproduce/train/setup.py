@@ -14,16 +14,19 @@ if TYPE_CHECKING:
     from ..data.placement import Placement
 
 
-def select_device(device: str = "auto", *, scale: str | None = None, allow_cpu: bool = True) -> torch.device:
+def select_device(device: str = "auto", *, scale: str | None = None, allow_cpu: bool = True,
+                  comparable: bool | None = None) -> torch.device:
     """The torch device for ``device`` (auto | cpu | cuda | cuda:N).
 
     With ``scale`` given and ``allow_cpu`` false, ``auto`` landing on the CPU at a
     scale comparable with the papers is an error: a paper-scale run on CPU takes
-    months and usually means the GPU was not visible to the job.
+    months and usually means the GPU was not visible to the job. ``comparable`` is the
+    plan's word on the scale; without a plan only ``paper`` counts as comparable.
     """
     if device == "auto":
         dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if dev.type == "cpu" and scale is not None and not allow_cpu and scale_is_comparable(scale):
+        comparable = (scale == "paper") if comparable is None else comparable
+        if dev.type == "cpu" and scale is not None and not allow_cpu and comparable:
             raise ConfigError(f"device 'auto' found no CUDA GPU for a run at scale {scale!r} (comparable with "
                               "the papers); set allow_cpu: true in config/config.yaml (or --config "
                               "allow_cpu=True, or reproduce ... --allow-cpu), or pass --device cpu")
@@ -31,17 +34,6 @@ def select_device(device: str = "auto", *, scale: str | None = None, allow_cpu: 
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} requested but CUDA is not available on this machine")
     return torch.device(device)
-
-
-def scale_is_comparable(scale: str) -> bool:
-    """``paper``, or any scale whose config/scales file says ``comparable: true``."""
-    if scale == "paper":
-        return True
-    from ..pipeline.scales import SCALES_DIR, load_scale
-
-    if not (SCALES_DIR / f"{scale}.yaml").exists():  # run configs written by hand name ad-hoc scales
-        return False
-    return load_scale(scale).comparable
 
 
 def subset_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -190,7 +182,7 @@ def model_normalization(cfg: Mapping[str, Any], data: Mapping[str, Any]) -> tupl
             raise ConfigError(f"run {cfg['name']}: model.normalize as a mapping needs exactly mean: and std:")
         return tuple(float(v) for v in norm["mean"]), tuple(float(v) for v in norm["std"])
     if cfg["model"]["normalize"] != "dataset":
-        raise ConfigError(f"run {cfg['name']}: model.normalize must be 'none', 'dataset' or {mean: [...], std: [...]}")
+        raise ConfigError(f"run {cfg['name']}: model.normalize must be 'none', 'dataset' or {{mean: [...], std: [...]}}")
     man = data["manifest"]
     if not man.get("mean") or not man.get("std"):
         raise ConfigError(f"dataset {cfg['data']['primary']!r}: manifest has no mean/std for model.normalize: dataset")

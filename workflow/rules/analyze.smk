@@ -7,11 +7,10 @@ CPU_ANALYSES = [a for a in PIPE.graph.analyses if PIPE.analysis_gpu(a) == 0]
 
 rule analyze:
     input:
-        lambda w: PIPE.analysis_inputs(w.analysis_id),
+        plan=lambda w: ancient(PIPE.plan_path("analysis", w.analysis_id)),  # its content follows from the id
+        upstream=lambda w: PIPE.analysis_inputs(w.analysis_id),
     output:
         f"{WORK}/analyses/{{analysis_id}}/result.json",
-    params:
-        args=lambda w: PIPE.analyze_args(w.analysis_id),
     threads: PIPE.scale.resources.get("cpus_per_task", 1)
     resources:
         gpu=lambda w: PIPE.analysis_gpu(w.analysis_id),
@@ -22,8 +21,8 @@ rule analyze:
     log:
         f"{WORK}/logs/analyze/{{analysis_id}}.log",
     shell:
-        "{RP} analyze {params.args} --work-dir {config[work_dir]} --data-root {DATA} --device {config[device]} "
-        "--threads {threads} > {log} 2>&1 || (tail -n 20 {log} >&2; exit 1)"
+        "{RP} analyze --plan {input.plan:q} --data-root {DATA:q} --device {config[device]:q} "
+        "--threads {threads} > {log:q} 2>&1 || (tail -n 20 {log:q} >&2; exit 1)"
 
 
 use rule analyze as analyze_local with:

@@ -13,20 +13,21 @@ def _art(w):
     return PIPE.artifact(*w.key.split("/"))
 
 
-RENDER = ("{RP} render --paper {params.paper} --artifact {params.name} --scale {PIPE.scale.name} "
-          "--work-dir {config[work_dir]} --results-dir {config[results_dir]} --out {output.csv}")
+def _plan(w):
+    return PIPE.plan_path("artifact", w.key)
+
+
+RENDER = "{RP} render --plan {input.plan:q} --out {output.csv:q}"
 
 
 rule render_table:
     input:
-        lambda w: PIPE.artifact_inputs(_art(w)),
+        plan=_plan,
+        cells=lambda w: PIPE.artifact_inputs(_art(w)),
     output:
         csv=report(f"{RESULTS}/{{key}}.csv", caption="../report/artifact.rst", category="{key}",
                    labels={"artifact": "{key}", "file": "values"}),
         md=f"{RESULTS}/{{key}}.md",
-    params:
-        paper=lambda w: _art(w).paper,
-        name=lambda w: _art(w).name,
     wildcard_constraints:
         key=TABLE_KEYS,
     shell:
@@ -35,16 +36,14 @@ rule render_table:
 
 rule render_figure:
     input:
-        lambda w: PIPE.artifact_inputs(_art(w)),
+        plan=_plan,
+        cells=lambda w: PIPE.artifact_inputs(_art(w)),
     output:
         png=report(f"{RESULTS}/{{key}}.png", caption="../report/artifact.rst", category="{key}",
                    labels={"artifact": "{key}", "file": "figure"}),
         pdf=f"{RESULTS}/{{key}}.pdf",
         csv=report(f"{RESULTS}/{{key}}.csv", caption="../report/artifact.rst", category="{key}",
                    labels={"artifact": "{key}", "file": "values"}),
-    params:
-        paper=lambda w: _art(w).paper,
-        name=lambda w: _art(w).name,
     wildcard_constraints:
         key=FIGURE_KEYS,
     shell:
@@ -53,22 +52,20 @@ rule render_figure:
 
 rule diff:
     input:
+        plan=_plan,
         own=f"{RESULTS}/{{key}}.csv",
         claimed=lambda w: list(PIPE.claim_artifacts(_art(w)).values()),
+        claimed_plans=lambda w: [PIPE.plan_path("artifact", f"{_art(w).paper}/{n}") for n in PIPE.claim_artifacts(_art(w))],
     output:
         csv=report(f"{RESULTS}/{{key}}.diff.csv", caption="../report/diff.rst", category="{key}",
                    labels={"artifact": "{key}", "file": "diff (published vs regenerated)"}),
         md=f"{RESULTS}/{{key}}.diff.md",
         claims=report(f"{RESULTS}/{{key}}.claims.csv", caption="../report/claims.rst", category="{key}",
                       labels={"artifact": "{key}", "file": "claims"}),
-    params:
-        paper=lambda w: _art(w).paper,
-        name=lambda w: _art(w).name,
     wildcard_constraints:
         key=DIFF_KEYS,
     shell:
-        "{RP} diff --paper {params.paper} --artifact {params.name} --scale {PIPE.scale.name} "
-        "--work-dir {config[work_dir]} --results-dir {config[results_dir]} --regenerated {input.own} --out {output.csv}"
+        "{RP} diff --plan {input.plan:q} --regenerated {input.own:q} --out {output.csv:q}"
 
 
 ALIASES = PIPE.alias_sources()

@@ -1,15 +1,16 @@
 # One job per distinct run: artifacts sharing a run share this job. A run longer than
 # walltime_cap_min chains: each job asks for min(estimate, cap), stops itself 5 minutes
 # early (or on SIGUSR1/SIGTERM) with a checkpoint, exits 75, and a retry resumes it.
+# The job reads its plan file alone; the plan is `ancient`: its content follows from the run id
+# (the config hash), so only a new id, never a rewritten plan, may retrain a finished run.
 rule train:
     input:
-        lambda w: PIPE.train_inputs(w.run_id),
+        plan=lambda w: ancient(PIPE.plan_path("run", w.run_id)),
+        upstream=lambda w: PIPE.train_inputs(w.run_id),
     output:
         f"{WORK}/runs/{{run_id}}/done.json",
     params:
         allow_cpu="--allow-cpu" if config.get("allow_cpu") else "",
-        run=lambda w: PIPE.train_args(w.run_id),
-        out=lambda w: PIPE.run_dir(w.run_id),
     threads: lambda w: PIPE.resources(w.run_id)["cpus_per_task"]
     retries: PIPE.train_retries()
     resources:
@@ -20,5 +21,5 @@ rule train:
     log:
         f"{WORK}/logs/train/{{run_id}}.log",
     shell:
-        "{RP} train {params.run} --out {params.out} --data-root {DATA} --device {config[device]} {params.allow_cpu} "
-        "--no-progress --threads {threads} --walltime-min {resources.runtime} > {log} 2>&1 || (tail -n 20 {log} >&2; exit 1)"
+        "{RP} train --plan {input.plan:q} --data-root {DATA:q} --device {config[device]:q} {params.allow_cpu} "
+        "--no-progress --threads {threads} --walltime-min {resources.runtime} > {log:q} 2>&1 || (tail -n 20 {log:q} >&2; exit 1)"
