@@ -110,3 +110,43 @@ def test_pdf_curves_are_read_back_from_the_drawing_commands(tmp_path):
     assert np.max(np.abs(got - lin)) < 0.005 * np.ptp(lin)
     got_log = np.asarray(sample(solid, found["x"], found["y-right"], x))
     assert np.max(np.abs(np.log10(got_log) - np.log10(logv))) < 0.005 * np.ptp(np.log10(logv))
+
+
+def test_digitize_writes_published_series_and_checks_them_on_a_raster(tmp_path):
+    """The whole tool on a figure drawn like the authors' (b train --, b test -, y ...): the series
+    written in the harness's units, and the redrawn points found on the PDF's own raster."""
+    pytest.importorskip("pypdf")
+    import shutil
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import yaml
+
+    from reproduce.artifacts.digitize import main
+
+    x = np.arange(200)
+    curves = {("easy", "train"): 0.9 * np.exp(-x / 40), ("easy", "test"): 0.5 + 0.1 * np.cos(x / 15),
+              ("hard", "train"): 0.95 - 0.002 * x, ("hard", "test"): 0.8 + 0.05 * np.sin(x / 10)}
+    fig, ax = plt.subplots()
+    for (row, col), err in curves.items():
+        ax.plot(x, err, color="b" if row == "easy" else "y", linestyle="--" if col == "train" else "-", linewidth=2)
+    (tmp_path / "src").mkdir()
+    fig.savefig(tmp_path / "src" / "f.pdf")
+    plt.close(fig)
+    spec = {"repository": "someone/somewhere", "commit": "0" * 40,
+            "colors": {"b": [0.0, 0.0, 1.0], "y": [0.75, 0.75, 0.0]},
+            "figures": {"figure1a": {"file": "f.pdf", "x": {"from": 0, "to": 199, "step": 1}, "curves": [
+                {"color": "b" if r == "easy" else "y", "dashed": c == "train", "row": r, "column": c,
+                 "transform": "err_to_acc"} for r, c in curves]}}}
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "digitize.yaml").write_text(yaml.safe_dump(spec))
+    check = ["--check", str(tmp_path / "overlay")] if shutil.which("pdftoppm") else []
+    assert main([str(tmp_path / "out" / "digitize.yaml"), "--source", str(tmp_path / "src"), *check]) == 0
+    got = read_published_values(tmp_path / "out" / "figure1a.csv")
+    for (row, col), err in curves.items():
+        assert np.max(np.abs(np.asarray(got[row][col]) - 100 * (1 - err))) < 0.5  # percent, within half a point
+    assert (tmp_path / "out" / "digitized" / "figure1a.csv").read_text().startswith("# digitized from f.pdf")
+    if check:
+        assert (tmp_path / "overlay" / "figure1a.png").exists()

@@ -149,8 +149,9 @@ def axes(items: list[dict[str, Any]]) -> dict[str, Axis]:
     return {k: ax.fit() for k, ax in found.items()}
 
 
-def strokes(items: list[dict[str, Any]], min_points: int = 8) -> list[Stroke]:
-    """The plotted curves: strokes of at least ``min_points`` vertices (legend samples have two)."""
+def strokes(items: list[dict[str, Any]], min_points: int = 3) -> list[Stroke]:
+    """The plotted curves: strokes of at least ``min_points`` vertices (legend samples and ticks have two;
+    a straight plotted line keeps three, its last vertex repeated)."""
     return [it["stroke"] for it in items if it["kind"] == "stroke" and len(it["stroke"].pts) >= min_points]
 
 
