@@ -89,3 +89,17 @@ def test_published_values_satisfy_their_own_claims(tmp_path, paper, art):
             bad[c["claim"]] = (c["published"], c["reproduced"], c["details"])
     assert not bad, bad
     assert any(c["reproduced"] in ("holds", "within noise") for c in res["claims"])
+
+
+def test_the_cli_diffs_the_paper_against_itself(tmp_path, capsys):
+    """The command of the issue: `reproduce diff --regenerated <the artifact's published CSV>`."""
+    from reproduce.cli import main
+
+    out = tmp_path / "t4.diff.csv"
+    assert main(["diff", "--paper", "hard_instances", "--artifact", "table4", "--scale", "paper",
+                 "--work-dir", str(tmp_path / "w"), "--results-dir", str(tmp_path / "r"),
+                 "--regenerated", "pipelines/hard_instances/published/table4.csv", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "claim T4-a: published within noise, reproduced within noise" in printed
+    verdicts = {line.split(",")[0] + "." + line.split(",")[1]: line for line in out.read_text().splitlines()[1:]}
+    assert "match (flagged: PGD-PGD 0.0857" in verdicts["rn18-100-pgd8.pgd"]
