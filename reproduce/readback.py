@@ -191,6 +191,12 @@ def read_published(path: str | Path, columns: list[str] | None = None) -> tuple[
         if len(cells) != len(header):
             raise ConfigError(f"{p}: line {lineno} has {len(cells)} fields, the header {len(header)}")
         rows.append(dict(zip(header, cells)))
+    if {"column", "i", "value"} <= set(header):  # curves in long form (artifacts/series.py): a line per point
+        keys = [(r["row"], r["column"], r["i"]) for r in rows]
+        dup = sorted({"/".join(k) for k in keys if keys.count(k) > 1})
+        if dup:
+            raise ConfigError(f"{p}: point(s) {', '.join(dup[:5])} appear more than once")
+        return header, rows
     ids = [r["row"] for r in rows]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:

@@ -35,7 +35,18 @@ def test_spec_loads_and_claims_hold_on_published(path):
         values.update({n: published_values(a) for n, a in spec.artifacts.items() if a.published is not None})
         for claim in art.claims:
             verdict, details = check(claim, values)
-            assert verdict in ("holds", "within noise"), f"{art.name} {claim.id}: {details}"
+            # unknown only where the paper publishes none of what is missing (Figure 10's validation
+            # curves and SVHN panel are not in the digitized PDFs)
+            missing = [r for e in claim.checks for r in e.refs
+                       if values.get(r.artifact, {}).get(r.row, {}).get(r.column) is None]
+            assert verdict in ("holds", "within noise") or (verdict == "unknown" and missing and all(
+                _never_published(values.get(r.artifact, {}), r) for r in missing)), \
+                f"{art.name} {claim.id}: {details}"
+
+
+def _never_published(pub, ref) -> bool:
+    """The paper publishes no value of the ref's row, or none of its column in any row."""
+    return ref.row not in pub or all((cols or {}).get(ref.column) is None for cols in pub.values())
 
 
 def _dag(scale: str) -> Dag:

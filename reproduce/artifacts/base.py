@@ -24,11 +24,13 @@ from typing import Any, Mapping
 from ..errors import ConfigError
 from ..pipeline.expand import expand_entries, substitute
 from ..registry import Registry
+from .series import parse_tolerances
 
 SOURCE_KEYS = ("eval", "eval_set", "analysis", "log", "train", "config", "value")
 MODIFIERS = ("where", "key", "array", "epoch", "over", "scale", "checkpoint", "aggregate", "run")
 ARTIFACT_KEYS = ("kind", "title", "source", "published", "aliases", "protocols", "columns", "rows", "tolerance",
-                 "noise", "claims", "options", "_vars", "choice")
+                 "noise", "claims", "options", "_vars", "choice", "flagged",
+                 "series_tolerance")
 # unpublished: true marks an extra row the paper has no values for (absent from the published CSV)
 ROW_KEYS = ("run", "protocols", "cells", "series", "label", "x", "_vars", "_sweep", "choice", "unpublished")
 
@@ -59,6 +61,10 @@ class Artifact:
     options: dict[str, Any]
     thinned: list[str] = field(default_factory=list)  # rows a scale left out of its sweeps
     thinned_columns: list[str] = field(default_factory=list)  # columns a scale left out
+    # published cells the paper contradicts elsewhere ("row.column" -> why): kept, diffed, and flagged
+    flagged: dict[str, str] = field(default_factory=dict)
+    # per-column tolerance of published curves and cells: a number, or "N%" relative (series.py)
+    series_tolerance: dict[str, Any] = field(default_factory=dict)
 
     def thin(self, keep: Any, row_ok: Any = None, col_ok: Any = None) -> "Artifact":
         """A copy without the rows whose sweep position ``keep(index, length)`` rejects, nor those
@@ -201,11 +207,13 @@ def parse_artifact(spec: Any, name: str, a: Mapping[str, Any], check_registries:
     if bad:
         raise ConfigError(f"{where}.options: unknown key(s) {', '.join(bad)} for kind {a['kind']!r}; "
                           f"allowed: {', '.join(sorted(kind_cls.options)) or '(none)'}")
+    tols = parse_tolerances(a.get("series_tolerance"), list(columns), where)
     art = Artifact(
         paper=spec.paper, name=name, kind=a["kind"], title=a["title"], source=a["source"],
         published=(path.parent / a["published"]) if a.get("published") else None,
         aliases=list(a.get("aliases", [])), columns=list(columns), rows=rows,
-        tolerance=float(a.get("tolerance", 1.0)), noise=float(a.get("noise", 0.0)), claims=[], options=options)
+        tolerance=float(a.get("tolerance", 1.0)), noise=float(a.get("noise", 0.0)), claims=[], options=options,
+        flagged=_flagged(a.get("flagged") or {}, rows, list(columns), where), series_tolerance=tols)
     if not art.rows:
         raise ConfigError(f"{where}: an artifact needs rows")
     kind_cls.check(art, where)
@@ -220,6 +228,11 @@ def check_published(art: Artifact, unpublished: set[str] | frozenset[str] = froz
 
     path = art.published
     header, rows = read_published(path, art.columns)
+    if {"column", "i", "value"} <= set(header):  # curves in long form (series.py): one line per point
+        bad = sorted({r["column"] for r in rows} - set(art.columns))
+        if bad:
+            raise ConfigError(f"{path}: columns {bad} are not columns of artifacts.{art.name} ({', '.join(art.columns)})")
+        rows = list({r["row"]: r for r in rows}.values())
     ids = [r["row"] for r in rows]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     extra = sorted(set(ids) - set(art.rows))
@@ -228,13 +241,24 @@ def check_published(art: Artifact, unpublished: set[str] | frozenset[str] = froz
         raise ConfigError(f"{path}: rows do not match artifacts.{art.name}.rows of the spec: "
                           f"duplicated {dup}, not in the spec {extra}, missing from the CSV {absent}")
     for r in rows:
-        for c in header[1:]:
+        for c in header[1:] if "i" not in header else ["value"]:
             v = (r.get(c) or "").strip()
-            if v and c in art.columns:
+            if v and (c in art.columns or c == "value"):
                 try:
                     float(v)
                 except ValueError:
                     raise ConfigError(f"{path}: row {r['row']!r}, column {c!r}: {v!r} is not a number") from None
+
+
+def _flagged(raw: Any, rows: Mapping[str, Row], columns: list[str], where: str) -> dict[str, str]:
+    """``flagged: {row.column: why}``: each names a cell of the artifact and says why."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}.flagged: expected a mapping of row.column -> reason")
+    for cell, why in raw.items():
+        row, _, col = str(cell).rpartition(".")
+        if row not in rows or col not in columns or not str(why).strip():
+            raise ConfigError(f"{where}.flagged.{cell}: not a row.column of this artifact, or no reason given")
+    return {str(k): str(v) for k, v in raw.items()}
 
 
 def artifact_to_plan(art: Artifact) -> dict[str, Any]:
@@ -243,6 +267,7 @@ def artifact_to_plan(art: Artifact) -> dict[str, Any]:
             "published": None if art.published is None else str(art.published), "aliases": list(art.aliases),
             "columns": list(art.columns), "tolerance": art.tolerance, "noise": art.noise,
             "options": dict(art.options), "thinned": list(art.thinned), "thinned_columns": list(art.thinned_columns),
+            "flagged": dict(art.flagged), "series_tolerance": dict(art.series_tolerance),
             "rows": [{"id": r.id, "run": r.run, "cells": r.cells, "attrs": r.attrs,
                       "sweep": {k: list(v) for k, v in r.sweep.items()}} for r in art.rows.values()]}
 
@@ -257,6 +282,7 @@ def artifact_from_plan(d: Mapping[str, Any], where: str) -> Artifact:
                         aliases=list(d["aliases"]), columns=list(d["columns"]), rows=rows,
                         tolerance=float(d["tolerance"]), noise=float(d["noise"]), claims=[],
                         options=dict(d["options"]), thinned=list(d["thinned"]),
-                        thinned_columns=list(d["thinned_columns"]))
+                        thinned_columns=list(d["thinned_columns"]), flagged=dict(d.get("flagged") or {}),
+                        series_tolerance=dict(d.get("series_tolerance") or {}))
     except (KeyError, TypeError, ValueError, IndexError) as e:
         raise ConfigError(f"{where}: malformed artifact record ({type(e).__name__}: {e}); rerun the DAG") from None

@@ -196,42 +196,57 @@ class Bar(Figure):
 @KINDS.register("image_grid")
 class ImageGrid(Figure):
     """Images an analysis saved (easiest/hardest per class, decision regions): column y, one panel per
-    row. n images [n, H, W, C] are tiled ``ncols`` to a line; ``captions`` names array columns of the
+    row, and one more panel beside it per column of ``more_y`` (a second slice of the same grid).
+    n images [n, H, W, C] are tiled ``ncols`` to a line; ``captions`` names array columns of the
     same row whose i-th values are printed under image i (label, d, prediction)."""
 
     xy_keys = ("y",)
 
-    options = {**Figure.options, "x": "@row", "ncols": 10, "captions": []}
+    options = {**Figure.options, "x": "@row", "ncols": 10, "captions": [], "more_y": [], "titles": []}
+
+    @classmethod
+    def check(cls, art: Artifact, where: str) -> None:
+        super().check(art, where)
+        for col in art.options.get("more_y") or []:
+            if col not in art.columns:
+                raise ConfigError(f"{where}.options.more_y: {col!r} is not a column ({', '.join(art.columns)})")
 
     def render(self, art: Artifact, frame: Frame, out: Path, banner: str) -> None:
         plt = _plt()
-        y = art.options["y"]
-        panels = [(r, np.asarray(frame.arrays[(r["row"], y)], dtype=float)) for r in frame.rows
-                  if frame.arrays.get((r["row"], y)) is not None]
-        panels = [(r, a) for r, a in panels if a.ndim >= 2]
+        ys = [art.options["y"], *(art.options.get("more_y") or [])]
+        titles = list(art.options.get("titles") or [])
+        panels = [(r, [np.asarray(frame.arrays[(r["row"], y)], dtype=float) for y in ys]) for r in frame.rows
+                  if all(frame.arrays.get((r["row"], y)) is not None for y in ys)]
+        panels = [(r, arrs) for r, arrs in panels if all(a.ndim >= 2 for a in arrs)]
         if not panels:
             raise ReproduceError(f"{art.paper}/{art.name}: no images to show")
         ncols, caps = int(art.options["ncols"]), list(art.options.get("captions") or [])
-        lines = [max(1, -(-len(a) // ncols)) if a.ndim == 4 else 1 for _, a in panels]
+        lines = [max(1, -(-len(arrs[0]) // ncols)) if arrs[0].ndim == 4 else 1 for _, arrs in panels]
         height = sum(0.95 * n for n in lines) + 0.6 * len(panels)
-        fig, axes = plt.subplots(len(panels), 1, squeeze=False, height_ratios=lines,
-                                 figsize=(max(8.0, 0.75 * ncols), height))
-        for ax, (r, a) in zip(axes[:, 0], panels):
-            cmap = None if a.ndim == 3 else "coolwarm"
-            if a.ndim == 4:
-                cmap = "gray" if a.shape[3] == 1 else None
-                a, spots = _tile(a, ncols, band=bool(caps))
-                texts = [frame.arrays.get((r["row"], c)) or [] for c in caps]
-                for i, (cx, cy) in enumerate(spots if caps else []):
-                    ax.text(cx, cy, " | ".join(_short(t[i]) for t in texts if i < len(t)), fontsize=4.5,
-                            ha="center", va="top")
-            ax.imshow(np.clip(a, 0, 1) if a.ndim == 3 or cmap == "gray" else a, cmap=cmap)
-            ax.set_title(str(r.get("label", r["row"])), fontsize=7)
-            ax.axis("off")
+        width = max(8.0, 0.75 * ncols) if len(ys) == 1 else 4.0 * len(ys)
+        fig, axes = plt.subplots(len(panels), len(ys), squeeze=False, height_ratios=lines, figsize=(width, height))
+        for line, (r, arrs) in zip(axes, panels):
+            for j, (ax, a) in enumerate(zip(line, arrs)):
+                _image(ax, a, ncols, caps, [frame.arrays.get((r["row"], c)) or [] for c in caps])
+                label = str(r.get("label", r["row"]))
+                ax.set_title(f"{label}: {titles[j]}" if j < len(titles) else label, fontsize=7)
         fig.suptitle(_title(art, frame), fontsize=8)
         fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / height))  # leave the suptitle its own band
         save(fig, art, out.with_suffix(".png"))
         io.write_text(out.with_suffix(".csv"), csv_text(frame.rows))
+
+
+def _image(ax: Any, a: np.ndarray, ncols: int, caps: list[str], texts: list[Any]) -> None:
+    """One panel: a 2-d map (coolwarm), an RGB image, or n images tiled with their captions."""
+    cmap = None if a.ndim == 3 else "coolwarm"
+    if a.ndim == 4:
+        cmap = "gray" if a.shape[3] == 1 else None
+        a, spots = _tile(a, ncols, band=bool(caps))
+        for i, (cx, cy) in enumerate(spots if caps else []):
+            ax.text(cx, cy, " | ".join(_short(t[i]) for t in texts if i < len(t)), fontsize=4.5,
+                    ha="center", va="top")
+    ax.imshow(np.clip(a, 0, 1) if a.ndim == 3 or cmap == "gray" else a, cmap=cmap)
+    ax.axis("off")
 
 
 def _short(v: Any) -> str:

@@ -16,7 +16,10 @@ from ..errors import ConfigError
 from ..pipeline.expand import expand_values
 from .grammar import Expr, Missing, Ref, evaluate, parse
 
-CLAIM_KEYS = ("id", "text", "source", "checks", "all", "any", "for", "noise", "requires", "python", "note")
+CLAIM_KEYS = ("id", "text", "source", "quote", "observation", "checks", "all", "any", "for", "noise", "requires",
+              "python", "note")
+# a claim the paper does not state is ours: it is checked, but its text says so in every output
+OBSERVATION = "[our observation, not the paper's] "
 
 
 @dataclass
@@ -30,6 +33,8 @@ class Claim:
     requires: list[Expr] = field(default_factory=list)
     python: Callable[..., Any] | None = None
     python_ref: tuple[str, str] | None = None  # (claims.py path, function): how a plan file names it
+    quote: str = ""  # the paper's own words (verbatim, short); empty for an observation of ours
+    observation: str = ""  # why the claim is ours rather than the paper's
 
     @property
     def artifacts(self) -> set[str]:
@@ -85,8 +90,14 @@ def parse_claims(spec: Any, art: Any, raw: list[Mapping[str, Any]], where: str) 
         for e in [*checks, *requires]:
             for ref in e.refs:
                 _check_ref(spec, art, ref, cw)
-        claims.append(Claim(str(c["id"]), c["text"], str(c.get("source", "")), checks, quant,
-                            float(c.get("noise", art.noise)), requires, fn, pyref))
+        text = str(c["text"])
+        if c.get("observation"):
+            text = OBSERVATION + text
+        elif c.get("quote") is not None and not str(c["quote"]).strip():
+            raise ConfigError(f"{cw}.quote: empty; quote the paper's sentence or mark the claim observation: <why>")
+        claims.append(Claim(str(c["id"]), text, str(c.get("source", "")), checks, quant,
+                            float(c.get("noise", art.noise)), requires, fn, pyref,
+                            quote=str(c.get("quote") or ""), observation=str(c.get("observation") or "")))
     return claims
 
 
@@ -174,4 +185,4 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-__all__ = ["Claim", "parse_claims", "check", "claim_to_plan", "claim_from_plan"]
+__all__ = ["Claim", "OBSERVATION", "parse_claims", "check", "claim_to_plan", "claim_from_plan"]

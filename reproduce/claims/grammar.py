@@ -4,7 +4,7 @@ A cell is ``[artifact:]row.column`` (row ids may hold dots and dashes, so binary
 operators are written with spaces: ``a.aa - b.aa >= 1``). Functions: abs, min,
 max, mean, first, last, len, mean_from, span_from, increasing, decreasing, decreasing_from,
 argmax, argmin, pearson, spearman, dominates, or_inf, count, increasing_within, at_best
-(``at_best(test, valid)`` = test[argmax(valid)]). A column ``<col>_sd`` is the spread over a
+(``at_best(test, valid)`` = test[argmax(valid)]), at_frac (``at_frac(curve, 0.1)`` = the value a tenth of the way). A column ``<col>_sd`` is the spread over a
 seed group's members. Lists are written ``[a.x, b.x]``. Nothing else is evaluated.
 
 ``or_inf(a.x)`` reads a missing cell as +infinity ("never": a curve that never crosses a
@@ -89,6 +89,8 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "spearman": lambda a, b: _pearson(_rank(np.asarray(a, float)), _rank(np.asarray(b, float))),
     "dominates": lambda a, b: all(x >= y for x, y in zip(a, b)),
     "at_best": lambda a, by: _at_best(a, by),
+    # a curve's value a fraction of the way along it (epoch 20 of 200 is 0.1), so a claim survives a shorter run
+    "at_frac": lambda a, frac: list(a)[min(len(list(a)) - 1, int(len(list(a)) * float(frac)))],
     # rises (each value >= the one before minus tol): "non-decreasing within 1 point"
     "increasing_within": lambda tol, *a: all(y >= x - float(tol) for x, y in zip(_seq(a), _seq(a)[1:])),
     # how many of a list hold: "in >= 7 of 9 sizes" is count([a1 > b1, ..., a9 > b9]) >= 7

@@ -13,9 +13,10 @@ from typing import Any, Mapping
 from .. import io
 from ..artifacts import Artifact
 from ..artifacts.frame import csv_text, markdown_table
+from ..artifacts import series
 from ..claims import check
 from ..errors import ReproduceError
-from ..readback import read_csv_rows, read_published
+from ..readback import read_csv_rows
 from .provenance import git_commit, scale_banner
 
 
@@ -69,8 +70,17 @@ def _float(v: str, where: str) -> float:
 def published_values(art: Artifact) -> dict[str, dict[str, Any]]:
     if art.published is None:
         return {}
-    _, rows = read_published(art.published, art.columns)
-    return {r["row"]: {k: _num(v) for k, v in r.items() if k != "row"} for r in rows}
+    return series.read_published_values(art.published, art.columns)  # cells, or curves in long form
+
+
+def _reader(art: Artifact, regenerated_csv: str | Path, others: Mapping[str, tuple[Artifact, str | Path]] | None
+            ) -> tuple[Any, Mapping[str, tuple[Artifact, str | Path]] | None]:
+    """How to read the inputs, and which: the paper's own published CSV given as the regenerated input
+    is read as published values of scale `paper`, with the other artifacts' published values beside it."""
+    if art.published is None or Path(regenerated_csv).resolve() != Path(art.published).resolve():
+        return read_values, others
+    others = {n: (o, o.published) for n, (o, _) in (others or {}).items() if o.published}
+    return (lambda path: (series.read_published_values(Path(path)), {"paper"})), others
 
 
 def check_run_ids(art: Artifact, values: Mapping[str, Mapping[str, Any]], path: str | Path,
@@ -101,7 +111,8 @@ def diff_planned(plan_path: str | Path, regenerated_csv: str | Path, out_csv: st
     for name, o in view.plan["others"].items():
         other, other_view = load_artifact(o["plan"])
         others[name] = (other, o["csv"], other_view)
-    for a, path, v in [(art, regenerated_csv, view), *others.values()]:
+    own = art.published is not None and Path(regenerated_csv).resolve() == Path(art.published).resolve()
+    for a, path, v in [] if own else [(art, regenerated_csv, view), *others.values()]:  # the paper's own values: no runs
         vals, scales = read_values(path)
         if scales and scales != {view.scale["name"]}:
             raise ReproduceError(f"{path}: made at scale {', '.join(sorted(scales))}, but the plan {view.path} "
@@ -117,9 +128,10 @@ def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Pat
                   comparable: bool | None = None, description: str | None = None) -> dict[str, Any]:
     """Write <artifact>.diff.csv/.diff.md and <artifact>.claims.csv; ``others`` are artifacts claims read.
     ``comparable``: is the regenerated data's scale comparable (None: only ``paper`` is)."""
-    rep, scales = read_values(regenerated_csv)
+    read, others = _reader(art, regenerated_csv, others)
+    rep, scales = read(regenerated_csv)
     for other, path in (others or {}).values():
-        _, s = read_values(path)
+        _, s = read(path)
         scales |= s
     if len(scales) != 1:
         raise ReproduceError(f"{regenerated_csv}: " + ("no scale recorded" if not scales else
@@ -133,6 +145,8 @@ def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Pat
             if rid not in pub:
                 continue
             p, r = pub[rid].get(col), rep.get(rid, {}).get(col)
+            if isinstance(p, list):  # a published curve: compared point by point below (series.py)
+                continue
             p = p if isinstance(p, float) else None
             r = r if isinstance(r, float) else None
             delta = None if p is None or r is None else round(r - p, 2)
@@ -145,15 +159,17 @@ def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Pat
             elif not comparable:
                 verdict = f"not comparable ({scale} scale)"
             else:
-                verdict = "match" if abs(delta) <= art.tolerance else "differs"
+                verdict = "match" if series.within(art, col, p, r) else "differs"
+            if f"{rid}.{col}" in art.flagged:  # the paper contradicts this cell elsewhere: say so beside the verdict
+                verdict = f"{verdict} (flagged: {art.flagged[f'{rid}.{col}']})"
             cells.append({"row": rid, "column": col, "published": "" if p is None else p,
                           "reproduced": "" if r is None else r, "delta": "" if delta is None else delta,
-                          "tolerance": art.tolerance, "verdict": verdict, "scale": scale})
+                          "tolerance": series.tolerance(art, col), "verdict": verdict, "scale": scale})
     on_pub = {None: pub, art.name: pub}
     on_rep = {None: rep, art.name: rep}
     for name, (other, path) in (others or {}).items():
         on_pub[name] = published_values(other)
-        on_rep[name] = read_values(path)[0]
+        on_rep[name] = read(path)[0]
     # a reference is gone when its row or its column was left out at this scale
     thinned = {None: (set(art.thinned), set(art.thinned_columns))}
     thinned[art.name] = thinned[None]
@@ -184,6 +200,7 @@ def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Pat
     claims_csv = out_csv.with_name(out_csv.name.replace(".diff.csv", ".claims.csv"))
     io.write_text(claims_csv, csv_text(claims) if claims else
                   "claim,text,source,published,reproduced,noise,details,scale\n")
+    curves = series.write_diff(art, rep, pub, scale, comparable, out_csv)
     counts: dict[str, int] = {}
     for c in cells:
         counts[c["verdict"]] = counts.get(c["verdict"], 0) + 1
@@ -192,10 +209,11 @@ def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Pat
           "Cells: " + (", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "none published"), ""]
     if cells:
         md += [markdown_table(cells, ["row", "column", "published", "reproduced", "delta", "verdict"]), ""]
+    md += series.markdown_lines(curves)
     if claims:
         md += ["## The paper's claims, re-checked", "",
                markdown_table(claims, ["claim", "text", "published", "reproduced"]), ""]
         if not comparable:
             md.append(f"At {scale} scale a claim that fails or holds says nothing about the paper.")
     io.write_text(out_csv.with_suffix(".md"), "\n".join(md) + "\n")
-    return {"cells": cells, "claims": claims, "counts": counts, "scale": scale}
+    return {"cells": cells, "claims": claims, "counts": counts, "scale": scale, "series": curves}
