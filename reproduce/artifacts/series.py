@@ -109,8 +109,11 @@ def write_diff(art: Any, rep: Mapping[str, Mapping[str, Any]], pub: Mapping[str,
                scale: str, comparable: bool, diff_csv: Path) -> list[dict[str, Any]]:
     """``diff_series``, written beside the diff as <artifact>.series.csv when there is any curve."""
     rows = diff_series(art, rep, pub, scale, comparable)
+    path = diff_csv.with_name(diff_csv.name.replace(".diff.csv", ".series.csv"))
     if rows:
-        io.write_text(diff_csv.with_name(diff_csv.name.replace(".diff.csv", ".series.csv")), csv_text(rows))
+        io.write_text(path, csv_text(rows))
+    else:  # a verdict file left by an earlier plan must not outlive its curves
+        path.unlink(missing_ok=True)
     return rows
 
 
