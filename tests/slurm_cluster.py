@@ -34,6 +34,9 @@ def _ours_running() -> bool:
 def _why_not() -> str | None:
     if os.geteuid() != 0:
         return "a SLURM cluster needs root (it writes /etc/slurm and starts daemons)"
+    conf = Path("/etc/slurm/slurm.conf")
+    if conf.exists() and "written by reproduce tests/cluster/slurm-up" not in conf.read_text(errors="replace"):
+        return f"{conf} belongs to a real SLURM installation: the test cluster would replace it"
     missing = [d for d in DAEMONS if shutil.which(d) is None]
     if missing:
         return (f"SLURM is not installed ({', '.join(missing)} missing): apt-get install -y slurmctld slurmd "

@@ -102,7 +102,7 @@ def box(tmp_path_factory, slurm_cluster) -> Iterator[dict]:
         "refchain": _start(b, "refchain", ["--cores", "1"], zdone("refchain"), env, scale="cichain"),
         "chain": _start(b, "chain", _head_args(b, "chain", "--set-resources", "train:runtime=1"), zdone("chain"),
                         env, scale="cichain"),
-        "bad": _start(b, "bad", _head_args(b, "bad"), [f"{b}/bad/ci/runs/{y}/done.json"], env, device="cuda"),
+        "bad": _start(b, "bad", _head_args(b, "bad"), zdone("bad"), env, scale="cichain", device="cuda"),
     }
     try:
         yield {"dir": b, "x": x, "y": y, "z": z, "targets": targets, "env": env, "runs": runs}
@@ -162,9 +162,15 @@ def test_smoke_dag_on_slurm_with_walltime_signal_and_preemption(slurm_cluster, b
     b, x, y = box["dir"], box["x"], box["y"]
     sent: dict[str, str] = {}
     seen: set[tuple[str, str]] = set()
+    head_name: list[str] = []
 
     def poll() -> None:
+        if not head_name:  # this head's job name: the other heads' jobs run beside its own
+            m = re.search(r"SLURM run ID: (\S+)", (b / "work.out").read_text(errors="replace"))
+            head_name.extend([m.group(1)] if m else [])
         for jid, state, name, comment in squeue_rows():
+            if name not in head_name:
+                continue
             seen.add((name, comment))
             for run, how in ((x, ["scancel", "--signal=URG", jid]), (y, ["scontrol", "requeue", jid])):
                 if (run not in sent and state == "RUNNING" and comment == f"rule_train_wildcards_{run}"
@@ -223,9 +229,8 @@ def test_walltime_deadline_chains_jobs_until_done(slurm_cluster, box):
 def test_a_bad_config_fails_once_and_is_retried_once(slurm_cluster, box):
     """A training that cannot start (device cuda on a machine without one) fails its job; the
     profile's one retry resubmits it once; the head exits non-zero and names the error."""
-    y = box["y"]
     rc, out = _finish(box["runs"]["bad"])
     assert rc != 0
-    jobs = _jobs(_records(out), f"rule_train_wildcards_{y}")
+    jobs = _jobs(_records(out), f"rule_train_wildcards_{box['z']}")
     assert len(jobs) == 2 and all(s[-1] == "FAILED" for s in jobs.values()), jobs
     assert "Error in rule train" in out and "cuda" in out.lower(), out[-3000:]
