@@ -216,8 +216,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         return int(args.func(args) or 0)
-    except Preempted as e:  # not an error: a retry resumes from the checkpoint it wrote
-        print(f"preempted: {e}", file=sys.stderr)
+    except Preempted as e:  # not an error: a requeue (or a retry) resumes from the checkpoint it wrote
+        print(f"preempted: {e}", file=sys.stderr, flush=True)
+        from .train.requeue import requeue_self
+
+        said = requeue_self(e.reason)  # inside a SLURM job: chain by requeueing the same job
+        if said:
+            print(said, file=sys.stderr, flush=True)
         return EXIT_PREEMPTED
     except ReproduceError as e:
         print(f"error: {e}", file=sys.stderr)

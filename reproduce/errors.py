@@ -32,3 +32,8 @@ EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "try again later"; Snakemake retries the job
 
 class Preempted(ReproduceError):
     """A run stopped at a checkpoint before finishing (signal or walltime); rerunning resumes it."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        # what stopped it: "SIGURG", "SIGUSR1", "SIGTERM" or "walltime deadline" (None: not said)
+        self.reason = reason

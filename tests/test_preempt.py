@@ -1,4 +1,4 @@
-"""A run told to stop (SIGUSR1/SIGTERM or its walltime) checkpoints mid-epoch and resumes exactly."""
+"""A run told to stop (SIGURG/SIGUSR1/SIGTERM or its walltime) checkpoints mid-epoch and resumes exactly."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def _same_weights(a: Path, b: Path) -> None:
         assert torch.equal(wa[k], wb[k]), k
 
 
-@pytest.mark.parametrize("sig,k", [(signal.SIGUSR1, 9), (signal.SIGTERM, 3)])
+@pytest.mark.parametrize("sig,k", [(signal.SIGURG, 5), (signal.SIGUSR1, 9), (signal.SIGTERM, 3)])
 def test_signal_mid_epoch_checkpoints_and_resumes_exactly(root, tmp_path, sig, k):
     torch.set_num_threads(1)
     ref = tmp_path / "ref"
@@ -90,6 +90,7 @@ def test_cli_walltime_deadline_exits_retryable_then_resumes(root, tmp_path, monk
     base = ["train", "--config", str(cfg_path), "--data-root", str(root), "--device", "cpu", "--no-progress"]
     assert main(base + ["--out", str(tmp_path / "ref")]) == 0
     monkeypatch.setenv("SLURM_JOB_ID", "123")
+    monkeypatch.setenv("REPRODUCE_SLURM_REQUEUE", "0")  # never requeue a real job 123 (tests/test_requeue.py)
     # a walltime already spent: the run stops after its first step
     rc = main(base + ["--out", str(tmp_path / "run"), "--walltime-min", "0", "--stop-margin-min", "0"])
     assert rc == EXIT_PREEMPTED

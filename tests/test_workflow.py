@@ -46,7 +46,11 @@ def test_slurm_profile_dry_run_requests_a_gpu_per_training():
     blocks = [b for b in r.stdout.split("\n\n") if "rule train:" in b]
     assert len(blocks) == 22
     assert all(re.search(r"resources:.*\bgpu=1\b", b) for b in blocks)
-    assert all("slurm_account=" in b for b in blocks)
+    # no placeholder account (the plugin finds the user's own); the stop signal and append mode
+    assert not any("slurm_account=" in b for b in blocks)
+    assert all("--signal=URG@300 --open-mode=append" in b for b in blocks)
+    # the profile's walltime cap (cluster.yaml, 24 h) bounds every training's runtime
+    assert all(int(m) <= 1440 for b in blocks for m in re.findall(r"\bruntime=(\d+)", b))
 
 
 def test_every_target_dry_runs_at_paper_scale():

@@ -240,7 +240,10 @@ class Dag:
         if run_id not in self._resources:
             r = self.scale.resources
             total = self.train_minutes(run_id)
-            self._resources[run_id] = {"gpu": int(r.get("gpu", 0)), "mem_mb": int(r.get("mem_mb", 4000)),
+            from .resources import host_mem_mb
+
+            mem = host_mem_mb(self.configs[run_id], int(r.get("mem_mb", 4000)), self.scale)
+            self._resources[run_id] = {"gpu": int(r.get("gpu", 0)), "mem_mb": mem,
                                        "cpus_per_task": int(r.get("cpus_per_task", 1)),
                                        "runtime": min(total, self.walltime_cap)}
         return self._resources[run_id]
@@ -257,13 +260,12 @@ class Dag:
         return train_minutes(self.configs[run_id], floor, self.graph) if self._on_gpu else floor
 
     def train_retries(self) -> int:
-        """Snakemake retries for the train rule (one number per rule): the longest run's chained
-        attempts beyond the first, plus one resubmission after a real failure."""
-        from .resources import EXTRA_RETRIES, chunks
+        """Snakemake retries for the train rule: one resubmission after a real failure. A run
+        longer than the walltime cap chains by requeueing its own SLURM job (train/requeue.py),
+        which Snakemake never counts, so a bad config is not resubmitted once per chained job."""
+        from .resources import EXTRA_RETRIES
 
-        cap = self.walltime_cap
-        longest = max((self.train_minutes(r) for r in self.graph.runs), default=0)
-        return chunks(longest, cap, STOP_MARGIN_MIN) - 1 + EXTRA_RETRIES
+        return EXTRA_RETRIES
 
     def eval_runtime(self, run_id: str, protocol: str | None = None) -> int:
         """Minutes for one evaluation job, from the protocol's passes per image and the model

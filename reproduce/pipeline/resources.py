@@ -1,10 +1,14 @@
 """SLURM-facing resources: training and evaluation runtimes from config/costs.yaml, capped.
 
 A training run longer than the walltime cap is chained: every job asks for
-min(estimate, cap) minutes, stops itself (or on SIGUSR1/SIGTERM) with a
-checkpoint a few minutes before, and Snakemake's retries resubmit it; each
-attempt resumes from ``last.pt``. Evaluations are sized from the protocol's
-passes per image and the model's cost, not from training time.
+min(estimate, cap) minutes, stops itself (or on SIGURG) with a checkpoint a few
+minutes before, and requeues its own SLURM job (reproduce/train/requeue.py); each
+start resumes from ``last.pt``. Snakemake's ``retries:`` is therefore one
+resubmission after a real failure, whatever the run's length. Evaluations are
+sized from the protocol's passes per image and the model's cost, not from
+training time. Host memory is the scale's base plus the training data, which
+passes through host memory on its way to the card and stays there, pinned, when
+the planner streams it.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from .plan import _costs, gpu_hours, hours_per_pass_epoch
 SAFETY = 1.25        # estimates are V100 fp32 figures; a slower node or a busy filesystem still fits
 STARTUP_MIN = 10     # data loading, model build, CUDA init per job
 DEFAULT_CAP_MIN = 2880
-EXTRA_RETRIES = 1    # beyond the chained attempts: one resubmission after a real failure
+EXTRA_RETRIES = 1    # one resubmission after a real failure (chaining requeues, it never retries)
+HOST_DATA_SLACK = 1.1  # the uint8 arrays plus their index and label tensors, rounded up
 
 
 def walltime_cap(config: Mapping[str, Any]) -> int:
@@ -32,6 +37,14 @@ def train_minutes(cfg: Mapping[str, Any], floor: int, graph: Any = None) -> int:
     """Estimated minutes for the whole run (0 GPU-hours at scales without a cost model)."""
     hours = gpu_hours(cfg, graph=graph) or 0.0
     return max(floor, math.ceil(hours * 60 * SAFETY) + STARTUP_MIN)
+
+
+def host_mem_mb(cfg: Mapping[str, Any], base_mb: int, scale: Any = None) -> int:
+    """Host memory (MB) for one training job: ``base_mb`` (process, CUDA, loaders) + its data."""
+    from .memory import data_bytes
+
+    data = data_bytes(cfg, scale)  # None: streamed full-resolution files, the loaders' share is in the base
+    return base_mb + (0 if data is None else math.ceil(data * HOST_DATA_SLACK / 2**20))
 
 
 def chunks(total_min: int, cap: int, margin_min: float) -> int:

@@ -89,7 +89,7 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
           comparable: bool | None = None) -> dict[str, Any]:
     """Train (or resume, or skip if complete) the run described by ``raw_cfg`` into ``out_dir``.
 
-    ``stop`` (default: SIGUSR1/SIGTERM handlers) ends the run at the next step with a
+    ``stop`` (default: SIGURG/SIGUSR1/SIGTERM handlers) ends the run at the next step with a
     mid-epoch checkpoint and :class:`Preempted`. ``upstream`` (from the plan) says where the
     runs and analyses this run references live; ``comparable`` is the plan's word on whether
     the run's scale is comparable with the papers (it refuses a silent CPU fallback).
@@ -239,7 +239,7 @@ def _train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | 
                                                               inst_log.partial() if inst_log else None, dev)})
                 _write_logs(out, history, step_rows)
                 raise Preempted(f"run {cfg['name']}: stopped by {stop.requested()} at epoch {epoch + 1}, "
-                                f"step {it + 1}/{steps}; {last} resumes it")
+                                f"step {it + 1}/{steps}; {last} resumes it", reason=stop.requested())
         tally.raise_if_diverged(cfg["name"], epoch)  # before anything of this epoch is saved
         step_rows.extend(tally.step_rows())
         row = {"epoch": epoch + 1, "lr": lr, "seconds": round(time.time() - t0, 3),
@@ -271,7 +271,7 @@ def _train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | 
         _write_logs(out, history, step_rows)
         if epoch + 1 < epochs and stop.requested():
             raise Preempted(f"run {cfg['name']}: stopped by {stop.requested()} after epoch {epoch + 1}; "
-                            f"{last} resumes it")
+                            f"{last} resumes it", reason=stop.requested())
     _write_logs(out, history, step_rows)  # a kill after the last checkpoint may have left them behind
     if best["epoch"] is None:  # no selection rule: the last epoch is the one evaluated
         checkpoint.save(out / "best.pt", {"model": model.state_dict(), "epoch": epochs, "score": None,

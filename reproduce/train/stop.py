@@ -1,7 +1,11 @@
 """Stopping a run on purpose: a signal or a walltime deadline ends it at the next step.
 
-A SLURM job is told to stop (``--signal=USR1@N`` ahead of the limit, SIGTERM at the
-limit or on preemption) or knows its own walltime (``--walltime-min``). Either way
+A SLURM job is told to stop (``--signal=URG@N`` ahead of the limit, SIGTERM at the
+limit or on preemption) or knows its own walltime (``--walltime-min``). SIGURG, not
+SIGUSR1, is the profile's signal: SLURM sends it to every process of the job step, and
+only SIGURG's default action is to ignore it, so the in-job Snakemake and the rule's
+shell above the trainer survive it (SIGUSR1 kills them, and with them, on a cgroup
+cluster, the trainer before its checkpoint). SIGUSR1 is still honoured by hand. Either way
 the loop writes a mid-epoch checkpoint and raises :class:`Preempted`; the CLI exits
 with ``EXIT_PREEMPTED`` so Snakemake retries the job, which resumes at that step.
 """
@@ -16,7 +20,7 @@ from typing import Any
 
 from ..errors import EXIT_PREEMPTED, Preempted
 
-SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
+SIGNALS = (signal.SIGURG, signal.SIGUSR1, signal.SIGTERM)
 __all__ = ["EXIT_PREEMPTED", "Preempted", "StopRequest"]
 
 

@@ -1,6 +1,7 @@
 # One job per distinct run: artifacts sharing a run share this job. A run longer than
 # walltime_cap_min chains: each job asks for min(estimate, cap), stops itself 5 minutes
-# early (or on SIGUSR1/SIGTERM) with a checkpoint, exits 75, and a retry resumes it.
+# early (or on SIGURG/SIGTERM) with a checkpoint and requeues its own SLURM job
+# (reproduce/train/requeue.py), whose next start resumes it; `retries` (1) is for real failures.
 # The job reads its plan file alone; the plan is `ancient`: its content follows from the run id
 # (the config hash), so only a new id, never a rewritten plan, may retrain a finished run.
 rule train:
