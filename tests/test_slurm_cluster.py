@@ -94,7 +94,7 @@ def box(tmp_path_factory, slurm_cluster) -> Iterator[dict]:
         z = Dag({"scale": "cichain", "data_dir": "data", "work_dir": "w", "results_dir": "r", "device": "cpu"}
                 ).run_id("hard_instances", "c10-pgd8-full-600")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    targets = lambda work: [f"{b / ('results-' + work)}/hard_instances/figure20.csv",  # noqa: E731
+    targets = lambda work: [f"{b / ('results-' + work)}/ci/hard_instances/figure20.csv",  # noqa: E731
                             f"{b / work}/ci/runs/{y}/done.json"]
     zdone = lambda work: [f"{b / work}/cichain/runs/{z}/done.json"]  # noqa: E731
     runs = {
@@ -195,7 +195,7 @@ def test_smoke_dag_on_slurm_with_walltime_signal_and_preemption(slurm_cluster, b
         states = jobs[sent[run]]
         assert states.count("REQUEUED") >= 1 and states[-1] == "COMPLETED", states
         _assert_same_run(b / "ref/ci/runs" / run, b / "work/ci/runs" / run)
-    ref_csv, csv = (b / f"results-{w}/hard_instances/figure20.csv" for w in ("ref", "work"))
+    ref_csv, csv = (b / f"results-{w}/ci/hard_instances/figure20.csv" for w in ("ref", "work"))
     assert csv.read_text() == ref_csv.read_text()
     # squeue: job name <prefix>_<uuid> (the plugin's handle), rule and run in the comment
     assert any(n.startswith("reproduce_") and c == f"rule_train_wildcards_{x}" for n, c in seen), seen
