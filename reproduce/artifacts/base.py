@@ -207,13 +207,13 @@ def parse_artifact(spec: Any, name: str, a: Mapping[str, Any], check_registries:
     if bad:
         raise ConfigError(f"{where}.options: unknown key(s) {', '.join(bad)} for kind {a['kind']!r}; "
                           f"allowed: {', '.join(sorted(kind_cls.options)) or '(none)'}")
-    tols = parse_tolerances(a.get("series_tolerance"), list(columns), where)
     art = Artifact(
         paper=spec.paper, name=name, kind=a["kind"], title=a["title"], source=a["source"],
         published=(path.parent / a["published"]) if a.get("published") else None,
         aliases=list(a.get("aliases", [])), columns=list(columns), rows=rows,
         tolerance=float(a.get("tolerance", 1.0)), noise=float(a.get("noise", 0.0)), claims=[], options=options,
-        flagged=_flagged(a.get("flagged") or {}, rows, list(columns), where), series_tolerance=tols)
+        flagged=_flagged(a.get("flagged") or {}, rows, list(columns), where),
+        series_tolerance=parse_tolerances(a.get("series_tolerance"), list(columns), where))
     if not art.rows:
         raise ConfigError(f"{where}: an artifact needs rows")
     kind_cls.check(art, where)

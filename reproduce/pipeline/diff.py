@@ -126,22 +126,9 @@ def diff_planned(plan_path: str | Path, regenerated_csv: str | Path, out_csv: st
                          comparable=bool(view.scale["comparable"]), description=view.scale.get("description"))
 
 
-def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Path,
-                  others: Mapping[str, tuple[Artifact, str | Path]] | None = None, *,
-                  comparable: bool | None = None, description: str | None = None) -> dict[str, Any]:
-    """Write <artifact>.diff.csv/.diff.md and <artifact>.claims.csv; ``others`` are artifacts claims read.
-    ``comparable``: is the regenerated data's scale comparable (None: only ``paper`` is)."""
-    read, others = _reader(art, regenerated_csv, others)
-    rep, scales = read(regenerated_csv)
-    for other, path in (others or {}).values():
-        _, s = read(path)
-        scales |= s
-    if len(scales) != 1:
-        raise ReproduceError(f"{regenerated_csv}: " + ("no scale recorded" if not scales else
-                             f"values of several scales ({', '.join(sorted(scales))}) cannot be diffed together"))
-    scale = scales.pop()
-    comparable = (scale == "paper") if comparable is None else comparable
-    pub = published_values(art)
+def _cell_rows(art: Artifact, pub: Mapping[str, Mapping[str, Any]], rep: Mapping[str, Mapping[str, Any]],
+               scale: str, comparable: bool) -> list[dict[str, Any]]:
+    """One line per published cell: published, reproduced, delta, tolerance and verdict."""
     cells = []
     for rid in art.rows:
         for col in [*art.columns, *art.thinned_columns]:
@@ -168,6 +155,12 @@ def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Pat
             cells.append({"row": rid, "column": col, "published": "" if p is None else p,
                           "reproduced": "" if r is None else r, "delta": "" if delta is None else delta,
                           "tolerance": series.tolerance(art, col), "verdict": verdict, "scale": scale})
+    return cells
+
+
+def _claim_rows(art: Artifact, others: Mapping[str, tuple[Artifact, str | Path]] | None, read: Any,
+                pub: Mapping[str, Any], rep: Mapping[str, Any], scale: str, comparable: bool) -> list[dict[str, Any]]:
+    """Each claim checked on the published and on the regenerated values (of this and other artifacts)."""
     on_pub = {None: pub, art.name: pub}
     on_rep = {None: rep, art.name: rep}
     for name, (other, path) in (others or {}).items():
@@ -198,6 +191,27 @@ def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Pat
             v_rep = f"{v_rep} ({scale} scale{partial})" if not comparable else f"{v_rep} ({partial[2:]})"
         claims.append({"claim": c.id, "text": c.text, "source": c.source, "published": v_pub, "reproduced": v_rep,
                        "noise": c.noise, "details": "; ".join(details), "scale": scale})
+    return claims
+
+
+def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Path,
+                  others: Mapping[str, tuple[Artifact, str | Path]] | None = None, *,
+                  comparable: bool | None = None, description: str | None = None) -> dict[str, Any]:
+    """Write <artifact>.diff.csv/.diff.md and <artifact>.claims.csv; ``others`` are artifacts claims read.
+    ``comparable``: is the regenerated data's scale comparable (None: only ``paper`` is)."""
+    read, others = _reader(art, regenerated_csv, others)
+    rep, scales = read(regenerated_csv)
+    for other, path in (others or {}).values():
+        _, s = read(path)
+        scales |= s
+    if len(scales) != 1:
+        raise ReproduceError(f"{regenerated_csv}: " + ("no scale recorded" if not scales else
+                             f"values of several scales ({', '.join(sorted(scales))}) cannot be diffed together"))
+    scale = scales.pop()
+    comparable = (scale == "paper") if comparable is None else comparable
+    pub = published_values(art)
+    cells = _cell_rows(art, pub, rep, scale, comparable)
+    claims = _claim_rows(art, others, read, pub, rep, scale, comparable)
     out_csv = Path(out_csv)
     io.write_text(out_csv, csv_text(cells) if cells else "row,column,published,reproduced,delta,tolerance,verdict,scale\n")
     claims_csv = out_csv.with_name(out_csv.name.replace(".diff.csv", ".claims.csv"))
