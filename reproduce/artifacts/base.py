@@ -147,9 +147,9 @@ def parse_artifact(spec: Any, name: str, a: Mapping[str, Any], check_registries:
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: "
                           f"{', '.join(k for k in ARTIFACT_KEYS if not k.startswith('_'))}")
-    for key in ("kind", "title", "source"):
-        if key not in a:
-            raise ConfigError(f"{where}.{key} is required")
+    missing = [key for key in ("kind", "title", "source") if key not in a]
+    if missing:
+        raise ConfigError(f"{where}.{missing[0]} is required")
     kind_cls = KINDS.get(a["kind"], where=f"{where}.kind")
     columns = _columns(path, name, a)
     rows: dict[str, Row] = {}
