@@ -141,8 +141,7 @@ def _columns(path: Path, name: str, a: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def parse_artifact(spec: Any, name: str, a: Mapping[str, Any], check_registries: bool = True) -> Artifact:
-    path = spec.path
-    where = f"{path}: artifacts.{name}"
+    path, where = spec.path, f"{spec.path}: artifacts.{name}"
     unknown = sorted(set(a) - set(ARTIFACT_KEYS))
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: "
@@ -153,7 +152,7 @@ def parse_artifact(spec: Any, name: str, a: Mapping[str, Any], check_registries:
     kind_cls = KINDS.get(a["kind"], where=f"{where}.kind")
     columns = _columns(path, name, a)
     rows: dict[str, Row] = {}
-    unpublished: set[str] = set()
+    unpublished: set[str] = set()  # rows the published CSV may lack
     raw_rows = a.get("rows") or {}
     if isinstance(raw_rows, list):  # a list of run names (or {run: NAME, ...}): each row is named after its run
         raw_rows = {(r if isinstance(r, str) else str(r.get("run"))): r for r in raw_rows}
