@@ -16,6 +16,7 @@ from ..artifacts.frame import csv_text, markdown_table
 from ..claims import check
 from ..errors import ReproduceError
 from ..readback import read_csv_rows, read_published
+from ..report.citations import cite
 from .provenance import git_commit, scale_banner
 
 
@@ -177,7 +178,7 @@ def diff_artifact(art: Artifact, regenerated_csv: str | Path, out_csv: str | Pat
             v_rep, details = f"not checked (thinned at {scale} scale)", [f"cells left out: {', '.join(left_out)}"]
         if v_rep in ("holds", "fails", "within noise") and (partial or not comparable):
             v_rep = f"{v_rep} ({scale} scale{partial})" if not comparable else f"{v_rep} ({partial[2:]})"
-        claims.append({"claim": c.id, "text": c.text, "source": c.source, "published": v_pub, "reproduced": v_rep,
+        claims.append({"claim": c.id, "text": c.text, "source": cite(art.paper, c.source), "published": v_pub, "reproduced": v_rep,
                        "noise": c.noise, "details": "; ".join(details), "scale": scale})
     out_csv = Path(out_csv)
     io.write_text(out_csv, csv_text(cells) if cells else "row,column,published,reproduced,delta,tolerance,verdict,scale\n")
