@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from jinja2 import Environment
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from .. import io
 from ..artifacts import Artifact
-from .citations import _load, CITATIONS
+from .citations import CITATIONS, _load
 from .collect import ArtifactView, collect, verdict_class
 from .templates import ARTIFACT, LANDING, PAGE, STYLE
 
@@ -31,8 +31,6 @@ def _env() -> Environment:
 
 
 def badges(counts: dict[str, int]) -> Markup:
-    from markupsafe import escape
-
     return Markup("".join(f'<span class="badge {verdict_class(k)}">{v} {escape(k)}</span>'
                           for k, v in sorted(counts.items())))
 
@@ -57,8 +55,8 @@ def write_artifact_page(view: ArtifactView, out: str | Path, index: str | Path |
     back = ""
     if index is not None:
         rel = os.path.relpath(Path(index), out.parent)
-        back = f'<p><a href="{rel}">All results</a></p>'
-    io.write_text(out, _page(f"{view.key}: {view.title}", back + artifact_html(view)))
+        back = f'<p><a href="{escape(rel)}">All results</a></p>'
+    io.write_text(out, _page(f"{view.key}: {view.title}", Markup(back) + artifact_html(view)))
     return out
 
 
