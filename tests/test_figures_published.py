@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reproduce.artifacts import KINDS, Artifact, Row
-from reproduce.artifacts import plots
+from reproduce.artifacts import KINDS, Artifact, Row, plots
 from reproduce.artifacts.frame import Frame
 
 
@@ -71,9 +70,11 @@ def test_lines_draw_a_digitized_curve_dashed_and_note_coinciding_series(tmp_path
                                                       ("hard", "test"): [1.0, 2.0, 3.0]}, art.columns, "ci")
     fig = _render(art, frame, tmp_path, figures)
     ax = fig.axes[0]
-    pub = [ln for ln in ax.get_lines() if ln.get_label() == "published"]
+    pub = [ln for ln in ax.get_lines() if ln.get_gid() == "published"]
     assert len(pub) == 1 and pub[0].get_linestyle() == "--"
     assert list(pub[0].get_ydata()) == [10, 20, 30]
+    assert pub[0].get_color() == next(ln for ln in ax.get_lines() if ln.get_label() == "easy").get_color()
+    assert "published" in _labels(fig)
     assert ax.get_xlabel() == "epoch"
     texts = " ".join(t.get_text() for t in fig.texts)
     assert "easy, hard coincide" in texts

@@ -167,11 +167,14 @@ class Scatter(Figure):
     def draw(self, ax: Any, art: Artifact, frame: Frame) -> None:
         x, y = art.options["x"], art.options["y"]
         scalars, curves = published_cells(art)
+        drawn = {}
         for r in frame.rows:
             xs, ys = frame.arrays.get((r["row"], x)), frame.arrays.get((r["row"], y))
             if xs is None or ys is None:
                 xs, ys = [r.get(x)], [r.get(y)]
             ax.scatter(xs, ys, s=4, alpha=0.6, label=str(r.get("label", r["row"])))
+            drawn[str(r.get("label", r["row"]))] = [xs, ys]
+        self.notes = [*getattr(self, "notes", []), *coinciding(drawn)]
         pub = [(scalars[(rid, x)], scalars[(rid, y)]) for rid in {k[0] for k in scalars}
                if (rid, x) in scalars and (rid, y) in scalars]
         pub += [(a, b) for rid in {k[0] for k in curves} for a, b in
@@ -233,7 +236,7 @@ class Bar(Figure):
 
     def draw(self, ax: Any, art: Artifact, frame: Frame) -> None:
         # every column with a value is a bar of each row's group (robust on A beside robust on B)
-        cols = [c for c in dict.fromkeys([art.options["y"], *art.columns])
+        cols = [c for c in dict.fromkeys([*art.columns, art.options["y"]])
                 if any(isinstance(r.get(c), (int, float)) for r in frame.rows)]
         scalars, _ = published_cells(art)
         labels = [str(r.get("label", r["row"])) for r in frame.rows]

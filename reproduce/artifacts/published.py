@@ -59,8 +59,11 @@ def mark(ax: Any, xs: list[float], ys: list[float]) -> None:
 
 
 def dashed(ax: Any, xs: Any, ys: Any, color: Any = "black") -> None:
-    """A published curve: dashed, in the colour of the regenerated series it belongs to."""
-    ax.plot(xs, ys, linestyle="--", linewidth=1, color=color, label=_label(ax), gid=LABEL)
+    """A published curve: dashed, in the colour of the regenerated series it belongs to; the legend's
+    one "published" entry is a black dashed line, whatever the colours."""
+    ax.plot(xs, ys, linestyle="--", linewidth=1, color=color, label="_nolegend_", gid=LABEL)
+    if _label(ax) == LABEL:
+        ax.plot([], [], linestyle="--", linewidth=1, color="black", label=LABEL)
 
 
 def _label(ax: Any) -> str:

@@ -18,7 +18,6 @@ from jinja2 import Environment
 from markupsafe import Markup, escape
 
 from .. import io
-from ..artifacts import Artifact
 from .citations import CITATIONS, _load
 from .collect import ArtifactView, collect, verdict_class
 from .templates import ARTIFACT, LANDING, PAGE, STYLE
@@ -97,11 +96,7 @@ def view_from_plan(plan_path: str | Path) -> ArtifactView:
     from ..pipeline.render import load_artifact
 
     art, view = load_artifact(plan_path)
-    return collect(art, list(view.plan["outputs"]), _family(art))
-
-
-def _family(art: Artifact) -> str:
-    return art.family
+    return collect(art, list(view.plan["outputs"]), art.family)
 
 
 def write_landing_rst(dag: Any, out: str | Path, intro: str | Path) -> Path:
