@@ -19,7 +19,8 @@ CITATIONS = Path("pipelines/citations.yaml")
 # `001 Table 2`, `000:143-144`, `002:226-229`: a text id, then a table/figure name or a line (range)
 _REF = re.compile(r"\b(00\d)(?::(\d+)(?:-\d+)?|\s+(?=[A-Z§]))")
 
-_LINES = re.compile(r"\s*\[L\d[\d,\sL-]*\]")  # `[L163-178]`: lines of the text, for maintainers only
+# `[L163-178]`, `[T:62]`, `[98, 104]`, `[T:220-243, T:228-229]`: lines of a text, for maintainers only
+_LINES = re.compile(r"\s*\((?:also )?\[[LT:\d,\s-]+\]\)|\s*\[[LT:\d,\s-]*\d[LT:\d,\s-]*\]")
 
 
 @lru_cache(maxsize=4)

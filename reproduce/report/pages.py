@@ -63,8 +63,15 @@ def paper_citation(paper: str) -> str:
     return "; ".join(str(e["version"]) for e in _load(str(CITATIONS)).values() if e.get("paper") == paper)
 
 
+def scoped(css: str, prefix: str) -> str:
+    """``css`` with every rule applying inside ``prefix`` only (``body`` becomes the block itself)."""
+    rules = [r.split("{", 1) for r in css.split("}") if "{" in r]
+    return "".join(",".join(prefix if sel.strip() == "body" else f"{prefix} {sel.strip()}" for sel in sels.split(","))
+                   + "{" + body + "}" for sels, body in rules)
+
+
 def landing_html(views: Iterable[ArtifactView], titles: dict[str, str], scale: str, comparable: bool,
-                 link: Callable[[ArtifactView], str]) -> Markup:
+                 link: Callable[[ArtifactView], str], compact: bool = False) -> Markup:
     """The table of every paper's artifacts (built or not) with their verdicts counted."""
     by_paper: dict[str, list[ArtifactView]] = {}
     for v in views:
@@ -73,7 +80,7 @@ def landing_html(views: Iterable[ArtifactView], titles: dict[str, str], scale: s
     legend = Markup(" ".join(f'<span class="badge {c}">{w}</span>' for w, c in
                              (("match", "ok"), ("differs", "bad"), ("missing", "warn"), ("not comparable", "muted"))))
     return Markup(_env().from_string(LANDING).render(papers=papers, scale=scale, comparable=comparable, link=link,
-                                                     legend=legend, scale_title=f"{scale} scale"))
+                                                     legend=legend, scale_title=f"{scale} scale", compact=compact))
 
 
 def views_of(dag: Any) -> list[ArtifactView]:
@@ -100,14 +107,17 @@ def view_from_plan(plan_path: str | Path) -> ArtifactView:
 
 
 def write_landing_rst(dag: Any, out: str | Path, intro: str | Path) -> Path:
-    """The first page of Snakemake's report: ``intro`` (reStructuredText), then the landing table and
-    every built artifact's cells and verdicts as raw HTML, so the numbers show without a click.
+    """The first page of Snakemake's report: ``intro`` (reStructuredText), then every built artifact's
+    cells and verdicts and the table of all artifacts as raw HTML, so the numbers show without a click.
     Figures stay in the artifacts' categories (the report's own image viewer)."""
     views = views_of(dag)
     titles = {p: s.title for p, s in dag.specs.items()}
-    html = landing_html(views, titles, dag.scale.name, dag.scale.comparable, lambda v: "")
-    html += Markup("").join(artifact_html(v, with_figure=False) for v in views if v.built)
-    html = Markup(f"<style>{STYLE}</style>") + html
+    # the built artifacts' cells first (what a reader opened the report for), then every artifact's state
+    html = Markup("").join(artifact_html(v, with_figure=False) for v in views if v.built)
+    html += landing_html(views, titles, dag.scale.name, dag.scale.comparable, lambda v: "", compact=True)
+    # inside the report's page: styles scoped to this block, and room for the tables
+    html = Markup(f'<style>{scoped(STYLE, ".rp")} .prose.max-w-lg{{max-width:64rem}}</style><div class="rp">') + html
+    html += Markup("</div>")
     raw = "\n".join("   " + line for line in str(html).splitlines() if line.strip())
     # the report renders this file with Jinja first: the generated HTML is passed through verbatim
     text = Path(intro).read_text() + "\n\n{% raw %}\n.. raw:: html\n\n" + raw + "\n\n{% endraw %}\n"

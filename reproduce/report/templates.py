@@ -27,9 +27,9 @@ is comparable with the papers: the numbers show the pipeline works, not what the
 {% for paper, arts in papers %}
 <h2 id="paper-{{ paper.name }}">{{ paper.title }}</h2>
 <p class="note">{{ paper.cite }}</p>
-<table><tr><th>artifact</th><th>kind</th><th>source</th><th>built</th><th>scale</th><th>cells</th><th>claims</th></tr>
-{% for a in arts %}<tr><td>{% if a.built and link(a) %}<a href="{{ link(a) }}">{{ a.name }}</a>{% else %}<b>{{ a.name }}</b>{% endif %}
- <span class="note">{{ a.title }}</span></td><td>{{ a.kind }}</td><td class="note">{{ a.source }}</td>
+<table><tr><th>artifact</th>{% if not compact %}<th>kind</th><th>source</th>{% endif %}<th>built</th><th>scale</th><th>cells</th><th>claims</th></tr>
+{% for a in arts %}<tr><td title="{{ a.title }}">{% if a.built and link(a) %}<a href="{{ link(a) }}">{{ a.name }}</a>{% else %}<b>{{ a.name }}</b>{% endif %}
+{% if not compact %} <span class="note">{{ a.title }}</span></td><td>{{ a.kind }}</td><td class="note">{{ a.source }}{% endif %}</td>
 <td>{{ "built" if a.built else "not built" }}</td><td>{{ a.scale }}</td>
 <td>{{ badges(a.counts().cells) }}</td><td>{{ badges(a.counts().claims) }}</td></tr>
 {% endfor %}</table>
