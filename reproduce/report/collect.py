@@ -100,6 +100,7 @@ def collect(art: Artifact, outputs: list[str], family: str) -> ArtifactView:
     diff, claims = view.output(".diff.csv"), view.output(".claims.csv")
     view.cells = _read(diff) if diff else []
     view.claims = [{**c, "source": cite(art.paper, c.get("source", ""))} for c in (_read(claims) if claims else [])]
-    png = view.output(".png")
-    view.figure = png if png is not None and png.exists() else None
+    # a matrix is a table with a heatmap beside it, which is not among the table family's outputs
+    png = view.output(".png") or values_csv.with_suffix(".png")
+    view.figure = png if png.exists() else None
     return view
