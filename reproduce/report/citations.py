@@ -60,5 +60,7 @@ def cite(paper: str, source: str, path: str | Path = CITATIONS) -> str:
         sect = section_of(text_id, int(line), path)
         return ", ".join(x for x in (head, sect) if x) or name
 
-    out = _LINES.sub("", _REF.sub(one, source or ""))
+    # `003 [52]`: a line reference in brackets is a line (and so a section) of that text
+    source = re.sub(r"\b(00\d) \[(\d+)[^\]]*\]", r"\1:\2", source or "")
+    out = _LINES.sub("", _REF.sub(one, source))
     return re.sub(r"(,\s*){2,}", ", ", out).strip(" ,")

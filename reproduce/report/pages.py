@@ -20,6 +20,7 @@ from markupsafe import Markup, escape
 from .. import io
 from .citations import CITATIONS, _load
 from .collect import ArtifactView, collect, verdict_class
+from .progress_status import natural_key
 from .templates import ARTIFACT, LANDING, PAGE, STYLE
 
 
@@ -74,7 +75,7 @@ def landing_html(views: Iterable[ArtifactView], titles: dict[str, str], scale: s
                  link: Callable[[ArtifactView], str], compact: bool = False) -> Markup:
     """The table of every paper's artifacts (built or not) with their verdicts counted."""
     by_paper: dict[str, list[ArtifactView]] = {}
-    for v in views:
+    for v in views:  # in spec order of papers, artifacts sorted naturally (figure1b, figure4, figure10)
         by_paper.setdefault(v.paper, []).append(v)
     papers = [({"name": p, "title": titles.get(p, p), "cite": paper_citation(p)}, arts) for p, arts in by_paper.items()]
     legend = Markup(" ".join(f'<span class="badge {c}">{w}</span>' for w, c in
@@ -85,7 +86,9 @@ def landing_html(views: Iterable[ArtifactView], titles: dict[str, str], scale: s
 
 def views_of(dag: Any) -> list[ArtifactView]:
     """Every artifact the DAG's scale builds, read from the outputs the DAG names for it."""
-    return [collect(art, dag.artifact_outputs(art), art.family) for art in dag.artifacts()]
+    papers = list(dag.specs)
+    arts = sorted(dag.artifacts(), key=lambda a: (papers.index(a.paper), natural_key(a.name)))
+    return [collect(art, dag.artifact_outputs(art), art.family) for art in arts]
 
 
 def write_index(dag: Any, out: str | Path) -> list[ArtifactView]:

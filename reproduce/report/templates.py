@@ -22,15 +22,16 @@ LANDING = """
 <h1>Results: {{ scale_title }}</h1>
 <p>Every artifact of every paper at scale <b>{{ scale }}</b>: built or not, and its verdicts counted.
 Cells compare the regenerated value with the published one ({{ legend }}); claims are the papers'
-statements re-checked on both. {% if not comparable %}<span class="banner">At {{ scale }} scale nothing
-is comparable with the papers: the numbers show the pipeline works, not what the papers found.</span>{% endif %}</p>
+statements re-checked on both.</p>
+{% if not comparable %}<p class="banner">At {{ scale }} scale nothing is comparable with the papers: the numbers
+show the pipeline works, not what the papers found.</p>{% endif %}
 {% for paper, arts in papers %}
 <h2 id="paper-{{ paper.name }}">{{ paper.title }}</h2>
 <p class="note">{{ paper.cite }}</p>
 <table><tr><th>artifact</th>{% if not compact %}<th>kind</th><th>source</th>{% endif %}<th>built</th><th>scale</th><th>cells</th><th>claims</th></tr>
 {% for a in arts %}<tr><td title="{{ a.title }}">{% if a.built and link(a) %}<a href="{{ link(a) }}">{{ a.name }}</a>{% else %}<b>{{ a.name }}</b>{% endif %}
 {% if not compact %} <span class="note">{{ a.title }}</span></td><td>{{ a.kind }}</td><td class="note">{{ a.source }}{% endif %}</td>
-<td>{{ "built" if a.built else "not built" }}</td><td>{{ a.scale }}</td>
+<td style="white-space:nowrap">{{ "built" if a.built else "not built" }}</td><td>{{ a.scale }}</td>
 <td>{{ badges(a.counts().cells) }}</td><td>{{ badges(a.counts().claims) }}</td></tr>
 {% endfor %}</table>
 {% endfor %}
@@ -48,8 +49,8 @@ Files: {% for o in a.outputs %}<code>{{ o }}</code>{{ ", " if not loop.last }}{%
 {% for r in a.values %}<tr><th>{{ r.label or r.row }}</th>{% for c in a.columns %}{% set d = a.diff_cell(r.row, c) %}
 <td class="num {{ verdict_class(d.verdict) if d else '' }}" {% if d %}title="{{ d.verdict }}"{% endif %}>{{ r[c] }}
 {%- if r[c ~ '_sd'] %} ± {{ r[c ~ '_sd'] }}{% endif %}
-{%- if d and d.published != '' %}<span class="pub">published {{ d.published }}{% if d.delta != '' %}
-<span class="delta">(Δ {{ d.delta }})</span>{% endif %}</span>{% endif %}</td>{% endfor %}</tr>
+{%- if d and d.published != '' %}<span class="pub">published {{ d.published }}
+{%- if d.delta != '' %} <span class="delta">(Δ {{ d.delta }})</span>{% endif %}</span>{% endif %}</td>{% endfor %}</tr>
 {% endfor %}</table>
 {% endif %}
 {% if a.cells %}
