@@ -46,7 +46,7 @@ localrules:
 # Under `snakemake --report`, the report's first page is workflow.rst followed by the landing table
 # and every built artifact's cells and verdicts (written now, from the files that exist); any
 # other invocation keeps the static text and writes nothing.
-if "--report" in sys.argv:
+if any(a == "--report" or a.startswith("--report=") for a in sys.argv):
     from reproduce.report.pages import write_landing_rst
 
     report: str(write_landing_rst(PIPE, PIPE.work / "report" / "workflow.rst", "workflow/report/workflow.rst").resolve())
