@@ -43,8 +43,8 @@ localrules:
     results_page,
 
 
-# Under `snakemake --report`, the report's first page is workflow.rst followed by the landing table
-# and every built artifact's cells and verdicts (written now, from the files that exist); any
+# Under `snakemake --report`, the report's first page is workflow.rst followed by every built
+# artifact's cells and verdicts and the table of all artifacts (written now, from the files that exist); any
 # other invocation keeps the static text and writes nothing.
 if any(a == "--report" or a.startswith("--report=") for a in sys.argv):
     from reproduce.report.pages import write_landing_rst
