@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml
 # Offline demo: BiaMAT's Table 2 regenerated at smoke scale and diffed.
 demo: $(STAMP)
 	$(VENV)/bin/snakemake --cores 2 --rerun-incomplete --config scale=smoke -- results/smoke/table2.csv results/smoke/biamat/table2.diff.csv
+	$(VENV)/bin/reproduce report --scale smoke
 	@echo
 	@cat results/smoke/biamat/table2.diff.md
+	@echo "Open results/smoke/index.html in a browser: every artifact, the published values beside yours, verdicts, claims."
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"

@@ -35,6 +35,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analyze.smk"
 include: "workflow/rules/render.smk"
+include: "workflow/rules/report.smk"
 
 
 # Warnings of the linter (snakemake's --lint flag) that remain, each on purpose:

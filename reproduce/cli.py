@@ -52,7 +52,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if not isinstance(cfg, dict):
             raise ReproduceError(f"{args.config}: a run config must be a YAML mapping")
         summary = train(cfg, args.out, allow_cpu=args.allow_cpu, **common)
-    print(f"trained {summary['run']}: best epoch {summary['best']['epoch']} score {summary['best']['score']}")
+    proto = (summary.get("selection") or {}).get("protocol") or "last epoch, no selection protocol"
+    print(f"trained {summary['run']}: best epoch {summary['best']['epoch']} score {summary['best']['score']} ({proto})")
     return 0
 
 
@@ -203,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .pipeline import cli as pipeline_cli
 
     pipeline_cli.add_subcommands(sub)
+    from .report import cli as report_cli
+
+    report_cli.add_subcommands(sub)
     return p
 
 

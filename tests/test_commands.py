@@ -33,7 +33,7 @@ CMD = re.compile(r"(?:^|\$\(VENV\)/bin/)((?:snakemake|reproduce)(?=\s|$).*)")
 
 
 def _sources() -> list[Path]:
-    files = [ROOT / "README.md", ROOT / "Snakefile", ROOT / "Makefile"]
+    files = [ROOT / "README.md", ROOT / "docs/GUIDE.md", ROOT / "Snakefile", ROOT / "Makefile"]
     files += sorted((ROOT / "pipelines").glob("*/README.md"))
     files += sorted((ROOT / "config").rglob("*.yaml")) + sorted((ROOT / "workflow").rglob("*.yaml"))
     files += sorted((ROOT / "workflow/rules").glob("*.smk"))

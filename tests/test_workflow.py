@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import os
 import re
 import shutil
@@ -116,30 +117,74 @@ def test_smoke_dag_killed_and_restarted_gives_the_same_numbers(sandbox):
     assert "NOT COMPARABLE" in md
 
 
-def test_report_shows_every_built_artifact_in_headless_chromium(sandbox):
+FIGURE = ["r_ref/ci/subset_at/figure1.png", "r_ref/ci/subset_at/figure1.diff.csv"]  # published 17.1 / 37.8
+
+
+def _chromium() -> str | None:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None and os.environ.get("CI") == "true":  # CI installs it (.ci/run): never skip there
+        pytest.fail("no chromium on PATH in CI (.ci/run installs Debian's chromium)")
+    if found is None:
+        pytest.skip("no chromium on PATH (Debian: apt-get install chromium) to load the pages")
+    return found
+
+
+def _browse(chromium: str, page: Path, profile: Path, shot: Path | None = None) -> tuple[str, list[str]]:
+    """The DOM after load (scripts run) and the console lines; with ``shot``, a screenshot there too."""
+    base = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", "--virtual-time-budget=15000"]
+    shown = subprocess.run([*base, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=180)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    if shot is not None:
+        snap = subprocess.run([*base, f"--screenshot={shot}", "--window-size=1400,2400", page.as_uri()],
+                              capture_output=True, text=True, timeout=180)
+        assert snap.returncode == 0 and shot.stat().st_size > 10_000, snap.stderr[-2000:]
+    console = [ln for ln in shown.stderr.splitlines() if "CONSOLE" in ln]
+    return shown.stdout, console
+
+
+def _text(dom: str) -> str:
+    """What a reader sees: no scripts, no tags, one space between words."""
+    dom = re.sub(r"<(script|style)\b.*?</\1>", " ", dom, flags=re.S)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", dom)).split())
+
+
+def test_results_pages_and_report_show_numbers_verdicts_and_figures_in_chromium(sandbox, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cfg = ["--config", "scale=ci", "work_dir=w_ref", "results_dir=r_ref", "--"]
-    targets = [t.replace("results/", "r_ref/ci/") for t in TARGETS] + ["r_ref/ci/status.csv"]
-    # the status counts the diffs that exist when its DAG is built: artifacts first, then the status
-    for step in (targets[:-1], targets):
-        built = _snakemake(["--cores", "2", *cfg, *step], cwd=sandbox, env=env)  # no-ops after the test above
+    arts = [t.replace("results/", "r_ref/ci/") for t in TARGETS] + FIGURE
+    # status.csv and index.html read the artifacts that exist when their DAG is built: artifacts first
+    for step in (arts, [*arts, "r_ref/ci/status.csv", "r_ref/ci/index.html"]):
+        built = _snakemake(["--cores", "2", *cfg, *step], cwd=sandbox, env=env)  # table6: no-ops after the test above
         assert built.returncode == 0, built.stderr[-3000:]
     with open(sandbox / "r_ref/ci/status.csv") as f:
         status = {(r["paper"], r["artifact"]): r["status"] for r in csv.DictReader(f)}
     assert status[("biamat", "table6")] == "not comparable"  # ci numbers never read as a match
     assert status[("biamat", "table2")] == "not yet run" and len(status) >= 30
-    rep = _snakemake(["--report", "r_ref/report.html", *cfg, *targets], cwd=sandbox, env=env)
+    with open(sandbox / "r_ref/ci/subset_at/figure1.csv") as f:
+        regenerated = {r["row"]: r for r in csv.DictReader(f)}
+    rep = _snakemake(["--report", "r_ref/report.html", *cfg, *arts, "r_ref/ci/index.html"], cwd=sandbox, env=env)
     assert rep.returncode == 0, rep.stderr[-3000:]
-    html = (sandbox / "r_ref/report.html").read_text()
-    assert "table6.diff.csv" in html and "table6.claims.csv" in html and "status.csv" in html
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("no chromium on PATH (Debian: apt-get install chromium) to load the report")
-    shown = subprocess.run([chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                            "--enable-logging=stderr", "--v=0", "--virtual-time-budget=15000", "--dump-dom",
-                            (sandbox / "r_ref/report.html").as_uri()], capture_output=True, text=True, timeout=180)
-    assert shown.returncode == 0, shown.stderr[-2000:]
-    console = [ln for ln in shown.stderr.splitlines() if "CONSOLE" in ln]
-    assert not [ln for ln in console if "Uncaught" in ln or ":ERROR:" in ln or ":WARNING:" in ln], console
-    body = re.sub(r"<script.*?</script>", "", shown.stdout, flags=re.S)  # the page as rendered, not its data
-    assert "biamat/table6" in body and "status" in body
+    assert "figure1.html" in (sandbox / "r_ref/report.html").read_text()  # the page is in the report
+
+    chromium = _chromium()
+    shots = {name: tmp_path / f"{name}.png" for name in ("landing", "artifact", "report")}
+    checks = [("landing", sandbox / "r_ref/ci/index.html"), ("artifact", sandbox / "r_ref/ci/subset_at/figure1.html"),
+              ("report", sandbox / "r_ref/report.html")]
+    for name, page in checks:
+        dom, console = _browse(chromium, page, tmp_path / f"profile-{name}", shots[name])
+        assert not [ln for ln in console if "Uncaught" in ln or ":ERROR:" in ln or ":WARNING:" in ln], console
+        text = _text(dom)
+        if name == "report":  # the report opens on the landing table and the built artifacts' cells
+            assert "biamat/table6" in text or "table6" in text
+            assert "published 17.1" in text and "not comparable" in text
+            continue
+        assert "published 17.1" in text and "published 37.8" in text  # the paper's numbers, as text
+        assert f"{regenerated['car']['rob_B']}" in text  # the regenerated number beside it
+        assert "not comparable (ci scale)" in text  # a verdict
+        assert 'data-figures-loaded="1/1"' in dom if name == "artifact" else re.search(
+            r'data-figures-loaded="(\d+)/\1"', dom), "a figure did not load"
+        if name == "landing":
+            assert "not built" in text and "table6" in text and "Lee & Lee, WACV 2023" in text
+    print("screenshots:", *[str(p) for p in shots.values()])

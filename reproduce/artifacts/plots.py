@@ -11,6 +11,7 @@ from .. import io
 from ..errors import ConfigError, ReproduceError
 from .base import KINDS, Artifact, ArtifactKind
 from .frame import Frame, csv_text, long_rows
+from .published import coinciding, dashed, diagonal, footnote, mark, published_cells
 
 
 def _plt():
@@ -27,6 +28,17 @@ def save(fig: Any, art: Artifact, out_png: Path) -> None:
         with io.atomic_path(out_png.with_suffix(suffix)) as tmp:
             fig.savefig(tmp, format=suffix[1:], dpi=150, metadata={"Title": art.title} if suffix == ".pdf" else None)
     _plt().close(fig)
+
+
+def _axis_name(x: Any) -> str:
+    """An x option names a column (its name is the label) or a row attribute (``@row``: no label)."""
+    return "" if x is None or str(x).startswith("@") else str(x)
+
+
+def _finish(fig: Any, notes: list[str]) -> None:
+    """Lay out, leaving the notes their own band under the axes."""
+    fig.tight_layout(rect=(0, min(0.3, 0.045 * len(notes)), 1, 1))
+    footnote(fig, notes)
 
 
 def _title(art: Artifact, frame: Frame) -> str:
@@ -50,9 +62,10 @@ class Figure(ArtifactKind):
 
     def render(self, art: Artifact, frame: Frame, out: Path, banner: str) -> None:
         plt = _plt()
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = plt.subplots(figsize=(6, 4 + 0.25 * len(frame.notes)))
+        self.notes: list[str] = []
         self.draw(ax, art, frame)
-        ax.set_xlabel(art.options.get("xlabel") or str(art.options.get("x") or ""))
+        ax.set_xlabel(art.options.get("xlabel") or _axis_name(art.options.get("x")))
         ax.set_ylabel(art.options.get("ylabel") or str(art.options.get("y") or ""))
         if art.options.get("logx"):
             ax.set_xscale("log")
@@ -61,7 +74,7 @@ class Figure(ArtifactKind):
         ax.set_title(_title(art, frame), fontsize=8)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
-        fig.tight_layout()
+        _finish(fig, [*self.notes, *frame.notes])
         save(fig, art, out.with_suffix(".png"))
         data = long_rows(frame) if frame.arrays else frame.rows
         if not data:
@@ -103,14 +116,17 @@ class Curve(Figure):
         if len(panels) == 1:
             return super().render(art, frame, out, banner)
         plt = _plt()
-        fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6), squeeze=False)
+        fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6 + 0.25 * len(frame.notes)),
+                                 squeeze=False)
+        self.notes = []
         for ax, y in zip(axes[0], panels):
             self.draw_y(ax, art, frame, y)
-            ax.set_xlabel(art.options.get("xlabel") or str(art.options.get("x") or ""))
+            ax.set_xlabel(art.options.get("xlabel") or _axis_name(art.options.get("x")))
             ax.set_title(y, fontsize=8)
+        axes[0][0].set_ylabel(art.options.get("ylabel") or "")
         axes[0][0].legend(fontsize=6)
         fig.suptitle(_title(art, frame), fontsize=8)
-        fig.tight_layout()
+        _finish(fig, [*self.notes, *frame.notes])
         save(fig, art, out.with_suffix(".png"))
         io.write_text(out.with_suffix(".csv"), csv_text(frame.rows))
 
@@ -119,7 +135,13 @@ class Curve(Figure):
 
     def draw_y(self, ax: Any, art: Artifact, frame: Frame, y: str) -> None:
         x = art.options["x"]
+        scalars, _ = published_cells(art)
+        drawn: dict[str, Any] = {}
         for name, rows in _series(frame).items():
+            # a published point's x: the paper's own value where x is a column it printed, else the row's x
+            pub = [(scalars.get((r["row"], x), _xy(frame, r, x)), scalars[(r["row"], y)]) for r in rows
+                   if (r["row"], y) in scalars]
+            pub = [(float(a), b) for a, b in pub if a not in (None, "")]
             pts = [(_xy(frame, r, x), _xy(frame, r, y), r.get(f"{y}_sd")) for r in rows]
             pts = [(float(a), float(b), float(sd or 0.0)) for a, b, sd in pts
                    if a not in (None, "") and b not in (None, "")]
@@ -127,21 +149,39 @@ class Curve(Figure):
                 continue
             xs, ys, sds = map(np.asarray, zip(*pts))  # row order: a trade-off curve follows its sweep
             line = ax.plot(xs, ys, marker="o", markersize=3, linewidth=1, label=name)[0]
+            drawn[name] = np.stack([xs, ys])
             if sds.any():
                 ax.fill_between(xs, ys - sds, ys + sds, color=line.get_color(), alpha=0.2, linewidth=0)
+            if len(pub) > 1:  # the paper's curve of this series, through its published points
+                dashed(ax, [p[0] for p in pub], [p[1] for p in pub], color=line.get_color())
+            mark(ax, [p[0] for p in pub], [p[1] for p in pub])
+        self.notes = [*getattr(self, "notes", []), *coinciding(drawn)]
 
 
 @KINDS.register("scatter")
 class Scatter(Figure):
     """Per-example points (margins before vs after): array cells in columns x and y."""
 
+    options = {**Figure.options, "diagonal": True}
+
     def draw(self, ax: Any, art: Artifact, frame: Frame) -> None:
         x, y = art.options["x"], art.options["y"]
+        scalars, curves = published_cells(art)
+        drawn = {}
         for r in frame.rows:
             xs, ys = frame.arrays.get((r["row"], x)), frame.arrays.get((r["row"], y))
             if xs is None or ys is None:
                 xs, ys = [r.get(x)], [r.get(y)]
             ax.scatter(xs, ys, s=4, alpha=0.6, label=str(r.get("label", r["row"])))
+            drawn[str(r.get("label", r["row"]))] = [xs, ys]
+        self.notes = [*getattr(self, "notes", []), *coinciding(drawn)]
+        pub = [(scalars[(rid, x)], scalars[(rid, y)]) for rid in {k[0] for k in scalars}
+               if (rid, x) in scalars and (rid, y) in scalars]
+        pub += [(a, b) for rid in {k[0] for k in curves} for a, b in
+                zip(curves.get((rid, x), []), curves.get((rid, y), []))]
+        mark(ax, [p[0] for p in pub], [p[1] for p in pub])
+        if art.options.get("diagonal", True):  # x and y are the same quantity at two moments
+            diagonal(ax)
 
 
 @KINDS.register("lines")
@@ -162,10 +202,17 @@ class Lines(Figure):
 
     def draw(self, ax: Any, art: Artifact, frame: Frame) -> None:
         y, y2 = art.options["y"], art.options.get("y2")
+        _, curves = published_cells(art)
+        drawn = {}
         for r in frame.rows:
             ys = frame.arrays.get((r["row"], y))
             if ys:
-                ax.plot(range(1, len(ys) + 1), ys, linewidth=1, label=str(r.get("label", r["row"])))
+                line = ax.plot(range(1, len(ys) + 1), ys, linewidth=1, label=str(r.get("label", r["row"])))[0]
+                drawn[str(r.get("label", r["row"]))] = ys
+                pub = curves.get((r["row"], y))
+                if pub:  # the paper's curve of this row, point i at epoch i + 1 like the regenerated one
+                    dashed(ax, range(1, len(pub) + 1), pub, color=line.get_color())
+        self.notes = [*getattr(self, "notes", []), *coinciding(drawn)]
         right = [r for r in frame.rows if y2 and frame.arrays.get((r["row"], y2))]
         if right:
             ax2 = ax.twinx()
@@ -173,6 +220,8 @@ class Lines(Figure):
                 ys = frame.arrays[(r["row"], y2)]
                 ax2.plot(range(1, len(ys) + 1), ys, color="grey", linestyle=style, linewidth=1,
                          label=str(r.get("label", r["row"])))
+                if curves.get((r["row"], y2)):
+                    dashed(ax2, range(1, len(curves[(r["row"], y2)]) + 1), curves[(r["row"], y2)], color="black")
             ax2.set_ylabel(art.options.get("y2label") or str(y2))
             ax2.legend(fontsize=7, loc="center right")
 
@@ -186,11 +235,23 @@ class Bar(Figure):
     options = {**Figure.options, "x": "@row"}
 
     def draw(self, ax: Any, art: Artifact, frame: Frame) -> None:
-        y = art.options["y"]
+        # every column with a value is a bar of each row's group (robust on A beside robust on B)
+        cols = [c for c in dict.fromkeys([*art.columns, art.options["y"]])
+                if any(isinstance(r.get(c), (int, float)) for r in frame.rows)]
+        scalars, _ = published_cells(art)
         labels = [str(r.get("label", r["row"])) for r in frame.rows]
-        vals = [float(r.get(y) or 0.0) for r in frame.rows]
-        ax.bar(range(len(vals)), vals)
-        ax.set_xticks(range(len(vals)), labels, rotation=45, ha="right", fontsize=7)
+        width = 0.8 / max(len(cols), 1)
+        pub_x, pub_y = [], []
+        for j, c in enumerate(cols):
+            xs = [i + (j - (len(cols) - 1) / 2) * width for i in range(len(frame.rows))]
+            vals = [float(r[c]) if isinstance(r.get(c), (int, float)) else np.nan for r in frame.rows]
+            ax.bar(xs, vals, width=width, label=c)
+            for x, r in zip(xs, frame.rows):
+                if (r["row"], c) in scalars:
+                    pub_x.append(x)
+                    pub_y.append(scalars[(r["row"], c)])
+        mark(ax, pub_x, pub_y)
+        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=7)
 
 
 @KINDS.register("image_grid")
@@ -225,11 +286,15 @@ class ImageGrid(Figure):
         height = sum(0.95 * n for n in lines) + 0.6 * len(panels)
         width = max(8.0, 0.75 * ncols) if len(ys) == 1 else 4.0 * len(ys)
         fig, axes = plt.subplots(len(panels), len(ys), squeeze=False, height_ratios=lines, figsize=(width, height))
+        pub_cells = published_cells(art)[0]
         for line, (r, arrs) in zip(axes, panels):
+            pub = {c: v for (rid, c), v in pub_cells.items() if rid == r["row"]}
+            shown = ", ".join(f"{c} {v:g}" for c, v in pub.items())  # the paper prints numbers, not images
             for j, (ax, a) in enumerate(zip(line, arrs)):
                 _image(ax, a, ncols, caps, [frame.arrays.get((r["row"], c)) or [] for c in caps])
                 label = str(r.get("label", r["row"]))
-                ax.set_title(f"{label}: {titles[j]}" if j < len(titles) else label, fontsize=7)
+                label = f"{label}: {titles[j]}" if j < len(titles) else label
+                ax.set_title(label + (f"  [published: {shown}]" if shown and j == 0 else ""), fontsize=7)
         fig.suptitle(_title(art, frame), fontsize=8)
         fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / height))  # leave the suptitle its own band
         save(fig, art, out.with_suffix(".png"))
@@ -277,10 +342,17 @@ def heatmap(art: Artifact, frame: Frame, out_png: Path, banner: str) -> None:
     im = ax.imshow(m, cmap=art.options.get("cmap", "viridis"))
     ax.set_xticks(range(len(art.columns)), art.columns, rotation=45, ha="right", fontsize=7)
     ax.set_yticks(range(len(frame.rows)), [str(r.get("label", r["row"])) for r in frame.rows], fontsize=7)
-    for i in range(m.shape[0]):
-        for j in range(m.shape[1]):
-            if not np.isnan(m[i, j]):
-                ax.text(j, i, f"{m[i, j]:.1f}", ha="center", va="center", fontsize=6, color="w")
+    pub, _ = published_cells(art)
+    for i, r in enumerate(frame.rows):
+        for j, c in enumerate(art.columns):
+            p = pub.get((r["row"], c))
+            text = "" if np.isnan(m[i, j]) else f"{m[i, j]:.1f}"
+            text += "" if p is None else f"\n({p:g})"  # the published value under the regenerated one
+            if text:
+                ax.text(j, i, text, ha="center", va="center", fontsize=5.5, color="w")
+    if pub:
+        ax.plot([], [], linestyle="none", label="published: (in parentheses)")
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(0, -0.25))
     fig.colorbar(im, ax=ax)
     ax.set_xlabel(art.options.get("xlabel", ""))
     ax.set_ylabel(art.options.get("ylabel", ""))

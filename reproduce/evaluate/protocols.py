@@ -42,6 +42,7 @@ from torch import Tensor, nn
 
 from ..attacks import pgd, run_autoattack
 from ..errors import ConfigError
+from ..progress import batch_line, say
 from .catalog import EPS_L2, EPS_LINF, KINDS, PROTOCOLS, STEP_L2, STEP_LINF, Protocol  # noqa: F401
 from .state import EvalState
 
@@ -118,6 +119,7 @@ def evaluate(
     model.eval()
     try:
         batches = list(zip(x_all.split(batch_size), y_all.split(batch_size)))
+        t_start = time.time()
         for xb, yb in batches[len(clean_parts):]:
             xb, yb = xb.to(device), yb.to(device)
             clean_ok = _predict(model, xb).eq(yb)
@@ -147,6 +149,9 @@ def evaluate(
             adv_parts.append(adv_ok.cpu())
             if state is not None:
                 state.save(clean_parts, adv_parts, gen)
+            done = sum(int(t.shape[0]) for t in clean_parts)
+            say(batch_line(proto.name, len(clean_parts), len(batches), done, int(y_all.shape[0]),
+                           int(sum(int(a.sum()) for a in adv_parts)), time.time() - t_start))
         clean_mask, adv_mask = torch.cat(clean_parts), torch.cat(adv_parts)
     finally:
         for m, was_training in modes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import Any
 
 from ..errors import ConfigError, DatasetMissingError
@@ -29,13 +30,17 @@ def _dag(args: argparse.Namespace):
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    from ..report.progress_status import natural_key
+
     dag = _dag(args)
     for paper, spec in dag.specs.items():
         print(f"{paper}: {spec.title} ({len(spec.runs)} runs, {len(spec.analyses)} analyses declared)")
-        for a in spec.artifacts.values():
-            print(f"  {a.name:<10} {a.kind:<10} {a.title}")
-            for t in dag.artifact_outputs(a):
-                print(f"      {t}")
+        for a in sorted(spec.artifacts.values(), key=lambda a: natural_key(a.name)):
+            built = "built" if os.path.exists(dag.artifact_outputs(a)[0]) else "not built"
+            print(f"  {a.name:<14} {a.kind:<10} {built:<10} {a.title}")
+            if args.targets:
+                for t in dag.artifact_outputs(a):
+                    print(f"      {t}")
     return 0
 
 
@@ -88,13 +93,18 @@ def _cmd_diff(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from ..report.progress_status import artifact_progress, format_progress
     from .status import write_status
 
-    rows = write_status(_dag(args), args.out)
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
-    print(f"wrote {args.out}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    dag = _dag(args)
+    if args.out:  # the verdict counts the `status` rule writes
+        rows = write_status(dag, args.out)
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+        print(f"wrote {args.out}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    else:
+        print(format_progress(artifact_progress(dag)))
     return 0
 
 
@@ -169,7 +179,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def add_subcommands(sub: Any) -> None:
-    p = sub.add_parser("list", help="papers, artifacts and their Snakemake targets")
+    p = sub.add_parser("list", help="papers and artifacts (built or not); --targets adds their Snakemake targets")
+    p.add_argument("--targets", action="store_true", help="print each artifact's output files too")
     _common(p)
     p.set_defaults(func=_cmd_list)
 
@@ -199,8 +210,9 @@ def add_subcommands(sub: Any) -> None:
     _common(p)
     p.set_defaults(func=_cmd_diff)
 
-    p = sub.add_parser("status", help="every artifact's diff and claim verdicts counted (not yet run included)")
-    p.add_argument("--out", default="results/status.csv")
+    p = sub.add_parser("status", help="every artifact built / running (epoch, ETA) / missing; with --out, "
+                                      "its diff and claim verdicts counted into a CSV")
+    p.add_argument("--out", default=None, help="write the verdict counts here (the `status` rule: results/status.csv)")
     _common(p)
     p.set_defaults(func=_cmd_status)
 

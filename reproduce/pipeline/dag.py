@@ -146,7 +146,8 @@ class Dag:
 
     def known_results(self) -> list[str]:
         """Every file under the results directory this scale's rules make (paths as the rules name them)."""
-        return [*self.all_targets(), str(self.results / "status.csv")]
+        pages = [str(self.results / a.paper / f"{a.name}.html") for a in self.artifacts()]
+        return [*self.all_targets(), *pages, str(self.results / "status.csv"), str(self.results / "index.html")]
 
     def no_such_target(self, target: str) -> None:
         """A requested results file no rule makes: say so, with the closest valid targets."""

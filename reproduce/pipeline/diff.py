@@ -17,6 +17,7 @@ from ..artifacts import series
 from ..claims import check
 from ..errors import ReproduceError
 from ..readback import read_csv_rows
+from ..report.citations import cite
 from .provenance import git_commit, scale_banner
 
 
@@ -189,8 +190,8 @@ def _claim_rows(art: Artifact, others: Mapping[str, tuple[Artifact, str | Path]]
             v_rep, details = f"not checked (thinned at {scale} scale)", [f"cells left out: {', '.join(left_out)}"]
         if v_rep in ("holds", "fails", "within noise") and (partial or not comparable):
             v_rep = f"{v_rep} ({scale} scale{partial})" if not comparable else f"{v_rep} ({partial[2:]})"
-        claims.append({"claim": c.id, "text": c.text, "source": c.source, "published": v_pub, "reproduced": v_rep,
-                       "noise": c.noise, "details": "; ".join(details), "scale": scale})
+        claims.append({"claim": c.id, "text": c.text, "source": cite(art.paper, c.source), "published": v_pub,
+                       "reproduced": v_rep, "noise": c.noise, "details": "; ".join(details), "scale": scale})
     return claims
 
 

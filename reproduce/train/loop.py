@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from .. import io, perf as fast
+from ..progress import epoch_line, say
 from ..config import config_hash, resolve_run
 from ..errors import ConfigError
 from ..methods import METHODS, TrainContext
@@ -260,6 +261,7 @@ def _train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | 
                     checkpoint.save(out / "best.pt", {"model": model.state_dict(), "epoch": epoch + 1,
                                                       "score": score, "config_hash": h})
         history.append(row)
+        say(epoch_line(cfg["name"], row, epochs, history, cfg["selection"].get("protocol"), best))
         if epoch + 1 in _snapshot_epochs(cfg, epochs):
             checkpoint.save(out / "checkpoints" / f"epoch_{epoch + 1}.pt",
                             {"model": model.state_dict(), "epoch": epoch + 1, "config_hash": h})
