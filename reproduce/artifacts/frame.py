@@ -46,10 +46,10 @@ def long_rows(frame: Frame) -> list[dict[str, Any]]:
     """Every cell as lines (row, column, i, value): one per point of an array cell, and one with an
     empty ``i`` per scalar cell, so a figure's CSV holds all that its claims read."""
     # each line names the runs its row was made from, so a diff can refuse a stale figure's data
-    ids = {r["row"]: r.get("run_id", "") for r in frame.rows}
-    out = [{"row": r["row"], "column": c, "i": "", "value": r[c], "run_id": ids[r["row"]], "scale": frame.scale}
+    ids = {r["row"]: {"run_id": r["run_id"]} if r.get("run_id") else {} for r in frame.rows}
+    out = [{"row": r["row"], "column": c, "i": "", "value": r[c], **ids[r["row"]], "scale": frame.scale}
            for r in frame.rows for c in frame.columns if isinstance(r.get(c), (int, float))]
     for (row, col), values in frame.arrays.items():
-        out += [{"row": row, "column": col, "i": i, "value": v, "run_id": ids.get(row, ""), "scale": frame.scale}
+        out += [{"row": row, "column": col, "i": i, "value": v, **ids.get(row, {}), "scale": frame.scale}
                 for i, v in enumerate(values)]
     return out

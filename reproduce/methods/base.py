@@ -54,9 +54,6 @@ class Method:
     attacks: bool = True
 
     def __init__(self, cfg: Mapping[str, Any], ctx: TrainContext) -> None:
-        from ..bounds import check_attacks
-
-        check_attacks(cfg, self.attacks, f"run {cfg.get('name')}")
         given = {k: v for k, v in cfg["method"].items() if k != "name"}
         unknown = sorted(set(given) - set(self.params))
         if unknown:

@@ -49,7 +49,7 @@ def read_values(path: str | Path) -> tuple[dict[str, dict[str, Any]], set[str]]:
                 raise ReproduceError(f"{p}: row {r['row']!r}, column {r['column']!r}, point {r['i']!r} appears twice")
             seen.add(key)
             v = _float(r["value"], f"{p}: row {r['row']!r}, column {r['column']!r}")
-            if "run_id" in r:  # every line of a row names the same runs
+            if r.get("run_id"):  # every line of a row names the same runs
                 if out.setdefault(r["row"], {}).setdefault("run_id", r["run_id"]) != r["run_id"]:
                     raise ReproduceError(f"{p}: row {r['row']!r} names different run ids on different lines")
             if r["i"] == "":

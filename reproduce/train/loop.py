@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from .. import io, perf as fast
 from ..progress import epoch_line, say
+from ..bounds import check_attacks
 from ..config import config_hash, resolve_run
 from ..errors import ConfigError
 from ..methods import METHODS, TrainContext
@@ -109,6 +110,8 @@ def _train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | 
            device: str, progress: bool, allow_cpu: bool, stop: StopRequest, upstream: Upstream,
            comparable: bool | None) -> dict[str, Any]:
     cfg = resolve_run(raw_cfg)
+    # a method that trains on attacked inputs needs an attack step (checked at DAG load too)
+    check_attacks(cfg, METHODS.get(cfg["method"]["name"], where="method.name").attacks, f"run {cfg['name']}")
     out = Path(out_dir)
     h = config_hash(cfg)
     done = out / DONE
