@@ -8,6 +8,7 @@ from typing import Any
 
 from .. import io
 from ..errors import ConfigError
+from ..evaluate.catalog import register_planned
 from ..readback import check_recorded, check_run_dir, read_json, read_plan
 from .base import ANALYSES, AnalysisContext
 
@@ -45,6 +46,8 @@ def run_analysis(plan_path: str | Path, data_root: str | Path, device: str = "au
         check_recorded(res, result, {"id": aid}, plan_path)
         return res
     cls = ANALYSES.get(kind, where=f"{plan_path}: analysis")
+    # a paper's own protocols an analysis attacks under reach the job through the plan, not the spec
+    register_planned(plan.get("protocols") or {}, str(plan_path))
     inputs = {p: _place(params[p], plan, plan_path) for p in cls.references if params.get(p) is not None}
     out.mkdir(parents=True, exist_ok=True)
     dev = select_device(device)

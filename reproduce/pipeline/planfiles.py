@@ -49,6 +49,17 @@ def _run_protocols(cfg: dict[str, Any]) -> list[str]:
     return names + [e["protocol"] for e in cfg.get("eval_logs") or []]
 
 
+def _protocol_names(params: Any) -> set[str]:
+    """Every parameter value that names a registered protocol (an analysis attacks under it)."""
+    from ..evaluate import PROTOCOLS
+
+    if isinstance(params, dict):
+        return {n for v in params.values() for n in _protocol_names(v)}
+    if isinstance(params, list):
+        return {n for v in params for n in _protocol_names(v)}
+    return {params} if isinstance(params, str) and params in PROTOCOLS else set()
+
+
 class PlanWriter:
     """Renders every node of a ``Dag`` as a plan document (``documents``) and writes them (``write``)."""
 
@@ -87,6 +98,7 @@ class PlanWriter:
         node = self.dag.graph.analyses[aid]
         return {"kind": "analysis", "id": aid, "paper": node.paper, "name": node.name, "names": node.names,
                 "analysis": node.kind, "params": node.params, "scale": self._scale(),
+                "protocols": planned(_protocol_names(node.params)),
                 "dir": str(self.dag.analysis_dir(aid)), "upstream": self._upstream(node.deps)}
 
     def evaluation(self, rid: str, protocols: list[str]) -> dict[str, Any]:
