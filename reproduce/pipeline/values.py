@@ -212,11 +212,12 @@ class Reader:
 
 
 def _checked_value(v: Any, where: str) -> Any:
-    """A cell value read from disk: a number or a (nested) list of numbers; anything else is an error
-    (a string in place of a number once dropped a figure row without a word)."""
+    """A cell value read from disk: a number, null (the analysis says "undefined", e.g. a loss that never
+    halves has no half-time: an empty cell) or a (nested) list of those; anything else is an error (a
+    string in place of a number once dropped a figure row without a word)."""
     if isinstance(v, list):
         return [_checked_value(x, f"{where}[{i}]") for i, x in enumerate(v)]
-    return number(v, where)
+    return None if v is None else number(v, where)
 
 
 def subset_classes(method: Mapping[str, Any], data: Mapping[str, Any]) -> list[int] | None:
