@@ -23,7 +23,8 @@ from .frame import csv_text
 SERIES_HEADER = ["row", "column", "points", "max_abs_delta", "beyond", "tolerance", "verdict", "scale"]
 
 
-def _num(v: Any) -> Any:
+def cell_number(v: Any) -> Any:
+    """A CSV cell as a float, None when empty, or the text itself (read by the diff too)."""
     if v is None or str(v).strip() == "":
         return None
     try:
@@ -43,7 +44,7 @@ def read_published_values(path: Path, columns: list[str] | None = None) -> dict[
         for r in sorted(rows, key=lambda r: (r["row"], r["column"], int(r["i"]))):
             out.setdefault(r["row"], {}).setdefault(r["column"], []).append(float(r["value"]))
         return out
-    return {r["row"]: {k: _num(v) for k, v in r.items() if k != "row"} for r in rows}
+    return {r["row"]: {k: cell_number(v) for k, v in r.items() if k != "row"} for r in rows}
 
 
 def parse_tolerances(raw: Any, columns: list[str], where: str) -> dict[str, str | float]:

@@ -14,20 +14,12 @@ from .. import io
 from ..artifacts import Artifact
 from ..artifacts.frame import csv_text, markdown_table
 from ..artifacts import series
+from ..artifacts.series import cell_number
 from ..claims import check
 from ..errors import ReproduceError
 from ..readback import read_csv_rows
 from ..report.citations import cite
 from .provenance import git_commit, scale_banner
-
-
-def _num(v: Any) -> Any:
-    if v is None or str(v).strip() == "":
-        return None
-    try:
-        return float(v)
-    except ValueError:
-        return v
 
 
 def read_values(path: str | Path) -> tuple[dict[str, dict[str, Any]], set[str]]:
@@ -60,7 +52,7 @@ def read_values(path: str | Path) -> tuple[dict[str, dict[str, Any]], set[str]]:
     for r in rows:
         if r["row"] in out:
             raise ReproduceError(f"{p}: row {r['row']!r} appears more than once in regenerated values")
-        out[r["row"]] = {k: _num(v) for k, v in r.items() if k != "row"}
+        out[r["row"]] = {k: cell_number(v) for k, v in r.items() if k != "row"}
     return out, scales
 
 
