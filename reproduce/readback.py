@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -124,9 +123,6 @@ def check_recorded(record: Mapping[str, Any], path: str | Path, expect: Mapping[
             raise ReproduceError(f"{path}: records {key} {got!r}, but the plan {plan} expects {want!r}; "
                                  f"the file was made by another node or plan: {RERUN}")
 
-
-def is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and not (isinstance(v, float) and math.isinf(v))
 
 
 PLAN_KEYS = {

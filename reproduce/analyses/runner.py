@@ -9,27 +9,20 @@ from typing import Any
 from .. import io
 from ..errors import ConfigError
 from ..evaluate.catalog import register_planned
-from ..readback import check_recorded, check_run_dir, read_json, read_plan
+from ..readback import check_recorded, read_json, read_plan
+from ..train.refs import Upstream
 from .base import ANALYSES, AnalysisContext
 
 
-def _place(ref: Any, plan: dict[str, Any], plan_path: str | Path) -> Any:
+def _place(ref: Any, upstream: Upstream) -> Any:
     """A resolved reference as the directory the plan lists for it, checked before anything is read."""
     if isinstance(ref, list):
-        return [_place(r, plan, plan_path) for r in ref]
-    runs, analyses = plan["upstream"]["runs"], plan["upstream"]["analyses"]
-    if isinstance(ref, dict) and "run" in ref and str(ref["run"]) in runs:
-        entry = runs[str(ref["run"])]
-        check_run_dir(entry["dir"], str(ref["run"]), entry["config_hash"], plan_path)
-        if not (Path(entry["dir"]) / "done.json").exists():
-            raise ConfigError(f"{entry['dir']}: run {ref['run']} has not finished (no done.json)")
-        return Path(entry["dir"])
-    if isinstance(ref, dict) and "analysis" in ref and str(ref["analysis"]) in analyses:
-        d = Path(analyses[str(ref["analysis"])])
-        check_recorded(read_json(d / "result.json", "analysis result"), d / "result.json",
-                       {"id": str(ref["analysis"])}, plan_path)
-        return d
-    raise ConfigError(f"{plan_path}: reference {ref!r} is not among the plan's upstream outputs; rerun the DAG")
+        return [_place(r, upstream) for r in ref]
+    if isinstance(ref, dict) and "run" in ref:
+        return upstream.run(str(ref["run"]))
+    if isinstance(ref, dict) and "analysis" in ref:
+        return upstream.analysis(str(ref["analysis"]))
+    raise ConfigError(f"{upstream.plan}: unresolved reference {ref!r}; rerun the DAG")
 
 
 def run_analysis(plan_path: str | Path, data_root: str | Path, device: str = "auto") -> dict[str, Any]:
@@ -48,7 +41,8 @@ def run_analysis(plan_path: str | Path, data_root: str | Path, device: str = "au
     cls = ANALYSES.get(kind, where=f"{plan_path}: analysis")
     # a paper's own protocols an analysis attacks under reach the job through the plan, not the spec
     register_planned(plan.get("protocols") or {}, str(plan_path))
-    inputs = {p: _place(params[p], plan, plan_path) for p in cls.references if params.get(p) is not None}
+    upstream = Upstream.from_plan(plan, plan_path)
+    inputs = {p: _place(params[p], upstream) for p in cls.references if params.get(p) is not None}
     out.mkdir(parents=True, exist_ok=True)
     dev = select_device(device)
     scale = plan["scale"]["name"]

@@ -13,10 +13,10 @@ every start, and ``json`` reads and writes them about ten times faster.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Iterable
 
+from .. import io
 from ..artifacts import Artifact
 from ..artifacts.base import artifact_to_plan
 from ..claims import claim_to_plan
@@ -37,10 +37,7 @@ def write_if_changed(path: Path, text: str) -> bool:
             return False
     except (FileNotFoundError, UnicodeDecodeError):
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    io.write_text(path, text)
     return True
 
 

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import torch
 
 from ..errors import ConfigError
-from ..readback import check_recorded, read_json
+from ..readback import check_recorded, check_run_dir, read_json
 
 CHECKPOINTS = ("best", "last")
 
@@ -42,8 +42,9 @@ class Upstream:
         if rid in self.runs:
             entry = self.runs[rid]
             path = Path(entry["dir"])
-            done = read_json(path / "done.json", f"training summary of upstream run {rid}")
-            check_recorded(done, path / "done.json", {"config_hash": entry["config_hash"]}, self.plan)
+            if not (path / "done.json").exists():
+                raise ConfigError(f"{path}: run {rid} has not finished (no done.json)")
+            check_run_dir(path, rid, entry["config_hash"], self.plan)  # config.yaml and done.json
             return path
         if self.beside is not None:
             return self.beside / rid
