@@ -23,6 +23,8 @@ demo: $(STAMP)
 	@echo "Open results/smoke/index.html in a browser: every artifact, the published values beside yours, verdicts, claims."
 
 test: $(STAMP)
+	@# the one-way layers declared in pyproject.toml ([tool.importlinter]); tests/test_layers.py shows it can fail
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 	$(PY) -m pytest -q -m "not slow"
 
 test-slow: $(STAMP)

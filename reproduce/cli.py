@@ -42,7 +42,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     stop = StopRequest(wall, args.stop_margin_min)
     common = {"data_root": args.data_root, "device": args.device, "progress": not args.no_progress, "stop": stop}
     if args.plan:
-        from .train.planned import train_planned
+        from .jobs.train import train_planned
 
         summary = train_planned(args.plan, allow_cpu=args.allow_cpu, **common)
     else:
@@ -60,7 +60,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _eval_outputs(args: argparse.Namespace) -> tuple[list[str], list[str] | None, list[Path], list[Path]]:
     """Protocols, labels, one result JSON per requested protocol (named as the per-protocol rule
     names it) and the per-batch state file beside each."""
-    from .evaluate.job import split_list
+    from .jobs.evaluate import split_list
     from .evaluate.state import state_path_for
 
     protocols = split_list(args.protocol, "--protocol")
@@ -78,7 +78,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if args.run or args.robustbench or args.protocol:
             raise ReproduceError("evaluate --plan FILE takes its run and protocols from the plan; "
                                  "drop --run, --robustbench and --protocol")
-        from .evaluate.planned import evaluate_planned
+        from .jobs.evaluate import evaluate_planned
 
         evaluate_planned(args.plan, data_root=args.data_root, device=args.device, allow_cpu=args.allow_cpu,
                          seed=args.seed)
@@ -91,7 +91,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.robustbench is not None or args.run is None:
         return _cmd_evaluate_zoo(args)
     from . import io
-    from .evaluate.job import evaluate_run
+    from .jobs.evaluate import evaluate_run
 
     protocols, labels, outs, states = _eval_outputs(args)
     results = evaluate_run(args.run, protocols, labels, data_root=args.data_root, device=args.device,
@@ -116,13 +116,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_evaluate_zoo(args: argparse.Namespace) -> int:
     """``evaluate --robustbench NAME``: a RobustBench zoo model in place of a trained run."""
     from . import io
-    from .evaluate.robustbench import evaluate_zoo, zoo_summary
+    from .evaluate import PROTOCOLS
+    from .jobs.zoo import evaluate_zoo, zoo_summary
+    from .pipeline.spec import register_spec_protocols
 
     if (args.run is None) == (args.robustbench is None):
         raise ReproduceError("evaluate needs exactly one of --run DIR (a trained run) or --robustbench NAME")
     protocols, labels, outs, states = _eval_outputs(args)
     if args.index and args.out_dir is None:
         raise ReproduceError("--index lists the files of --out-dir; give --out-dir")
+    if any(p not in PROTOCOLS for p in protocols):  # a paper's protocol, declared in its spec
+        register_spec_protocols()
     results = evaluate_zoo(args.robustbench, protocols, args.data_root, labels=labels, dataset=args.rb_dataset,
                            threat_model=args.rb_threat, model_dir=args.model_dir, model_info=args.rb_model_info,
                            device=args.device, split=args.split, n=args.n, batch_size=args.batch_size,
@@ -139,7 +143,7 @@ def _cmd_evaluate_zoo(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from .analyses.runner import run_analysis
+    from .jobs.analyze import run_analysis
 
     res = run_analysis(args.plan, args.data_root, args.device)
     print(f"analysis {res.get('id')}: {len(res.get('values', {}))} values")
@@ -204,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .pipeline import cli as pipeline_cli
 
     pipeline_cli.add_subcommands(sub)
-    from .report import cli as report_cli
+    from .pipeline import report_cli
 
     report_cli.add_subcommands(sub)
     return p

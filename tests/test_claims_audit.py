@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from reproduce.claims import OBSERVATION
-from reproduce.pipeline.diff import diff_artifact, published_values
+from reproduce.jobs.diff import diff_artifact, published_values
 from reproduce.pipeline.spec import load_all
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ from reproduce.artifacts.base import Artifact, Row
 from reproduce.claims.grammar import FUNCTIONS
 from reproduce.config import config_hash, resolve_run
 from reproduce.errors import ConfigError, DatasetMissingError
-from reproduce.pipeline.diff import diff_artifact
+from reproduce.jobs.diff import diff_artifact
 from reproduce.pipeline.scales import Scale, load_scale
 from reproduce.train.setup import pool_indices
 

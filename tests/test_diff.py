@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reproduce.claims import check
-from reproduce.pipeline.diff import diff_artifact
+from reproduce.jobs.diff import diff_artifact
 from reproduce.pipeline.spec import load_all, read_published
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -372,7 +372,7 @@ def test_generated_stand_ins(name, tmp_path, monkeypatch):
 
 
 def test_planner_counts_labels_only_for_streamed_datasets():
-    from reproduce.pipeline.memory import LABEL_BYTES, data_bytes
+    from reproduce.costs.memory import LABEL_BYTES, data_bytes
     from reproduce.pipeline.scales import load_scale
 
     cfg = {"data": {"primary": "imagenet200", "train_split": "train", "aux": [], "n_train": None}}

@@ -15,7 +15,6 @@ from reproduce.config import config_hash, resolve_run
 from reproduce.data.loader import Batch
 from reproduce.errors import ConfigError
 from reproduce.methods import METHODS, TrainContext
-from reproduce.methods.base import Method
 
 EPS, STEP, STEPS = 8 / 255, 2 / 255, 3
 
@@ -35,10 +34,18 @@ def _cfg(**method):
 
 def _method(monkeypatch, helper_net: nn.Module, **method):
     cfg = _cfg(**method)
-    ctx = TrainContext(cfg=cfg, device=torch.device("cpu"), num_classes=3, datasets={}, steps_per_epoch=1)
-    monkeypatch.setattr(Method, "referenced_model", lambda self, param: helper_net)
+    asked = []
+
+    class Refs:  # the trainer's side of methods.base.References
+        def model(self, ref):
+            asked.append(dict(ref))
+            return helper_net
+
+    ctx = TrainContext(cfg=cfg, device=torch.device("cpu"), num_classes=3, datasets={}, steps_per_epoch=1,
+                       refs=Refs())
     hat = METHODS.get("hat")(cfg, ctx)
     hat.attach(None)
+    assert asked == [{"run": "std-x", "checkpoint": "best"}]  # the helper came through the context
     return hat
 
 

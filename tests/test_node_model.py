@@ -12,7 +12,7 @@ from reproduce.artifacts import KINDS
 from reproduce.artifacts.frame import Frame
 from reproduce.claims import check
 from reproduce.errors import ConfigError
-from reproduce.pipeline.expand import expand_entries, is_sweep
+from reproduce.speclang.expand import expand_entries, is_sweep
 from reproduce.pipeline.nodes import Graph
 from reproduce.pipeline.scales import load_scale
 from reproduce.pipeline.spec import load_all, load_spec
@@ -173,7 +173,7 @@ def test_every_artifact_kind_renders(tmp_path, kind):
 
 def test_a_figure_csv_keeps_the_scalars_its_claims_read(tmp_path):
     from reproduce.artifacts.base import Artifact, Row
-    from reproduce.pipeline.diff import read_values
+    from reproduce.jobs.diff import read_values
 
     cls = KINDS.get("scatter")
     art = Artifact("p", "f", "scatter", "t", "s", None, [], ["x", "y", "m"], {"r0": Row("r0", None, {})}, 1.0, 0.0,
@@ -186,7 +186,7 @@ def test_a_figure_csv_keeps_the_scalars_its_claims_read(tmp_path):
 
 
 def test_sweep_thinning_keeps_evenly_spaced_ends_and_says_what_it_left_out(tmp_path):
-    from reproduce.pipeline.diff import diff_artifact
+    from reproduce.jobs.diff import diff_artifact
     from reproduce.pipeline.scales import Scale
 
     two = Scale("t", Path("t.yaml"), {"thin": {"sweeps": 2}})

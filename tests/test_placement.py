@@ -13,7 +13,7 @@ from reproduce.data.catalog import DATASETS
 from reproduce.data.placement import GIB, RESERVE_FLOOR, decide_placement
 from reproduce.data.synthetic import write_generated
 from reproduce.errors import ConfigError
-from reproduce.pipeline.memory import CONTEXT_BYTES, model_memory
+from reproduce.costs.memory import CONTEXT_BYTES, model_memory
 
 
 def _places365_64_bytes() -> int:

@@ -6,7 +6,7 @@ import json
 
 from reproduce.config import resolve_run
 from reproduce.data.placement import GIB
-from reproduce.pipeline.memory import data_bytes, model_memory, run_memory, trunk_footprint
+from reproduce.costs.memory import data_bytes, model_memory, run_memory, trunk_footprint
 
 COSTS = {"passes": {"standard": {"steps": 0, "extra": 1}, "trades": {"steps": 1, "extra": 2}},
          "method_base_param": {"biamat": "base"}, "train_images": {}}
@@ -73,19 +73,20 @@ def test_reproduce_plan_shows_places365_runs_streamed_on_a_16_gib_card(capsys) -
 def test_footprint_table_is_current_and_covers_every_spec_run() -> None:
     """config/footprints.yaml spares `reproduce plan` the model zoo's import; it must equal the
     meta-device computation and list every (model, shape) some spec trains at a shipped scale."""
-    from reproduce.pipeline.footprints import _table, key, meta_footprint, used_pairs
+    from reproduce.costs.footprints import _table, key, meta_footprint
+    from reproduce.pipeline.footprint_table import used_pairs
 
     table = _table()
     for k, v in table.items():
         model, shape = k.split(" ")
         c, h, w = (int(s) for s in shape.split("x"))
-        assert tuple(v) == meta_footprint(model, c, h, w), f"{k}: stale; python -m reproduce.pipeline.footprints"
+        assert tuple(v) == meta_footprint(model, c, h, w), f"{k}: stale; python -m reproduce.pipeline.footprint_table"
     missing = sorted({key(*p) for p in used_pairs()} - set(table))
-    assert not missing, f"not in config/footprints.yaml: {missing}; python -m reproduce.pipeline.footprints"
+    assert not missing, f"not in config/footprints.yaml: {missing}; python -m reproduce.pipeline.footprint_table"
 
 
 def test_a_pair_missing_from_the_table_is_computed(monkeypatch) -> None:
-    from reproduce.pipeline import footprints
+    from reproduce.costs import footprints
 
     monkeypatch.setattr(footprints, "_table", lambda: {})
     footprints.trunk_footprint.cache_clear()

@@ -11,7 +11,7 @@ import torch
 from reproduce.cli import main
 from reproduce.data.synthetic import write_generated
 from reproduce.errors import ConfigError
-from reproduce.pipeline.provenance import PROVENANCE_KEYS, git_commit
+from reproduce.provenance import PROVENANCE_KEYS, git_commit
 from reproduce.train import train
 from reproduce.train.setup import select_device
 

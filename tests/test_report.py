@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from reproduce.artifacts import Artifact, Row
 from reproduce.progress import EPOCH_LINE, batch_line, epoch_line, hms
-from reproduce.report.citations import cite
+from reproduce.artifacts.citations import cite
 from reproduce.report.collect import collect
 from reproduce.report.pages import write_artifact_page
 from reproduce.report.progress_status import natural_key, training_progress

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from reproduce.artifacts.series import diff_series, read_published_values, within
-from reproduce.pipeline.diff import diff_artifact
+from reproduce.jobs.diff import diff_artifact
 from reproduce.pipeline.spec import load_all
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -60,7 +60,7 @@ def test_paper_settings_survive_except_the_stated_ones():
 @pytest.mark.slow
 def test_the_imgnet100_row_runs_at_shapes_scale_and_would_have_crashed_on_test(tmp_path):
     """The audit's crash: ImgNet100 runs selecting and evaluating on `test`, which it lacks."""
-    from reproduce.evaluate.job import evaluate_run
+    from reproduce.jobs.evaluate import evaluate_run
     from reproduce.train import train
 
     root = _prepare("imgnet100", tmp_path)

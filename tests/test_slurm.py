@@ -152,7 +152,7 @@ def test_chaining_needs_no_retries_and_stays_under_the_cap(tmp_path):
 
 
 def test_host_memory_adds_the_training_data(tmp_path):
-    from reproduce.pipeline.memory import data_bytes
+    from reproduce.costs.memory import data_bytes
 
     dag = Dag(_config(tmp_path))
     base = dag.scale.resources["mem_mb"]

@@ -12,7 +12,7 @@ from reproduce.config import parse_number
 from reproduce.errors import ConfigError
 from reproduce.pipeline.dag import Dag
 from reproduce.claims import check
-from reproduce.pipeline.diff import published_values
+from reproduce.jobs.diff import published_values
 from reproduce.pipeline.scales import load_scale
 from reproduce.pipeline.spec import load_all, load_spec, read_published
 

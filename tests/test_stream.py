@@ -136,7 +136,7 @@ def test_random_resized_crop_params():
 
 def test_a_streamed_dataset_trains_and_evaluates_through_the_normal_path(tmp_path):
     from reproduce.data.importers import import_dataset
-    from reproduce.evaluate.job import evaluate_run
+    from reproduce.jobs.evaluate import evaluate_run
     from reproduce.train import train
 
     src = _flowers(tmp_path / "src")

@@ -17,7 +17,7 @@ from reproduce.evaluate import PROTOCOLS
 from reproduce.pipeline.dag import Dag
 from reproduce.pipeline.plan import gpu_hours
 from reproduce.pipeline.resources import protocol_passes
-from reproduce.pipeline.values import _eval_value, subset_classes
+from reproduce.jobs.values import _eval_value, subset_classes
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGS = ["figure4", "figure5_c10", "figure5_c100", "figure6_c10", "figure6_c100", "figure7"]

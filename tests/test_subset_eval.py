@@ -13,8 +13,8 @@ from reproduce.data import load_split
 from reproduce.data.synthetic import write_generated
 from reproduce.errors import ConfigError
 from reproduce.evaluate import evaluate
-from reproduce.evaluate.job import evaluate_run
-from reproduce.pipeline.values import _eval_value
+from reproduce.jobs.evaluate import evaluate_run
+from reproduce.jobs.values import _eval_value
 from reproduce.train import train
 from reproduce.train.loop import epoch_seed
 from reproduce.train.refs import eval_lists

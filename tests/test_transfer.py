@@ -349,7 +349,7 @@ def test_bad_transfer_specs_name_the_file_and_key(tmp_path, in_repo, edit, needl
 
 
 def test_the_planner_costs_a_frozen_trunk_fine_tune_as_a_forward_pass(tmp_path, in_repo):
-    from reproduce.pipeline.memory import model_memory
+    from reproduce.costs.memory import model_memory
     from reproduce.pipeline.plan import gpu_hours, passes_per_step
 
     g = Graph({"px": load_spec(_write_spec(tmp_path, _spec_raw()))}, load_scale("paper"))

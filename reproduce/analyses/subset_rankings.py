@@ -132,7 +132,7 @@ class RandomRanking(Analysis):
     def at_scale(cls, params, scale):
         if params.get("of") is None:
             return params
-        from ..pipeline.memory import num_classes, split_images
+        from ..costs.memory import num_classes, split_images
 
         ds = str(params["of"])
         n = num_classes(ds, scale) if params["level"] == "class" else split_images(ds, "train", scale)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ConfigError
-from ..pipeline.expand import expand_entries, substitute
+from ..speclang.expand import expand_entries, substitute
 from ..registry import Registry
 from .series import parse_tolerances
 

@@ -19,7 +19,7 @@ class Table(ArtifactKind):
     def render(self, art: Artifact, frame: Frame, out: Path, banner: str) -> None:
         io.write_text(out.with_suffix(".csv"), csv_text(frame.rows))
         shown = [c for c in frame.rows[0] if c not in PROVENANCE]
-        from ..report.citations import cite  # the paper, venue and table, not the text file it was typed from
+        from .citations import cite  # the paper, venue and table, not the text file it was typed from
 
         md = [f"# {art.paper} {art.name}: {art.title}", "", f"Source: {cite(art.paper, art.source)}.", banner, "",
               markdown_table(frame.rows, shown), ""]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..errors import ConfigError
-from ..pipeline.expand import expand_values
+from ..speclang.expand import expand_values
 from .grammar import Expr, Missing, Ref, evaluate, parse
 
 CLAIM_KEYS = ("id", "text", "source", "quote", "observation", "checks", "all", "any", "for", "noise", "requires",

@@ -65,7 +65,7 @@ def decide_placement(data_bytes: int, device: Any, *, requested: str = "auto", r
                      free_bytes: int | Callable[[], int] | None = None) -> Placement:
     """Place ``data_bytes`` of training splits for ``device`` (a torch.device or its name).
 
-    ``reserve_bytes`` is the model's own estimate (``reproduce.pipeline.memory``); it is raised
+    ``reserve_bytes`` is the model's own estimate (``reproduce.costs.memory``); it is raised
     to ``RESERVE_FLOOR``. ``free_bytes`` (a number, or a function returning one) stands in for
     ``torch.cuda.mem_get_info`` so that the rule is testable without a GPU.
     """

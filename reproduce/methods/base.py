@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -41,6 +41,19 @@ class TrainContext:
     datasets: dict[str, Any]  # name -> DeviceDataset (primary train split and any aux splits)
     steps_per_epoch: int
     extra: dict[str, Any] = field(default_factory=dict)
+    # resolves reference parameters (another run's model, an analysis's index list); the trainer
+    # supplies it, so a method never reaches up into how runs are stored
+    refs: "References | None" = None
+
+
+class References(Protocol):
+    """What the trainer hands a method for its reference parameters (``Method.references``)."""
+
+    def model(self, ref: Mapping[str, Any]) -> nn.Module:
+        """The referenced run's model, in eval mode."""
+
+    def indices(self, subset: Mapping[str, Any], labels: Any) -> Any:
+        """The sorted training indices a subset reference keeps (classes, indices or an analysis's list)."""
 
 
 class Method:
@@ -77,10 +90,10 @@ class Method:
 
     def referenced_model(self, param: str) -> nn.Module:
         """The frozen model a reference parameter names (HAT's helper), in eval mode."""
-        from ..train.refs import load_model
-
-        model = load_model(self.p[param], self.ctx.extra["runs_dir"], self.ctx.extra["data_root"],
-                           self.ctx.device)
+        if self.ctx.refs is None:
+            raise ConfigError(f"method {self.cfg['method']['name']}: {param} references a run, but this "
+                              "training context resolves no references")
+        model = self.ctx.refs.model(self.p[param])
         for q in model.parameters():
             q.requires_grad_(False)
         return model

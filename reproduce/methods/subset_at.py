@@ -127,9 +127,10 @@ class SubsetAT(Method):
         if "indices" in subset:
             return np.asarray(sorted(int(i) for i in subset["indices"]), dtype=np.int64)
         if "analysis" in subset:
-            from ..train.refs import subset_indices
-
-            return subset_indices(subset, np.zeros(0), ctx.extra.get("runs_dir"))
+            if ctx.refs is None:
+                raise ConfigError(f"method subset_at: subset {dict(subset)} names an analysis, but this training "
+                                  "context resolves no references")
+            return ctx.refs.indices(subset, np.zeros(0))
         raise ConfigError(f"method subset_at: subset needs classes:, indices: or analysis:, got {dict(subset)}")
 
     @staticmethod

@@ -68,7 +68,7 @@ def _artifact_plan(args: argparse.Namespace) -> tuple[str, Any]:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from .render import render
+    from ..jobs.render import render
 
     plan, _ = _artifact_plan(args)
     frame = render(plan, args.out)
@@ -78,7 +78,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 def _cmd_diff(args: argparse.Namespace) -> int:
     from ..readback import read_plan
-    from .diff import diff_planned
+    from ..jobs.diff import diff_planned
 
     plan, dag = _artifact_plan(args)
     doc = read_plan(plan, "artifact")

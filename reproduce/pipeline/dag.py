@@ -11,7 +11,7 @@ from ..errors import ConfigError
 from .nodes import Graph
 from .scales import Scale, load_scale
 from .spec import PaperSpec, load_all
-from .values import source_inputs
+from ..jobs.values import source_inputs
 
 STOP_MARGIN_MIN = 5  # a training job stops itself this long before its walltime (train --stop-margin-min)
 
@@ -88,7 +88,7 @@ class Dag:
     def run_protocols(self, run_id: str) -> list[str]:
         """Every protocol some artifact (of any paper) reads from this run at this scale."""
         if self._protocols is None:
-            from .values import source_runs
+            from ..jobs.values import source_runs
 
             self._protocols = {}
             for art in self.artifacts():

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from ..config import config_hash, resolve_run
 from ..errors import ConfigError
-from .merge import deep_merge, set_dotted
+from ..speclang.merge import deep_merge, set_dotted
 from .references import analysis_reference_slots, map_refs, run_reference_slots
 from .scales import Scale
 from .spec import PaperSpec

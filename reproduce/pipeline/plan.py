@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ConfigError
-from ..io import read_yaml
 
-COSTS = Path("config/costs.yaml")
-
-
-@lru_cache(maxsize=None)
-def _costs(path: str = str(COSTS)) -> dict[str, Any]:
-    return read_yaml(path)
+from ..costs.table import read_costs as _costs
 
 
 def passes_per_step(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = None,
@@ -45,7 +37,7 @@ def attacked_fraction(cfg: Mapping[str, Any], graph: Any = None) -> float:
     method's own params; a ranking analysis's share comes from the analysis class, unrun."""
     from ..analyses import ANALYSES
     from ..methods import METHODS
-    from .memory import num_classes, split_images
+    from ..costs.memory import num_classes, split_images
 
     name = cfg["method"]["name"]
     if name not in METHODS:
@@ -123,7 +115,7 @@ def gpu_hours(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = None, gp
 
 def default_gpu_mem_gib(costs: Mapping[str, Any] | None = None) -> float:
     """The reference GPU's memory (config/costs.yaml ``gpus.v100.memory_gib``), else 32 GiB."""
-    from .memory import DEFAULT_GPU_MEM_GIB
+    from ..costs.memory import DEFAULT_GPU_MEM_GIB
 
     try:
         c = costs if costs is not None else _costs()
@@ -137,7 +129,7 @@ def plan(dag, targets: list[str], gpu_mem_gib: float | None = None) -> dict[str,
     """Which artifacts the targets name, the distinct runs they need, what they cost in time and
     device memory, and where ``perf.data_placement: auto`` would put their data on a
     ``gpu_mem_gib`` card (default: ``default_gpu_mem_gib``)."""
-    from .memory import run_memory
+    from ..costs.memory import run_memory
 
     mem_gib = float(gpu_mem_gib) if gpu_mem_gib is not None else default_gpu_mem_gib()
     arts = []

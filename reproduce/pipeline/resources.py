@@ -41,7 +41,7 @@ def train_minutes(cfg: Mapping[str, Any], floor: int, graph: Any = None) -> int:
 
 def host_mem_mb(cfg: Mapping[str, Any], base_mb: int, scale: Any = None) -> int:
     """Host memory (MB) for one training job: ``base_mb`` (process, CUDA, loaders) + its data."""
-    from .memory import data_bytes
+    from ..costs.memory import data_bytes
 
     data = data_bytes(cfg, scale)  # None: streamed full-resolution files, the loaders' share is in the base
     return base_mb + (0 if data is None else math.ceil(data * HOST_DATA_SLACK / 2**20))

@@ -11,8 +11,8 @@ from typing import Any, Mapping
 
 from ..errors import ConfigError
 from ..io import read_yaml
-from .merge import deep_merge
-from .validate import validate_schema
+from ..speclang.merge import deep_merge
+from ..speclang.validate import validate_schema
 
 SCALES_DIR = Path("config/scales")
 

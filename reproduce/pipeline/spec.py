@@ -16,9 +16,9 @@ from typing import Any, Mapping
 
 from ..errors import ConfigError
 from ..io import read_yaml
-from .expand import expand_entries
-from .merge import deep_merge, set_dotted
-from .validate import validate_schema
+from ..speclang.expand import expand_entries
+from ..speclang.merge import deep_merge, set_dotted
+from ..speclang.validate import validate_schema
 
 PIPELINES_DIR = Path("pipelines")
 RUN_META_KEYS = ("presets", "choice", "from", "set", "every_scale", "_vars", "_group", "_value")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..artifacts import Artifact
-from .citations import cite
+from ..artifacts.citations import cite
 
 # a diff verdict's first word(s) -> the CSS class that colours it
 VERDICT_CLASSES = (("match", "ok"), ("holds", "ok"), ("differs", "bad"), ("fails", "bad"), ("missing", "warn"),

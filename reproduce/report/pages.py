@@ -18,7 +18,7 @@ from jinja2 import Environment
 from markupsafe import Markup, escape
 
 from .. import io
-from .citations import CITATIONS, _load
+from ..artifacts.citations import CITATIONS, _load
 from .collect import ArtifactView, collect, verdict_class
 from .progress_status import natural_key
 from .templates import ARTIFACT, LANDING, PAGE, STYLE
@@ -103,7 +103,7 @@ def write_index(dag: Any, out: str | Path) -> list[ArtifactView]:
 
 def view_from_plan(plan_path: str | Path) -> ArtifactView:
     """One artifact's view from its plan file (what the page rule reads)."""
-    from ..pipeline.render import load_artifact
+    from ..jobs.render import load_artifact
 
     art, view = load_artifact(plan_path)
     return collect(art, list(view.plan["outputs"]), art.family)

@@ -26,14 +26,14 @@ from ..config import config_hash, resolve_run
 from ..errors import ConfigError
 from ..methods import METHODS, TrainContext
 from . import checkpoint
-from ..pipeline.provenance import git_commit, runtime_provenance
+from ..provenance import git_commit, runtime_provenance
 from .schedule import lr_at, momentum_at
 from .midepoch import partial_state, set_rng_state
 from .setup import build_for_run, load_run_data, select_device
 from .optim import make_optimizer
 from .eval_logs import EvalLogs
 from .observers import InstanceLog, write_holdout
-from .refs import Upstream
+from .refs import RunReferences, Upstream
 from .stop import Preempted, StopRequest
 from .tally import EpochTally
 from .transfer import apply_freeze, load_init, source_checkpoint, trainable_parameters
@@ -127,7 +127,8 @@ def _train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | 
     # one line per process start: a run streamed from host memory is slower, and the log says why
     print(f"run {cfg['name']}: {data['placement'].summary()}", file=sys.stderr, flush=True)
     ctx = TrainContext(cfg=cfg, device=dev, num_classes=data["num_classes"], datasets=data["train"],
-                       steps_per_epoch=data["steps_per_epoch"], extra={"data_root": str(data_root), "runs_dir": upstream})
+                       steps_per_epoch=data["steps_per_epoch"], extra={"data_root": str(data_root)},
+                       refs=RunReferences(upstream, data_root, dev))
     method = METHODS.get(cfg["method"]["name"], where="method.name")(cfg, ctx)
     torch.manual_seed(int(cfg["seed"]))  # weight init depends on the seed only
     model = build_for_run(cfg, data, dev, heads=method.heads())

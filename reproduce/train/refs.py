@@ -139,3 +139,18 @@ def eval_lists(cfg: Mapping[str, Any], runs_dir: "str | Path | Upstream | None")
     if missing:
         raise ConfigError(f"data.eval_indices: analysis {ref['analysis']} has no {', '.join(missing)} list")
     return {k: [int(i) for i in values[k]] for k in ("selection", "final")}
+
+
+class RunReferences:
+    """A method's reference parameters resolved against the plan's upstream outputs (``methods.base.References``)."""
+
+    def __init__(self, upstream: "Upstream | None", data_root: str | Path, device: torch.device) -> None:
+        self.upstream, self.data_root, self.device = upstream, data_root, device
+
+    def model(self, ref: Mapping[str, Any]) -> torch.nn.Module:
+        if self.upstream is None:
+            raise ConfigError(f"reference {dict(ref)}: the run directory is unknown")
+        return load_model(ref, self.upstream, self.data_root, self.device)
+
+    def indices(self, subset: Mapping[str, Any], labels: Any) -> Any:
+        return subset_indices(subset, labels, self.upstream)

@@ -147,7 +147,7 @@ def place_data(cfg: Mapping[str, Any], splits: Mapping[str, tuple[Any, Any, Any]
     on CUDA only: on the CPU data and model share one memory and the answer is always ``device``.
     """
     from ..data.placement import decide_placement
-    from ..pipeline.memory import LABEL_BYTES, training_reserve
+    from ..costs.memory import LABEL_BYTES, training_reserve
 
     device = torch.device(device)
     nbytes = sum(int(sx.nbytes) + LABEL_BYTES * len(sy) for sx, sy, _ in splits.values())

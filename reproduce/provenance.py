@@ -38,8 +38,8 @@ def _dist_version(name: str) -> str | None:
 
 def autoattack_provenance() -> dict[str, str | None]:
     """Which AutoAttack implementation ``reproduce.attacks.autoattack`` would use, and its version."""
-    from ..attacks.autoattack import backend
-    from ..errors import ReproduceError
+    from .attacks.autoattack import backend
+    from .errors import ReproduceError
 
     try:
         which = backend()

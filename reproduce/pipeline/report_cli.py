@@ -7,14 +7,14 @@ from typing import Any
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .pages import view_from_plan, write_artifact_page, write_index
+    from ..report.pages import view_from_plan, write_artifact_page, write_index
 
     if args.plan:  # one artifact's page (the `artifact_page` rule)
         view = view_from_plan(args.plan)
         write_artifact_page(view, args.out, index=args.index)
         print(f"wrote {args.out} ({view.key}, {view.scale or 'not built'})")
         return 0
-    from ..pipeline.cli import _dag
+    from .cli import _dag
 
     dag = _dag(args)
     out = args.out or str(dag.results / "index.html")
@@ -25,7 +25,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def add_subcommands(sub: Any) -> None:
-    from ..pipeline.cli import _common
+    from .cli import _common
 
     p = sub.add_parser("report", help="the results page: every artifact's table, published values, verdicts, "
                                       "claims and figure in one self-contained results/index.html")

@@ -32,7 +32,7 @@ DEFAULT_IN_FLIGHT = 2
 
 def _costs() -> Mapping[str, Any]:
     from ..errors import ConfigError
-    from .plan import _costs as read
+    from .table import read_costs as read
 
     try:
         return read()

@@ -8,13 +8,13 @@ from typing import Any
 from ..errors import ConfigError
 from ..evaluate.catalog import register_planned
 from ..readback import check_recorded, check_run_dir, read_json, read_plan
-from .refs import Upstream
+from ..train.refs import Upstream
 
 
 def train_planned(plan_path: str | Path, *, allow_cpu: bool = False, **kw: Any) -> dict[str, Any]:
     """Train (or resume, or confirm) the run of ``plan_path``; ``kw`` as for ``train``."""
     from ..config import config_hash
-    from .loop import train
+    from ..train.loop import train
 
     plan = read_plan(plan_path, "run")
     cfg, out = plan["config"], Path(plan["dir"])

@@ -15,7 +15,7 @@ from ..artifacts.base import artifact_from_plan
 from ..artifacts.frame import Frame
 from ..errors import ReproduceError
 from ..readback import read_plan
-from .provenance import git_commit, scale_banner
+from ..provenance import git_commit, scale_banner
 from .values import PlanView, Reader
 
 

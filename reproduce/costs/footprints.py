@@ -5,7 +5,8 @@ importing torch and the model zoo (about 4 s a process, where a plan otherwise r
 only). So the numbers of every (model, input shape) the specs use are kept in
 ``config/footprints.yaml``; a pair not listed there is computed on the ``meta`` device, and
 ``tests/test_plan_memory.py`` recomputes every listed pair, so the table cannot go stale.
-Regenerate it with ``python -m reproduce.pipeline.footprints``.
+Regenerate it with ``python -m reproduce.pipeline.footprint_table`` (the pipeline knows which pairs
+the specs use; this module, below it, only computes them).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 FOOTPRINTS = Path("config/footprints.yaml")
-SCALES = ("paper", "shapes", "smoke")
 
 
 def key(model: str, channels: int, height: int, width: int) -> str:
@@ -63,39 +63,3 @@ def meta_footprint(model: str, channels: int, height: int, width: int) -> tuple[
     for h in hooks:
         h.remove()
     return sum(p.numel() for p in trunk.parameters()), int(trunk.feature_dim), values[0]
-
-
-def used_pairs(scales: tuple[str, ...] = SCALES) -> set[tuple[str, int, int, int]]:
-    """Every (model, C, H, W) a run of some spec trains at one of ``scales``."""
-    from .cli import workflow_config
-    from .dag import Dag
-    from .memory import dataset_shape
-
-    pairs = set()
-    for name in scales:
-        cfg = workflow_config(_Args(name))
-        dag = Dag(cfg)
-        for run in dag.configs.values():
-            c, h, w, _ = dataset_shape(run["data"]["primary"], dag.scale)
-            pairs.add((run["model"]["name"], c, h, w))
-    return pairs
-
-
-class _Args:
-    def __init__(self, scale: str) -> None:
-        self.scale = scale
-
-
-def write_table(path: Path = FOOTPRINTS) -> int:
-    from ..io import write_text
-
-    rows = sorted(used_pairs())
-    lines = ["# model CxHxW: [trunk parameters, feature size, leaf-output values for one image]",
-             "# written by `python -m reproduce.pipeline.footprints` (reproduce/pipeline/footprints.py)"]
-    lines += [f"{key(*p)}: [{', '.join(str(v) for v in meta_footprint(*p))}]" for p in rows]
-    write_text(path, "\n".join(lines) + "\n")
-    return len(rows)
-
-
-if __name__ == "__main__":
-    print(f"wrote {FOOTPRINTS}: {write_table()} model shapes")

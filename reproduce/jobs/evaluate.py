@@ -1,4 +1,5 @@
-"""One evaluation job: a trained run, loaded once, under one or several protocols.
+"""One evaluation job: a trained run, loaded once, under one or several protocols (``evaluate_run``);
+``evaluate_planned`` runs it as the DAG planned it (the plan names the run, its protocols and outputs).
 
 Each protocol's JSON is exactly what a single-protocol job writes (same seed,
 same batches), so grouping protocols into one job only saves the model load
@@ -13,7 +14,10 @@ from typing import Any, Sequence
 
 import torch
 
+from .. import io
 from ..errors import ConfigError
+from ..evaluate.catalog import register_planned
+from ..readback import check_recorded, check_run_dir, read_plan
 
 
 def split_list(value: str, flag: str) -> list[str]:
@@ -26,7 +30,7 @@ def split_list(value: str, flag: str) -> list[str]:
 
 def _checked_labels(protocols: Sequence[str], labels: Sequence[str] | None) -> list[str]:
     """One label per protocol, every protocol registered: a typo fails before the model is loaded."""
-    from .protocols import PROTOCOLS
+    from ..evaluate.protocols import PROTOCOLS
 
     labels = list(labels) if labels else list(protocols)
     if len(labels) != len(protocols):
@@ -54,14 +58,14 @@ def evaluate_run(run_dir: str | Path, protocols: Sequence[str], labels: Sequence
     from .. import perf as fast
     from ..config import config_hash
     from ..data import load_split
-    from ..pipeline.provenance import git_commit
+    from ..provenance import git_commit
     from ..train.setup import build_from_run_dir, select_device
-    from .protocols import PROTOCOLS, evaluate
-    from .state import EvalState, checkpoint_identity
+    from ..evaluate.protocols import PROTOCOLS, evaluate
+    from ..evaluate.state import EvalState, checkpoint_identity
 
     labels = _checked_labels(protocols, labels)
     from .. import io as _io
-    from ..pipeline.provenance import runtime_provenance
+    from ..provenance import runtime_provenance
 
     run_cfg = _io.read_yaml(Path(run_dir) / "config.yaml") if (Path(run_dir) / "config.yaml").exists() else {}
     dev = select_device(device, scale=run_cfg.get("scale"), allow_cpu=allow_cpu, comparable=comparable)
@@ -115,3 +119,37 @@ def evaluate_run(run_dir: str | Path, protocols: Sequence[str], labels: Sequence
                     "provenance": runtime_provenance(dev, seed=seed, scale=cfg["scale"])})
         out.append(res)
     return out
+
+
+def evaluate_planned(plan_path: str | Path, *, data_root: str | Path, device: str = "auto",
+                     allow_cpu: bool = False, seed: int = 0) -> list[dict[str, Any]]:
+    """Evaluate the run of an evaluation plan under each of its protocols; writes each result JSON
+    (and the index of a per-run job, last: a present index means a complete job)."""
+    from ..train.refs import Upstream
+    from ..evaluate.state import state_path_for
+
+    plan = read_plan(plan_path, "evaluation")
+    run = plan["run"]
+    run_plan = read_plan(run["plan"], "run")
+    check_recorded(run_plan, run["plan"], {"config_hash": run["config_hash"], "dir": run["dir"]}, plan_path)
+    # the weights evaluated are those of the planned config: an edited run directory is refused
+    check_run_dir(run["dir"], run_plan["id"], run["config_hash"], plan_path)
+    register_planned(plan["definitions"], str(plan_path))
+    labels = [p["label"] for p in plan["protocols"]]
+    outs = [Path(plan["outputs"][lab]) for lab in labels]
+    states = [state_path_for(o) for o in outs]
+    results = evaluate_run(run["dir"], [p["run_as"] for p in plan["protocols"]], labels, data_root=data_root,
+                           device=device, n=plan["n"], batch_size=int(plan["batch_size"]), seed=seed,
+                           allow_cpu=allow_cpu or bool(run_plan["allow_cpu"]), state_paths=states,
+                           upstream=Upstream.from_plan(run_plan, run["plan"]),
+                           comparable=bool(plan["scale"]["comparable"]))
+    for res, path in zip(results, outs):
+        io.write_json(path, res)
+        print(f"{res['run']} {res['protocol_run']}: {res['accuracy']:.2f}% of {res['n']}")
+    if plan["index"]:
+        io.write_json(plan["index"], {"run": results[0]["run"], "scale": results[0]["scale"],
+                                      "config_hash": run["config_hash"],
+                                      "protocols": {r["protocol"]: str(p) for r, p in zip(results, outs)}})
+    for st in states:  # progress is kept until the job's last output exists
+        st.unlink(missing_ok=True)
+    return results

@@ -18,8 +18,8 @@ from ..artifacts.series import cell_number
 from ..claims import check
 from ..errors import ReproduceError
 from ..readback import read_csv_rows
-from ..report.citations import cite
-from .provenance import git_commit, scale_banner
+from ..artifacts.citations import cite
+from ..provenance import git_commit, scale_banner
 
 
 def read_values(path: str | Path) -> tuple[dict[str, dict[str, Any]], set[str]]:

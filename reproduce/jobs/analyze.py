@@ -11,7 +11,7 @@ from ..errors import ConfigError
 from ..evaluate.catalog import register_planned
 from ..readback import check_recorded, read_json, read_plan
 from ..train.refs import Upstream
-from .base import ANALYSES, AnalysisContext
+from ..analyses.base import ANALYSES, AnalysisContext
 
 
 def _place(ref: Any, upstream: Upstream) -> Any:
@@ -27,7 +27,7 @@ def _place(ref: Any, upstream: Upstream) -> Any:
 
 def run_analysis(plan_path: str | Path, data_root: str | Path, device: str = "auto") -> dict[str, Any]:
     """Compute the analysis of ``plan_path`` into the directory the plan names."""
-    from ..pipeline.provenance import environment, git_commit
+    from ..provenance import environment, git_commit
     from ..train.setup import select_device
 
     plan = read_plan(plan_path, "analysis")
