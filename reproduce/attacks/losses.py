@@ -51,6 +51,20 @@ def cw_loss(logits: Tensor, y: Tensor, kappa: float = 50.0) -> Tensor:
     return -cw_margin(logits, y).clamp(min=-kappa)
 
 
+def kl_rows(log_q: Tensor, p: Tensor) -> Tensor:
+    """``KLDivLoss(reduction="none")(log_q, p).sum(1)`` with the same values, and a gradient that stays
+    finite where a probability of ``p`` underflows to exactly 0.
+
+    ``torch.kl_div`` computes ``xlogy(p, p) - p * log_q``; since torch 2 its gradient with respect
+    to ``p`` is ``xlogy``'s ``p / p``, which is 0/0 = NaN where ``p`` is 0, so one example whose
+    softmax gives some class 0 (a logit gap above about 103 in float32) turns every gradient NaN.
+    The torch the papers' code ran on masked that gradient to 0 (``kl_div_target_backward``);
+    taking the log of 1 where ``p`` is 0 does the same and leaves every value as it was.
+    """
+    safe = torch.where(p > 0, p, torch.ones_like(p))
+    return (torch.xlogy(p, safe) - p * log_q).sum(dim=1)
+
+
 def kl_loss(logits_adv: Tensor, p_clean: Tensor) -> Tensor:
     """TRADES inner loss per example: ``sum_c KL(p_clean || softmax(logits_adv))``.
 

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..attacks import pgd
+from ..attacks.losses import kl_rows
 from ..config import parse_number
 from ..errors import ConfigError
 from .base import METHODS, Method, StepOutput, TrainContext
@@ -106,8 +107,9 @@ class Mart(Method):
         p_clean = F.softmax(logits, dim=1)
         true_prob = p_clean.gather(1, batch.y[:, None]).squeeze(1)
         if eps > 0:
-            # the code's KLDivLoss(log(p_adv + eps), p_clean): the floored log of p_adv
-            kl_raw = F.kl_div(torch.log(p_adv + eps), p_clean, reduction="none").sum(1)
+            # the code's KLDivLoss(log(p_adv + eps), p_clean): the floored log of p_adv; p_clean is
+            # not detached there, so its gradient must survive a probability that underflows to 0
+            kl_raw = kl_rows(torch.log(p_adv + eps), p_clean)
         else:
             kl_raw = kl_per_example(logits_adv, logits)
         kl = kl_raw * (1.0000001 - true_prob)
