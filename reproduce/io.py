@@ -99,17 +99,11 @@ def torch_save(path: str | os.PathLike[str], obj: Any) -> None:
     write_bytes(path, buf.getbuffer())
 
 
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
+def sha256_file(path: str | os.PathLike[str]) -> str:
     with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def md5_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    h = hashlib.md5()
+def md5_file(path: str | os.PathLike[str]) -> str:
     with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "md5").hexdigest()

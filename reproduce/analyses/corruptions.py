@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from .base import ANALYSES, REQUIRED, Analysis, AnalysisContext
+from .base import ANALYSES, REQUIRED, Analysis, AnalysisContext, positive_ints
 
 # RobustBench's CORRUPTIONS (the benchmark's 15; the tar's 4 held-out extras are not used)
 ROBUSTBENCH_CORRUPTIONS = (
@@ -53,10 +53,7 @@ class Corruptions(Analysis):
 
     @classmethod
     def check(cls, params: Mapping[str, Any], where: str) -> None:
-        for key in ("n_per", "batch_size"):
-            v = params[key]
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{where}: {key} must be a positive integer, got {v!r}")
+        positive_ints(params, ("n_per", "batch_size"), where)
         if params["checkpoint"] not in ("best", "last"):
             raise ConfigError(f"{where}: checkpoint must be best or last, got {params['checkpoint']!r}")
 

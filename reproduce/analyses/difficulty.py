@@ -26,7 +26,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import ConfigError
-from .base import ANALYSES, REQUIRED, Analysis, AnalysisContext
+from .base import ANALYSES, REQUIRED, Analysis, AnalysisContext, positive_ints
 from .margins import save_npz
 
 DIFFICULTY_FILE = "difficulty.npz"
@@ -157,9 +157,7 @@ class Groups(Analysis):
 
     @classmethod
     def check(cls, params: Mapping[str, Any], where: str) -> None:
-        k = params["n_groups"]
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ConfigError(f"{where}: n_groups must be a positive integer, got {k!r}")
+        positive_ints(params, ("n_groups",), where)
 
     def run(self, ctx: AnalysisContext) -> dict[str, Any]:
         z = load_difficulty(ctx.inputs["difficulty"])

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from .base import ANALYSES, REQUIRED, Analysis, AnalysisContext
+from .base import ANALYSES, REQUIRED, Analysis, AnalysisContext, positive_ints
 from .difficulty import load_difficulty
 from .margins import load_examples, save_npz
 
@@ -97,10 +97,7 @@ class Extremes(Analysis):
     def check(cls, params: Mapping[str, Any], where: str) -> None:
         from ..train.refs import checkpoint_file
 
-        for key in ("k", "batch_size"):
-            v = params[key]
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{where}: {key} must be a positive integer, got {v!r}")
+        positive_ints(params, ("k", "batch_size"), where)
         if params["split"] not in SPLITS:
             raise ConfigError(f"{where}: split must be one of {', '.join(SPLITS)} (d ranks training "
                               f"instances), got {params['split']!r}")

@@ -32,7 +32,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import ConfigError
-from .base import ANALYSES, REQUIRED, Analysis, AnalysisContext
+from .base import ANALYSES, REQUIRED, Analysis, AnalysisContext, positive_ints
 from .difficulty import group_of, load_difficulty
 from .margins import save_npz
 
@@ -100,16 +100,12 @@ class GroupCurves(Analysis):
     def check(cls, params: Mapping[str, Any], where: str) -> None:
         if params["metric"] not in LOGS:
             raise ConfigError(f"{where}: metric must be one of {', '.join(LOGS)}, got {params['metric']!r}")
+        positive_ints(params, ("n_groups", "early_epochs"), where)
         n = params["n_groups"]
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ConfigError(f"{where}: n_groups must be a positive integer, got {n!r}")
         g = params["groups"]
         if not isinstance(g, list) or not g or not all(isinstance(k, int) and not isinstance(k, bool)
                                                        and 0 <= k < n for k in g):
             raise ConfigError(f"{where}: groups must be a non-empty list of integers in [0, {n}), got {g!r}")
-        e = params["early_epochs"]
-        if isinstance(e, bool) or not isinstance(e, int) or e < 1:
-            raise ConfigError(f"{where}: early_epochs must be a positive integer, got {e!r}")
 
     def run(self, ctx: AnalysisContext) -> dict[str, Any]:
         p, run = ctx.params, Path(ctx.inputs["run"])

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .base import ANALYSES, REQUIRED, Analysis, AnalysisContext
+from .base import ANALYSES, REQUIRED, Analysis, AnalysisContext, positive_ints
 
 
 def power_estimate(module: Callable[[torch.Tensor], torch.Tensor], sample: torch.Tensor, iters: int,
@@ -95,10 +95,7 @@ class Lipschitz(Analysis):
     def check(cls, params: Mapping[str, Any], where: str) -> None:
         from ..train.refs import checkpoint_file
 
-        for key in ("loops", "iters", "batch"):
-            v = params[key]
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{where}: {key} must be a positive integer, got {v!r}")
+        positive_ints(params, ("loops", "iters", "batch"), where)
         if not isinstance(params["checkpoints"], list) or not params["checkpoints"]:
             raise ConfigError(f"{where}: checkpoints must be a non-empty list (best, last, epoch_N)")
         for c in params["checkpoints"]:

@@ -29,7 +29,7 @@ import torch
 from .. import io
 from ..config import parse_number
 from ..errors import ConfigError
-from .base import ANALYSES, REQUIRED, Analysis, AnalysisContext
+from .base import ANALYSES, REQUIRED, Analysis, AnalysisContext, positive_ints
 from .line_search import MODES, margins_code_exact, margins_exact, summarize
 
 DIRECTIONS_FILE = "directions.npz"
@@ -111,9 +111,7 @@ class Directions(Analysis):
     def check(cls, params: Mapping[str, Any], where: str) -> None:
         if params["target"] not in TARGETS:
             raise ConfigError(f"{where}: target must be one of {TARGETS}, got {params['target']!r}")
-        for key in ("n", "steps", "batch_size"):
-            if not isinstance(params[key], int) or isinstance(params[key], bool) or params[key] < 1:
-                raise ConfigError(f"{where}: {key} must be a positive integer, got {params[key]!r}")
+        positive_ints(params, ("n", "steps", "batch_size"), where)
         for key in ("eps", "step_size"):
             parse_number(params[key], f"{where}: {key}")
 

@@ -6,24 +6,19 @@ is flattened, so it takes the toy's 3-channel 1 x 1 "images" (reproduce/data/toy
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from . import MODELS
+from .sequential import SequentialTrunk
 
 TOY_HIDDEN = 25  # [157] "a single hidden layer MLP with 25 hidden units and ReLU activation"
 
 
-class OneHiddenMLP(nn.Module):
+class OneHiddenMLP(SequentialTrunk):
     """Flatten -> Linear(in, hidden) -> ReLU; the Classifier adds Linear(hidden, classes)."""
 
     def __init__(self, in_features: int, hidden: int = TOY_HIDDEN) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU())
-        self.feature_dim = hidden
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        super().__init__(nn.Sequential(nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU()), hidden)
 
 
 @MODELS.register("mlp_toy")

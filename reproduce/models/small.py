@@ -6,28 +6,18 @@ laptop CPU in minutes; they are not part of any published configuration.
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from . import MODELS
+from .sequential import SequentialTrunk
 
 
-class MLP(nn.Module):
+class MLP(SequentialTrunk):
     """Flatten -> Linear-ReLU x 2 (256 units each)."""
 
     def __init__(self, in_features: int, hidden: int = 256) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(in_features, hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, hidden),
-            nn.ReLU(),
-        )
-        self.feature_dim = hidden
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        super().__init__(nn.Sequential(nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU(),
+                                       nn.Linear(hidden, hidden), nn.ReLU()), hidden)
 
 
 def _conv_bn_relu(cin: int, cout: int, stride: int) -> list[nn.Module]:
@@ -38,7 +28,7 @@ def _conv_bn_relu(cin: int, cout: int, stride: int) -> list[nn.Module]:
     ]
 
 
-class SmallCNN(nn.Module):
+class SmallCNN(SequentialTrunk):
     """Three stride-2 conv-BN-ReLU layers (32, 64, 128 channels) and global pooling.
 
     Striding from the first layer keeps every convolution at or below 16x16,
@@ -49,18 +39,13 @@ class SmallCNN(nn.Module):
     """
 
     def __init__(self, in_channels: int = 3, widths: tuple[int, ...] = (32, 64, 128)) -> None:
-        super().__init__()
         layers: list[nn.Module] = []
         cin = in_channels
         for cout in widths:
             layers += _conv_bn_relu(cin, cout, stride=2)
             cin = cout
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-        self.net = nn.Sequential(*layers)
-        self.feature_dim = cin
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        super().__init__(nn.Sequential(*layers), cin)
 
 
 @MODELS.register("mlp")

@@ -178,6 +178,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", dest="data_dir", default=None)
 
 
+def _artifact_args(p: argparse.ArgumentParser) -> None:
+    """Which artifact: its plan file, or a paper and artifact planned at --scale first."""
+    p.add_argument("--plan", default=None, help="the artifact's plan file (work/<scale>/plan/artifact/...)")
+    p.add_argument("--paper", default=None, help="or the paper ...")
+    p.add_argument("--artifact", default=None, help="... and the artifact (planned at --scale first)")
+
+
 def add_subcommands(sub: Any) -> None:
     p = sub.add_parser("list", help="papers and artifacts (built or not); --targets adds their Snakemake targets")
     p.add_argument("--targets", action="store_true", help="print each artifact's output files too")
@@ -194,17 +201,13 @@ def add_subcommands(sub: Any) -> None:
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("render", help="render one artifact from its evaluations")
-    p.add_argument("--plan", default=None, help="the artifact's plan file (work/<scale>/plan/artifact/...)")
-    p.add_argument("--paper", default=None, help="or the paper ...")
-    p.add_argument("--artifact", default=None, help="... and the artifact (planned at --scale first)")
+    _artifact_args(p)
     p.add_argument("--out", required=True)
     _common(p)
     p.set_defaults(func=_cmd_render)
 
     p = sub.add_parser("diff", help="diff a regenerated table against the published values")
-    p.add_argument("--plan", default=None, help="the artifact's plan file (work/<scale>/plan/artifact/...)")
-    p.add_argument("--paper", default=None, help="or the paper ...")
-    p.add_argument("--artifact", default=None, help="... and the artifact (planned at --scale first)")
+    _artifact_args(p)
     p.add_argument("--regenerated", default=None, help="regenerated CSV (default: results/<paper>/<artifact>.csv)")
     p.add_argument("--out", default=None)
     _common(p)
