@@ -12,7 +12,7 @@ from typing import Any, Mapping
 from ..errors import ConfigError
 from ..io import read_yaml
 from .merge import deep_merge
-from .overrides import Override, parse_overrides, patch_analysis, patch_run
+from .overrides import parse_overrides, patch_analysis, patch_run
 from .validate import validate_schema
 
 SCALES_DIR = Path("config/scales")
@@ -33,7 +33,10 @@ class Scale:
     name: str
     path: Path
     raw: Mapping[str, Any]
-    overrides: tuple[Override, ...] = ()
+
+    def __post_init__(self) -> None:
+        # parsed (and checked) once, however the scale was made: from its file or in code
+        object.__setattr__(self, "overrides", parse_overrides(self.raw.get("overrides") or [], str(self.path)))
 
     @property
     def comparable(self) -> bool:
@@ -215,4 +218,4 @@ def parse_scale(raw: Any, name: str, path: Path) -> Scale:
     validate_schema(raw, "scale", str(path))
     if raw["scale"] != name:
         raise ConfigError(f"{path}: key 'scale' is {raw['scale']!r} but the file is named {name!r}")
-    return Scale(name=name, path=path, raw=raw, overrides=parse_overrides(raw.get("overrides") or [], str(path)))
+    return Scale(name=name, path=path, raw=raw)
