@@ -76,7 +76,7 @@ def _check_selector(o: Override) -> None:
         if value is None:
             continue
         names = list(registry)
-        if not (_exact(value) and value in names) and not (not _exact(value) and any(fnmatchcase(n, value) for n in names)):
+        if not any(fnmatchcase(n, value) for n in names):
             raise ConfigError(f"{o.where}.when.{key}: {value!r} names no registered {key}; "
                               f"known: {', '.join(sorted(names))}")
 
