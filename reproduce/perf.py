@@ -1,7 +1,7 @@
 """Speed switches of a run (the ``perf:`` config section) and what they turn on.
 
 Defaults keep the plain fp32 eager path, bit-exact with runs made before these
-switches existed. A scale turns them on through ``run_overrides: {perf: ...}``.
+switches existed. A scale turns them on through an ``overrides`` entry ``{set: {perf: ...}}``.
 
 Only the switches that change what training computes go into the run's hash
 (``HASHED``): ``amp`` (bf16 forwards) and ``compile`` (fused kernels round

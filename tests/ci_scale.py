@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def ci_scale_dict(epochs: int = 2, n_train: int = 256, n_test: int = 40, eval_n: int = 40) -> dict[str, Any]:
     smoke = yaml.safe_load((ROOT / "config/scales/smoke.yaml").read_text())
     smoke["scale"] = "ci"
-    smoke["run_overrides"]["epochs"] = epochs
+    smoke["overrides"].append({"set": {"epochs": epochs}})  # later entries win
     smoke["eval"]["n"] = eval_n
     for d in smoke["data"]["datasets"].values():
         d.update(n_train=n_train, n_test=n_test)

@@ -54,7 +54,7 @@ def test_column_filter_leaves_cells_out_and_claims_judge_what_was_built(tmp_path
         {"id": "kept", "text": "t", "checks": ["a.pgd > b.pgd"]},
         {"id": "gone", "text": "t", "checks": ["a.wrn34 < 0.04"]},
         {"id": "both", "text": "t", "all": "{r}.diagonal < {r}.{c}", "for": {"r": ["a"], "c": ["pgd", "wrn34"]}}], "c")
-    cpu = Scale("c", Path("c.yaml"), {"artifacts": {"p/t": {"columns": "^(pgd|diagonal)$"}}})
+    cpu = Scale("c", Path("c.yaml"), {"select": {"artifacts": {"p/t": {"columns": "^(pgd|diagonal)$"}}}})
     cut = art.thin(cpu.keeps, cpu.row_filter("p", "t"), cpu.column_filter("p", "t"))
     assert cut.columns == ["pgd", "diagonal"] and cut.thinned_columns == ["wrn34"]
     assert set(cut.rows["a"].cells) == {"pgd", "diagonal"}  # no input is asked for a left-out column
@@ -181,9 +181,9 @@ def test_a_milestone_beyond_the_schedule_is_an_error():
 
 
 def test_filters_thin_rows_without_limiting_what_is_built(tmp_path):
-    """``filters:`` (paper/glob -> rows regex) keeps fewer rows of matching artifacts; unlike ``artifacts:``
-    every artifact is still built, and the first matching glob wins."""
-    raw = {**load_scale("smoke").raw, "filters": {"p/fig[56]_*": {"rows": "^(a|b)$"}, "p/*": {"rows": "^c$"}}}
+    """``select.filters`` (paper/glob -> rows regex) keeps fewer rows of matching artifacts; unlike
+    ``select.artifacts`` every artifact is still built, and the first matching glob wins."""
+    raw = {**load_scale("smoke").raw, "select": {"filters": {"p/fig[56]_*": {"rows": "^(a|b)$"}, "p/*": {"rows": "^c$"}}}}
     scale = Scale("t", tmp_path, raw)
     assert scale.builds("p", "fig5_x") and scale.builds("q", "other")
     keep5, keep7 = scale.row_filter("p", "fig5_x"), scale.row_filter("p", "fig7")

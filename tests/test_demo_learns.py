@@ -27,7 +27,7 @@ N_EVAL = 200  # 40 would put +-7 points of noise on every number
 @pytest.fixture(scope="module")
 def ci(tmp_path_factory):
     box = tmp_path_factory.mktemp("ci")
-    sc = ci_scale_dict(epochs=4, n_train=480, n_test=N_EVAL)
+    sc = ci_scale_dict(epochs=4, n_train=480, n_test=N_EVAL, eval_n=100)  # selection on 100, as smoke's
     (box / "ci.yaml").write_text(yaml.safe_dump(sc))
     spec = sc["data"]["datasets"]["cifar10"]
     write_generated("cifar10", box / "data", num_classes=spec["classes"], image_size=spec["size"],

@@ -189,8 +189,8 @@ def test_sweep_thinning_keeps_evenly_spaced_ends_and_says_what_it_left_out(tmp_p
     from reproduce.jobs.diff import diff_artifact
     from reproduce.pipeline.scales import Scale
 
-    two = Scale("t", Path("t.yaml"), {"thin": {"sweeps": 2}})
-    three = Scale("t", Path("t.yaml"), {"thin": {"sweeps": 3}})
+    two = Scale("t", Path("t.yaml"), {"select": {"sweeps": 2}})
+    three = Scale("t", Path("t.yaml"), {"select": {"sweeps": 3}})
     assert [i for i in range(5) if two.keeps(i, 5)] == [0, 4]
     assert [i for i in range(21) if three.keeps(i, 21)] == [0, 10, 20]
     assert [i for i in range(4) if three.keeps(i, 4)] == [0, 2, 3]  # round(1.5) = 2
@@ -222,7 +222,7 @@ def test_sweep_thinning_keeps_evenly_spaced_ends_and_says_what_it_left_out(tmp_p
     assert "cells left out: hat-b1.5.clean" in {c["claim"]: c["details"] for c in res["claims"]}["both"]
 
     # a scale that builds some rows of some artifacts only (config/scales/budget.yaml)
-    budget = Scale("b", Path("b.yaml"), {"artifacts": {"p/t": {"rows": "^hat-"}, "p/u": None}})
+    budget = Scale("b", Path("b.yaml"), {"select": {"artifacts": {"p/t": {"rows": "^hat-"}, "p/u": None}}})
     assert budget.builds("p", "t") and budget.builds("p", "u") and not budget.builds("p", "v")
     cut = full.thin(budget.keeps, budget.row_filter("p", "t"))
     assert list(cut.rows) == ["hat-b1", "hat-b1.5", "hat-b2.5"] and cut.thinned == ["at", "std"]

@@ -43,6 +43,12 @@ class Analysis:
     # param listing checkpoint names (epoch_N) of the run named by another param: a scale that
     # shortens the run's schedule moves each to the same point of it (``<param>_at_scale``)
     checkpoint_lists: dict[str, str] = {}
+    # epoch-valued param -> the reference param naming the run whose epochs it counts: a scale that
+    # shortens that run's schedule moves the value to the same point of it, as it moves milestones
+    epoch_params: dict[str, str] = {}
+    # a boolean param the engine turns on where the scale's data is smaller than the catalog's (its
+    # named dataset's split, or the training pool of a run upstream): counts then shrink in proportion
+    data_sized: str | None = None
     # observers the referenced runs must have switched on (per_instance, checkpoints, ...)
     observers: tuple[str, ...] = ()
     gpu: bool = False  # needs an accelerator at paper scale

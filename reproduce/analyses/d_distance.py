@@ -68,6 +68,7 @@ class DDistance(Analysis):
     params = {"a": REQUIRED, "b": None, "pairing": "index", "seed": 0, "b_runs": None, "b_logs": None,
               "metric": "loss", "min_epoch": 10, "agg": "sum"}
     references = {"a": "analyses", "b": "analyses", "b_runs": "runs"}
+    epoch_params = {"min_epoch": "b_runs"}
     _LOG_PARAMS = ("b_runs", "b_logs", "metric", "min_epoch", "agg")
 
     @classmethod

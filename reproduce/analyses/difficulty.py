@@ -72,6 +72,7 @@ class Difficulty(Analysis):
 
     # log: train (the training-time InstanceLog) or the name of one of the run's eval_logs
     params = {"run": REQUIRED, "metric": "loss", "min_epoch": 10, "agg": "sum", "log": "train"}
+    epoch_params = {"min_epoch": "run"}
     references = {"run": "run"}
     observers = ("per_instance",)
 
@@ -199,6 +200,7 @@ class Subset(Analysis):
     # of the (smaller) pool the difficulty ranks, so "hard 10k of 50k" stays "the hardest fifth"
     params = {"difficulty": REQUIRED, "mode": REQUIRED, "n": REQUIRED, "seed": 0, "scale_n": False}
     references = {"difficulty": "analysis"}
+    data_sized = "scale_n"
 
     @classmethod
     def check(cls, params: Mapping[str, Any], where: str) -> None:

@@ -94,6 +94,7 @@ class GroupCurves(Analysis):
     params = {"run": REQUIRED, "difficulty": REQUIRED, "groups": [0, 3, 6, 9], "n_groups": 10,
               "metric": "loss", "early_epochs": 20}
     references = {"run": "run", "difficulty": "analysis"}
+    epoch_params = {"early_epochs": "run"}
     observers = ("per_instance",)
 
     @classmethod

@@ -68,6 +68,7 @@ def epoch_means(per_epoch: np.ndarray, last: int | None) -> np.ndarray:
 class EntropyRanking(Analysis):
     params = {"run": REQUIRED, "order": "decreasing", "last_epochs": None, "bins": 10, "class_bins": None}
     references = {"run": "run"}
+    epoch_params = {"last_epochs": "run"}
     observers = ("per_instance",)
 
     @classmethod
@@ -175,6 +176,7 @@ class EvalIndices(Analysis):
 
     params = {"n": 10000, "seed": 90622, "selection": 1000, "final": 8000, "final_start": None, "dataset": None,
               "split": "test", "scale_n": False}
+    data_sized = "scale_n"
 
     @classmethod
     def check(cls, params, where):

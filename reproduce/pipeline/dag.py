@@ -280,4 +280,4 @@ class Dag:
         if not self._on_gpu:
             return floor
         proto = PROTOCOLS.get(self.scale.protocol_to_run(protocol), where="protocol")
-        return min(self.walltime_cap, eval_minutes(self.configs[run_id], proto, self.scale.eval.get("n"), floor))
+        return min(self.walltime_cap, eval_minutes(self.configs[run_id], proto, self.scale.eval_cap("protocols"), floor))

@@ -70,6 +70,15 @@ def _check_registries(where: str, cfg: Mapping[str, Any]) -> None:
         DATASETS.get(ds, where=f"{where}.data")
 
 
+def _first_run_name(ref: Any) -> str | None:
+    """The run a reference parameter names (a name, ``{run: NAME}``, or the first of a list)."""
+    if isinstance(ref, list):
+        ref = ref[0] if ref else None
+    if isinstance(ref, Mapping):
+        ref = ref.get("run")
+    return ref if isinstance(ref, str) else None
+
+
 class Graph:
     """Runs and analyses of all specs at one scale, resolved and deduplicated by hash."""
 
@@ -94,8 +103,7 @@ class Graph:
     @property
     def seeds_kept(self) -> int | None:
         """A scale may thin seed groups to their first k members (recorded in every output)."""
-        k = (self.scale.raw.get("thin") or {}).get("seeds")
-        return int(k) if k else None
+        return self.scale.seeds_kept
 
     def run_ids(self, paper: str, name: str) -> list[str]:
         """A run's id, or the ids of a seed group's members (thinned at scales that say so)."""
@@ -160,6 +168,54 @@ class Graph:
             if moved:
                 params[f"{place}_at_scale"] = moved
 
+    def _epochs_at_scale(self, paper: str, kind: str, params: dict[str, Any], pinned: set[str]) -> None:
+        """Epoch-valued parameters (the analysis's ``epoch_params``) moved to the same point of the
+        schedule of the run they count epochs of, as milestones are; a value the scale sets stays."""
+        from ..analyses import ANALYSES
+
+        cls = ANALYSES.get(kind)
+        for param, run_param in getattr(cls, "epoch_params", {}).items():
+            value = params.get(param, cls.params.get(param))
+            run = _first_run_name(params.get(run_param))
+            if param in pinned or isinstance(value, bool) or not isinstance(value, int) or run is None:
+                continue
+            spec = self.specs[paper]
+            member = spec.members(run)[0] if run in spec.groups else run
+            if member not in spec.runs:
+                continue
+            moved = self.epoch_at_scale(paper, member, f"epoch_{value}")
+            if moved != f"epoch_{value}":
+                params[param] = int(moved[6:])
+
+    def _data_at_scale(self, kind: str, params: dict[str, Any], deps: list[tuple[str, str]], pinned: set[str]) -> None:
+        """The analysis's ``data_sized`` switch, on where this scale's data is smaller than the catalog's:
+        the split it names, or the training pool of any run upstream (through analyses)."""
+        from ..analyses import ANALYSES
+
+        cls = ANALYSES.get(kind)
+        flag = getattr(cls, "data_sized", None)
+        if not flag or flag in pinned:
+            return
+        small = any(self.scale.fewer_images(ds, str(params.get("split") or "test")) for ds in cls.datasets(params))
+        for rid in self._upstream_runs(deps):
+            data = self.runs[rid].cfg["data"]
+            small = small or self.scale.fewer_images(data["primary"], "train", data.get("pool"))
+        if small:
+            params[flag] = True
+
+    def _upstream_runs(self, deps: list[tuple[str, str]]) -> list[str]:
+        out, todo, seen = [], list(deps), set()
+        while todo:
+            kind, nid = todo.pop()
+            if (kind, nid) in seen:
+                continue
+            seen.add((kind, nid))
+            if kind == "run":
+                out.append(nid)
+            elif nid in self.analyses:
+                todo.extend(self.analyses[nid].deps)
+        return sorted(out)
+
     def _ref_fn(self, paper: str, deps: list[tuple[str, str]]):
         def fn(kind: str, name: str) -> Any:
             if kind == "run":
@@ -175,7 +231,7 @@ class Graph:
     def _resolve_run(self, paper: str, name: str) -> str:
         spec = self.specs[paper]
         decl = spec.runs[name]
-        cfg = {**deep_merge(decl.cfg, {}), "scale": self.scale.name} if decl.every_scale else self.scale.apply(decl.cfg, paper)
+        cfg = {**deep_merge(decl.cfg, {}), "scale": self.scale.name} if decl.every_scale else self.scale.apply(decl.cfg, paper, name)
         deps: list[tuple[str, str]] = []
         for place, value, typ in list(run_reference_slots(cfg, self.check)):
             inline = self._static_value(paper, value)
@@ -227,16 +283,20 @@ class Graph:
     def _resolve_analysis(self, paper: str, name: str) -> str:
         spec = self.specs[paper]
         decl = spec.analyses[name]
-        params = deep_merge(decl.params, self.scale.raw.get("analysis_overrides", {}).get(decl.kind, {}))
+        pinned = self.scale.analysis_params(decl.kind, paper)
+        params = deep_merge(decl.params, pinned)
         if self.check:
             from ..analyses import ANALYSES
 
             params = ANALYSES.get(decl.kind).at_scale(params, self.scale)
+            self._epochs_at_scale(paper, decl.kind, params, set(pinned))
         self._checkpoints_at_scale(paper, decl.kind, params)
         deps: list[tuple[str, str]] = []
         if self.check:
             for place, value, typ in list(analysis_reference_slots(decl.kind, params)):
                 params[place] = map_refs(value, typ, self._ref_fn(paper, deps), f"{spec.path}: analyses.{name}.{place}")
+        if self.check:
+            self._data_at_scale(decl.kind, params, deps, set(pinned))
         problem = None
         if self.check:
             try:

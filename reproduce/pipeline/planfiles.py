@@ -105,7 +105,7 @@ class PlanWriter:
         return {"kind": "evaluation", "run": self._run_ref(rid), "scale": self._scale(),
                 "protocols": [{"label": p, "run_as": to_run[p]} for p in protocols],
                 "definitions": planned(to_run.values()),
-                "n": eval_cfg.get("n"), "batch_size": int(eval_cfg.get("batch_size", 256)),
+                "n": self.dag.scale.eval_cap("protocols"), "batch_size": int(eval_cfg.get("batch_size", 256)),
                 "outputs": {p: self.dag.eval_path(rid, p) for p in protocols},
                 "index": self.dag.eval_index(rid) if self.dag.evals_per_run else None}
 

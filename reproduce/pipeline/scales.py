@@ -13,8 +13,19 @@ from ..errors import ConfigError
 from ..io import read_yaml
 from ..speclang.merge import deep_merge
 from ..speclang.validate import validate_schema
+from .overrides import parse_overrides, patch_analysis, patch_run
 
 SCALES_DIR = Path("config/scales")
+
+
+# the keys a scale had before the eight (issue 19): a file still using one is told where it went
+_FORMER_KEYS = {"run_overrides": "overrides (an entry without `when`)", "paper_overrides": "overrides (when: {paper: P})",
+                "method_overrides": "overrides (when: {method: M}, set: {method: {...}})",
+                "models": "overrides (when: {model: M}, set: {model: {name: N}})",
+                "analysis_overrides": "overrides (when: {analysis: KIND})", "artifacts": "select.artifacts",
+                "filters": "select.filters", "thin": "select.seeds and select.sweeps", "eval_logs_n": "eval.n",
+                "rescale_epochs": "nothing: a changed epoch count always rescales epoch-valued settings"}
+EVAL_CAPS = ("protocols", "selection", "eval_logs")
 
 
 @dataclass(frozen=True)
@@ -22,6 +33,10 @@ class Scale:
     name: str
     path: Path
     raw: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        # parsed (and checked) once, however the scale was made: from its file or in code
+        object.__setattr__(self, "overrides", parse_overrides(self.raw.get("overrides") or [], str(self.path)))
 
     @property
     def comparable(self) -> bool:
@@ -51,10 +66,25 @@ class Scale:
     def resources(self) -> Mapping[str, Any]:
         return self.raw.get("resources", {})
 
+    @property
+    def select(self) -> Mapping[str, Any]:
+        return self.raw.get("select") or {}
+
+    @property
+    def seeds_kept(self) -> int | None:
+        """``select: {seeds: k}``: the first k members of each seed group (recorded in every output)."""
+        k = self.select.get("seeds")
+        return int(k) if k else None
+
+    def eval_cap(self, what: str) -> int | None:
+        """``eval.n`` where it caps ``what`` (protocols, selection or eval_logs), else None."""
+        n = self.eval.get("n")
+        return int(n) if n and what in self.eval.get("caps", EVAL_CAPS) else None
+
     def keeps(self, index: int, length: int) -> bool:
-        """Is position ``index`` of a ``length``-value sweep kept? ``thin: {sweeps: k}`` keeps k
+        """Is position ``index`` of a ``length``-value sweep kept? ``select: {sweeps: k}`` keeps k
         evenly spaced values, both ends included (a curve's span survives); other scales keep all."""
-        k = (self.raw.get("thin") or {}).get("sweeps")
+        k = self.select.get("sweeps")
         if not k or length <= k:
             return True
         if k == 1:  # one representative: the first value
@@ -63,8 +93,8 @@ class Scale:
 
     @property
     def selected(self) -> Mapping[str, Any] | None:
-        """``artifacts:`` (``paper/name`` -> ``{rows: REGEX}``): the only artifacts this scale builds."""
-        return self.raw.get("artifacts")
+        """``select.artifacts`` (``paper/name`` -> ``{rows: REGEX}``): the only artifacts this scale builds."""
+        return self.select.get("artifacts")
 
     def builds(self, paper: str, name: str) -> bool:
         return self.selected is None or f"{paper}/{name}" in self.selected
@@ -78,13 +108,13 @@ class Scale:
         return self._matcher(paper, name, "columns")
 
     def _matcher(self, paper: str, name: str, key: str) -> Any:
-        """From ``artifacts:`` (which also limits what is built), else from ``filters:`` (``paper/glob`` ->
-        ``{rows, columns}``: fewer rows of artifacts a scale still builds, its smoke DAG's size)."""
+        """From ``select.artifacts`` (which also limits what is built), else from ``select.filters``
+        (``paper/glob`` -> ``{rows, columns}``: fewer rows of artifacts a scale still builds)."""
         pattern = ((self.selected or {}).get(f"{paper}/{name}") or {}).get(key)
         if pattern is None:
             from fnmatch import fnmatchcase
 
-            hits = [v for k, v in (self.raw.get("filters") or {}).items() if fnmatchcase(f"{paper}/{name}", k)]
+            hits = [v for k, v in (self.select.get("filters") or {}).items() if fnmatchcase(f"{paper}/{name}", k)]
             pattern = (hits[0] or {}).get(key) if hits else None
         if pattern is None:
             return None
@@ -94,28 +124,37 @@ class Scale:
     def protocol_to_run(self, protocol: str) -> str:
         return self.eval.get("substitute", {}).get(protocol, protocol)
 
-    def apply(self, run: Mapping[str, Any], paper: str | None = None) -> dict[str, Any]:
+    def fewer_images(self, dataset: str, split: str, pool: int | None = None) -> bool:
+        """Has ``split`` of ``dataset`` fewer images here (generated, or cut to a ``pool``) than the catalog's?"""
+        from ..data.catalog import DATASETS
+        from .memory import split_images
+
+        full = DATASETS.get(dataset).split_sizes.get(split) if dataset in DATASETS else None
+        here = split_images(dataset, split, self)
+        if not full or here is None:
+            return False
+        return min(int(here), int(pool)) < int(full) if pool else int(here) < int(full)
+
+    def analysis_params(self, kind: str, paper: str | None = None) -> dict[str, Any]:
+        """The parameters this scale sets for an analysis of ``kind`` (``overrides`` with ``analysis``)."""
+        return patch_analysis(kind, paper, self.overrides)
+
+    def apply(self, run: Mapping[str, Any], paper: str | None = None, name: str | None = None) -> dict[str, Any]:
         """The run config at this scale, before the engine fills defaults."""
-        cfg = deep_merge(run, self.raw.get("run_overrides", {}))
-        if paper in self.raw.get("paper_overrides", {}):  # one paper's runs need more data or epochs
-            cfg = deep_merge(cfg, self.raw["paper_overrides"][paper])
-        swap = self.raw.get("models", {}).get(cfg.get("model", {}).get("name"))
-        if swap:  # a cheaper architecture in place of the paper's (a budget scale says so in its outputs)
-            cfg["model"] = {**cfg["model"], "name": swap}
-        method = cfg.get("method", {}).get("name")
-        extra = self.raw.get("method_overrides", {}).get(method)
-        if extra:
-            cfg["method"] = deep_merge(cfg["method"], extra)
-        if self.raw.get("rescale_epochs") and "epochs" in run and cfg.get("epochs") != run["epochs"]:
-            fixed = "milestones" in self.raw.get("run_overrides", {}).get("schedule", {})
+        cfg, fixed = patch_run(deep_merge(run, {}), self.overrides, paper, name)
+        if "epochs" in run and cfg.get("epochs") != run["epochs"]:
+            # a shorter schedule keeps its milestones, warm-ups and snapshots at the same points
             _rescale(cfg, run, int(run["epochs"]), int(cfg["epochs"]), fixed)
         sel = cfg.get("selection") or {}
         if sel.get("protocol") and self.protocol_to_run(sel["protocol"]) != sel["protocol"]:
             # the best-checkpoint rule runs the scale's stand-in too (its name enters the run id)
-            cfg["selection"] = {**sel, "protocol": self.protocol_to_run(sel["protocol"])}
-        cap = self.raw.get("eval_logs_n")
-        if cap and cfg.get("eval_logs"):  # per-epoch logs on the first n of each split at a small scale
-            cfg["eval_logs"] = [{**e, "n": e.get("n") or int(cap)} for e in cfg["eval_logs"]]
+            cfg["selection"] = sel = {**sel, "protocol": self.protocol_to_run(sel["protocol"])}
+        cap = self.eval_cap("selection")
+        if cap:  # the best-checkpoint rule on the first n of its split
+            cfg["selection"] = {**sel, "n": min(cap, int(sel["n"])) if sel.get("n") else cap}
+        cap = self.eval_cap("eval_logs")
+        if cap and cfg.get("eval_logs"):  # per-epoch logs on the first n of each split
+            cfg["eval_logs"] = [{**e, "n": min(cap, int(e["n"])) if e.get("n") else cap} for e in cfg["eval_logs"]]
         cfg["scale"] = self.name
         return cfg
 
@@ -167,6 +206,15 @@ def load_scale(name: str, scales_dir: str = str(SCALES_DIR)) -> Scale:
         known = ", ".join(sorted(p.stem for p in Path(scales_dir).glob("*.yaml")))
         raise ConfigError(f"unknown scale {name!r}: {path} does not exist; known scales: {known}")
     raw = read_yaml(path)
+    return parse_scale(raw, name, path)
+
+
+def parse_scale(raw: Any, name: str, path: Path) -> Scale:
+    """A scale from its file's content, every key checked (one line naming the file and the key)."""
+    if isinstance(raw, Mapping):
+        former = [k for k in raw if k in _FORMER_KEYS]
+        if former:
+            raise ConfigError(f"{path}: key {former[0]!r} is no longer a scale key; it became {_FORMER_KEYS[former[0]]}")
     validate_schema(raw, "scale", str(path))
     if raw["scale"] != name:
         raise ConfigError(f"{path}: key 'scale' is {raw['scale']!r} but the file is named {name!r}")
