@@ -13,7 +13,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Mapping
 
 from ..errors import ConfigError
-from .merge import deep_merge
+from ..speclang.merge import deep_merge
 
 RUN_SELECTORS = ("paper", "run", "method", "model")
 # sections of a run config whose keys belong to a registry entry, not to the run schema

@@ -127,7 +127,7 @@ class Scale:
     def fewer_images(self, dataset: str, split: str, pool: int | None = None) -> bool:
         """Has ``split`` of ``dataset`` fewer images here (generated, or cut to a ``pool``) than the catalog's?"""
         from ..data.catalog import DATASETS
-        from .memory import split_images
+        from ..costs.memory import split_images
 
         full = DATASETS.get(dataset).split_sizes.get(split) if dataset in DATASETS else None
         here = split_images(dataset, split, self)
