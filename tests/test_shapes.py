@@ -51,10 +51,70 @@ def test_paper_settings_survive_except_the_stated_ones():
     p = paper.runs[paper.run_id("biamat", "imgnet100-at")].cfg
     s = shapes.runs[shapes.run_id("biamat", "imgnet100-at")].cfg
     changed = {k for k in p if p[k] != s[k]}
-    assert changed <= {"scale", "epochs", "batch_size", "selection", "schedule", "perf"}, changed
-    assert s["model"] == p["model"] and s["attack"] == p["attack"] and s["method"] == p["method"]
+    assert changed <= {"scale", "epochs", "batch_size", "selection", "schedule", "perf", "attack"}, changed
+    assert s["model"] == p["model"] and s["method"] == p["method"]
+    # eval.iterations: 2 cuts the training attack's steps and nothing else of it
+    assert p["attack"]["steps"] == 10 and s["attack"] == {**p["attack"], "steps": 2}
     assert s["data"]["eval_split"] == p["data"]["eval_split"] == "val"
-    assert {k for k in p["selection"] if p["selection"][k] != s["selection"][k]} <= {"n", "every"}
+    assert {k for k in p["selection"] if p["selection"][k] != s["selection"][k]} <= {"n", "every", "protocol"}
+    assert s["selection"]["protocol"] == p["selection"]["protocol"] + "-it2"
+
+
+def test_a_cut_protocol_keeps_everything_but_its_iterations():
+    from reproduce.evaluate.catalog import PROTOCOLS, capped
+
+    assert capped("clean", 2) == "clean" and capped("fgsm", 2) == "fgsm"  # nothing to cut
+    pgd, cut = PROTOCOLS.get("pgd20"), PROTOCOLS.get(capped("pgd20", 2))
+    assert cut.name == "pgd20-it2" and cut.params() == {**pgd.params(), "steps": 2}
+    aa = PROTOCOLS.get(capped("aa-standard", 2))
+    assert (aa.version, aa.attacks, aa.eps, aa.steps, aa.targets, aa.restarts) == ("standard", None, 8 / 255, 2, 9, 1)
+
+
+def test_autoattack_iterations_reach_fab_and_square():
+    import torch
+
+    from reproduce.attacks import autoattack
+
+    seen = {}
+    real = autoattack._pin
+
+    def spy(adversary, *a, **k):
+        real(adversary, *a, **k)
+        seen.update(apgd=adversary.apgd.n_iter, apgdt=adversary.apgd_targeted.n_iter, fab=adversary.fab.n_iter,
+                    square=adversary.square.n_queries, targets=adversary.apgd_targeted.n_target_classes)
+
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
+    x, y = torch.rand(2, 3, 2, 2), torch.tensor([0, 1])
+    autoattack._pin, was = spy, autoattack._pin
+    try:
+        autoattack.run_autoattack(net, x, y, eps=8 / 255, version="standard", restarts=1, targets=2, iterations=2)
+    finally:
+        autoattack._pin = was
+    assert seen == {"apgd": 2, "apgdt": 2, "fab": 2, "square": 2, "targets": 2}
+
+
+def test_code_paths_keep_every_setting_of_every_run_the_papers_need():
+    """select: {code_paths: true} leaves rows out, never a model, dataset, method option, head or protocol kind."""
+    from reproduce.pipeline.code_paths import row_paths
+    from reproduce.pipeline.dag import Dag
+    from reproduce.pipeline.cli import workflow_config
+
+    class Args:
+        scale = "shapes"
+
+    dag = Dag(workflow_config(Args()))
+    kept = [(a, r) for a in dag.artifacts() for r in a.rows.values()]
+    every = set()
+    for art in dag.artifacts():
+        spec = dag.specs[art.paper].artifacts[art.name].thin(dag.scale.keeps)  # before code paths chose rows
+        for row in spec.rows.values():
+            every |= row_paths(dag, spec, row)[0]
+    covered = set().union(*(row_paths(dag, a, r)[0] for a, r in kept))
+    assert every - covered == set()
+    assert any(s.startswith("run.method.name=") for s in covered) and any(s.startswith("eval ") for s in covered)
+    runs = dag.train_jobs(dag.artifacts())
+    assert all(a.rows for a in dag.artifacts())  # every artifact is still rendered
+    assert len(runs) < 80, len(runs)  # one training per code path, not one per paper-scale run
 
 
 @pytest.mark.slow

@@ -59,7 +59,7 @@ class Artifact:
     noise: float
     claims: list[Any]
     options: dict[str, Any]
-    thinned: list[str] = field(default_factory=list)  # rows a scale left out of its sweeps
+    thinned: list[str] = field(default_factory=list)  # rows a scale left out (of its sweeps, or as repeated code paths)
     thinned_columns: list[str] = field(default_factory=list)  # columns a scale left out
     # published cells the paper contradicts elsewhere ("row.column" -> why): kept, diffed, and flagged
     flagged: dict[str, str] = field(default_factory=dict)
@@ -77,7 +77,7 @@ class Artifact:
             return self
         rows = {rid: replace(r, cells={c: v for c, v in r.cells.items() if c not in cols})
                 for rid, r in self.rows.items() if rid not in drop}
-        return replace(self, rows=rows, thinned=drop, thinned_columns=cols,
+        return replace(self, rows=rows, thinned=[*self.thinned, *drop], thinned_columns=[*self.thinned_columns, *cols],
                        columns=[c for c in self.columns if c not in cols])
 
     @property

@@ -185,6 +185,10 @@ def _pin(adversary: Any, restarts: int | None, targets: int | None, iterations: 
         attack.n_iter = attack.n_iter_orig = n
         attack.n_iter_2, attack.n_iter_min = max(int(0.22 * n), 1), max(int(0.06 * n), 1)
         attack.size_decr = max(int(0.03 * n), 1)
+    if iterations:  # FAB's iterations and Square's queries (both backends name them so)
+        for attr, key in (("fab", "n_iter"), ("square", "n_queries")):
+            if getattr(adversary, attr, None) is not None:
+                setattr(getattr(adversary, attr), key, int(iterations))
 
 
 # --------------------------------------------------------------------------- shims

@@ -82,6 +82,27 @@ _add(Protocol("l2-pgd100", "pgd", "l2", EPS_L2, STEP_L2, 100, 1, True))
 _add(Protocol("aa-l2-standard", "autoattack", "l2", EPS_L2, version="standard"))
 
 
+def capped(name: str, iterations: int) -> str:
+    """The protocol ``name`` with every attack cut to ``iterations`` iterations, registered as
+    ``NAME-itN`` (a scale that proves code paths, never numbers); ``name`` itself where nothing is cut."""
+    from dataclasses import replace
+
+    proto = PROTOCOLS.get(name, where="protocol")
+    n = int(iterations)
+    if proto.kind == "clean" or (proto.kind != "autoattack" and proto.steps <= n):
+        return name
+    short = f"{name}-it{n}"
+    if proto.kind == "autoattack":
+        # APGD, FAB and Square all cut (attacks.autoattack pins them when targets is set); the
+        # version's attacks, target classes and one APGD restart otherwise as the paper ran them
+        cut = replace(proto, name=short, steps=n, targets=proto.targets or 9, restarts=1)
+    else:
+        cut = replace(proto, name=short, steps=n)
+    if short not in PROTOCOLS:
+        PROTOCOLS.add(short, cut)
+    return short
+
+
 def planned(names: Any) -> dict[str, dict[str, Any]]:
     """Definitions of the named protocols as a plan file records them (spec-declared ones included)."""
     return {n: PROTOCOLS.get(n, where="protocol").params() for n in sorted(set(names))}

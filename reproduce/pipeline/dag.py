@@ -33,6 +33,7 @@ class Dag:
         self.configs = {rid: n.cfg for rid, n in self.graph.runs.items()}
         self._resources: dict[str, dict[str, int]] = {}
         self._protocols: dict[str, set[str]] | None = None
+        self._repeats: dict[tuple[str, str], set[str]] | None = None
         from .resources import walltime_cap
 
         self.walltime_cap = walltime_cap(config)
@@ -44,7 +45,22 @@ class Dag:
             art = self.specs[paper].artifacts[name]
         except KeyError:
             raise ConfigError(f"unknown artifact {paper}/{name}; see `reproduce list`") from None
-        return art.thin(self.scale.keeps, self.scale.row_filter(paper, name), self.scale.column_filter(paper, name))
+        art = art.thin(self.scale.keeps, self.scale.row_filter(paper, name), self.scale.column_filter(paper, name))
+        if self.scale.select.get("code_paths"):
+            drop = self._repeated_rows().get((paper, name))
+            art = art.thin(lambda i, n: True, lambda rid: rid not in drop) if drop else art
+        return art
+
+    def _repeated_rows(self) -> dict[tuple[str, str], set[str]]:
+        """``select: {code_paths: true}``: the rows that execute no code path another row does not."""
+        if self._repeats is None:
+            from .code_paths import rows_left_out
+
+            self._repeats = {}  # artifacts read while it is computed are the sweep-thinned ones
+            arts = [self.artifact(s.paper, a.name) for s in self.specs.values() for a in s.artifacts.values()
+                    if self.scale.builds(s.paper, a.name)]
+            self._repeats = rows_left_out(self, arts)
+        return self._repeats
 
     def artifacts(self, family: str | None = None) -> list[Artifact]:
         """Every artifact this scale builds (a scale with ``artifacts:`` builds only those)."""

@@ -122,7 +122,19 @@ class Scale:
         return lambda text: rx.search(text) is not None
 
     def protocol_to_run(self, protocol: str) -> str:
-        return self.eval.get("substitute", {}).get(protocol, protocol)
+        """The protocol this scale runs for ``protocol``: its stand-in, cut to ``eval.iterations``."""
+        name = self.eval.get("substitute", {}).get(protocol, protocol)
+        if self.iterations:
+            from ..evaluate.catalog import capped
+
+            name = capped(name, self.iterations)
+        return name
+
+    @property
+    def iterations(self) -> int | None:
+        """``eval.iterations``: the most iterations any attack runs at this scale."""
+        n = self.eval.get("iterations")
+        return int(n) if n else None
 
     def fewer_images(self, dataset: str, split: str, pool: int | None = None) -> bool:
         """Has ``split`` of ``dataset`` fewer images here (generated, or cut to a ``pool``) than the catalog's?"""
@@ -155,8 +167,23 @@ class Scale:
         cap = self.eval_cap("eval_logs")
         if cap and cfg.get("eval_logs"):  # per-epoch logs on the first n of each split
             cfg["eval_logs"] = [{**e, "n": min(cap, int(e["n"])) if e.get("n") else cap} for e in cfg["eval_logs"]]
+        if self.iterations:
+            _cut_attacks(cfg, self.iterations, self.protocol_to_run)
         cfg["scale"] = self.name
         return cfg
+
+
+def _cut_attacks(cfg: dict[str, Any], n: int, to_run: Any) -> None:
+    """``eval.iterations``: the training attack and every per-epoch eval log at most ``n`` iterations."""
+    steps = (cfg.get("attack") or {}).get("steps")
+    if isinstance(steps, int) and steps > n:
+        cfg["attack"] = {**cfg["attack"], "steps": n}
+    if cfg.get("eval_logs"):
+        from ..evaluate.catalog import PROTOCOLS
+
+        # "selection" names the best-checkpoint rule's protocol, cut with it
+        cfg["eval_logs"] = [{**e, "protocol": to_run(e["protocol"])} if e.get("protocol") in PROTOCOLS else e
+                            for e in cfg["eval_logs"]]
 
 
 def shape_true_datasets(sizes: Mapping[str, int]) -> dict[str, dict[str, Any]]:
