@@ -71,6 +71,9 @@ class Observer:
 
 
 OBSERVERS: Registry[type[Observer]] = Registry("observer")
+# entries the loop itself writes into last.pt and its mid-epoch ``partial``: no observer may take them
+LOOP_ENTRIES = ("model", "optimizer", "method", "epoch", "history", "config_hash", "step_rows", "partial")
+PARTIAL_ENTRIES = ("epoch", "step", "tally", "rng", "method")
 
 
 def config_value(cfg: Mapping[str, Any], key: str) -> Any:
@@ -137,20 +140,20 @@ class Observers:
             getattr(o, hook)(*args)
 
     def state_dict(self, run: TrainRun) -> dict[str, Any]:
-        return _merged((o.name, o.state_dict(run)) for o in self.items)
+        return _merged(((o.name, o.state_dict(run)) for o in self.items), LOOP_ENTRIES)
 
     def partial_state_dict(self, run: TrainRun) -> dict[str, Any]:
-        return _merged((o.name, o.partial_state_dict(run)) for o in self.items)
+        return _merged(((o.name, o.partial_state_dict(run)) for o in self.items), PARTIAL_ENTRIES)
 
 
-def _merged(parts: Iterator[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+def _merged(parts: Iterator[tuple[str, dict[str, Any]]], loop_entries: tuple[str, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    owner: dict[str, str] = {}
+    owner: dict[str, str] = {k: "the loop" for k in loop_entries}
     for name, part in parts:
         for k, v in part.items():
             if k in owner:  # one checkpoint entry, two writers: the second would overwrite the first
-                raise ValueError(f"observers {owner[k]!r} and {name!r} both save checkpoint entry {k!r}")
-            owner[k] = name
+                raise ValueError(f"observer {name!r} saves checkpoint entry {k!r}, which {owner[k]} saves too")
+            owner[k] = f"observer {name!r}"
             out[k] = v
     return out
 
