@@ -8,22 +8,17 @@ import pytest
 
 from reproduce.analyses import ANALYSES
 from reproduce.config import resolve_run
-from reproduce.data.synthetic import write_generated
 from reproduce.errors import Preempted, UnknownNameError
 from reproduce.train import train
 from reproduce.train.observers import OBSERVERS, Observer, Observers, observers_for, register
 
+from . import test_preempt
 from .test_preempt import SignalAtPoll
 from .test_preempt import _cfg as preempt_cfg
 
+root = test_preempt.root  # the toy data: 192 training images
+
 STEPS = 6  # 192 toy images, batch 32
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    r = tmp_path_factory.mktemp("data")
-    write_generated("toy", r, num_classes=4, image_size=8, n_train=192, n_test=32, domain=0)
-    return r
 
 
 class Counter(Observer):
