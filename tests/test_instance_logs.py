@@ -15,7 +15,8 @@ from reproduce.config import resolve_run
 from reproduce.data.holdout import split_holdout
 from reproduce.data.synthetic import write_generated
 from reproduce.errors import ConfigError
-from reproduce.train import loop, train
+from reproduce.train import train
+from reproduce.train.observers import InstanceLog
 from reproduce.train.optim import make_optimizer
 
 
@@ -74,20 +75,20 @@ def test_random_holdout_is_seeded():
 
 def test_resume_after_crash_gives_identical_logs(toy_root, tmp_path, monkeypatch):
     train(_cfg(), tmp_path / "ref", data_root=toy_root, device="cpu", progress=False)
-    real = loop.InstanceLog.end_epoch
+    real = InstanceLog.on_epoch_end
     calls = {"n": 0}
 
-    def crash(self, out):  # dies after epoch 2's logs are written, before its checkpoint
-        real(self, out)
+    def crash(self, run, epoch, row):  # dies after epoch 2's logs are written, before its checkpoint
+        real(self, run, epoch, row)
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(loop.InstanceLog, "end_epoch", crash)
+    monkeypatch.setattr(InstanceLog, "on_epoch_end", crash)
     with pytest.raises(KeyboardInterrupt):
         train(_cfg(), tmp_path / "run", data_root=toy_root, device="cpu", progress=False)
     assert np.load(tmp_path / "run" / "instance_losses.npy").shape[0] == 2
-    monkeypatch.setattr(loop.InstanceLog, "end_epoch", real)
+    monkeypatch.setattr(InstanceLog, "on_epoch_end", real)
     train(_cfg(), tmp_path / "run", data_root=toy_root, device="cpu", progress=False)
     for f in ("instance_losses.npy", "instance_correct.npy", "instance_indices.npy"):
         assert np.array_equal(np.load(tmp_path / "run" / f), np.load(tmp_path / "ref" / f), equal_nan=True), f

@@ -158,15 +158,8 @@ def pgd(
     ``use_worst``, ``util/attack.py``): with ``steps=1`` that is the random start itself. Returns a
     detached tensor; the model's modes and parameter gradients are unchanged.
     """
-    if norm not in NORMS:
-        raise ConfigError(f"attack norm must be one of {NORMS}, got {norm!r}")
-    if keep_best not in KEEP_BEST:
-        raise ConfigError(f"attack.keep_best must be one of {KEEP_BEST}, got {keep_best!r}")
+    _check(norm, keep_best, loss, y, loss_fn)
     exclude_last = keep_best == "exclude_last"
-    if loss_fn is None:
-        check_loss_name(loss)
-        if loss != "kl" and y is None:
-            raise ConfigError(f"attack loss {loss!r} needs labels")
     x = x.detach()
     if x.is_inference():
         x = x.clone()
@@ -175,55 +168,78 @@ def pgd(
         lo, hi = (x - eps).clamp(min=0.0), (x + eps).clamp(max=1.0)
 
     with attack_mode(model, bn_mode), torch.enable_grad():
-        if loss_fn is not None:
-            objective: LossFn = loss_fn
-        else:
-            p_clean = clean_probabilities(model, x) if loss == "kl" else None
-
-            def objective(xa: Tensor) -> Tensor:
-                return per_example_loss(loss, model(xa), y, p_clean=p_clean, cw_kappa=cw_kappa)
-
+        objective = loss_fn if loss_fn is not None else _objective(model, x, y, loss, cw_kappa)
         x_adv = random_init(
             x, eps=eps, norm=norm, random_start=random_start,
             start_sigma=start_sigma, generator=generator,
         )
-        best_x: Tensor | None = None
-        best_loss: Tensor | None = None
-
-        def remember(xa: Tensor, losses: Tensor) -> None:
-            nonlocal best_x, best_loss
-            losses = losses.detach()
-            if best_x is None or best_loss is None:
-                best_x, best_loss = xa.clone(), losses.clone()
-                return
-            better = losses >= best_loss if exclude_last else losses > best_loss
-            best_loss = torch.where(better, losses, best_loss)
-            best_x[better] = xa[better]
-
+        best = _Best(ties_to_later=exclude_last)
         for _ in range(steps):
             x_adv.requires_grad_(True)
             losses = objective(x_adv)
             (grad,) = torch.autograd.grad(losses.sum(), x_adv)
             x_adv = x_adv.detach()
             if keep_best:
-                remember(x_adv, losses)
-            if norm == "linf":
-                x_adv = x_adv + step_size * grad.sign()
-            else:
-                x_adv = x_adv + step_size * grad / _flat_norm(grad).clamp_min(1e-12)
-            x_adv = _project(x_adv, x, eps, norm, lo, hi)
+                best.remember(x_adv, losses)
+            x_adv = _project(_ascend(x_adv, grad, step_size, norm), x, eps, norm, lo, hi)
 
         if exclude_last:
-            assert best_x is not None or steps == 0
-            return (x_adv if best_x is None else best_x).detach().clamp(0.0, 1.0)
-        if keep_best and best_x is not None:
+            assert best.x is not None or steps == 0
+            return (x_adv if best.x is None else best.x).detach().clamp(0.0, 1.0)
+        if keep_best and best.x is not None:
             if score_last:  # one extra forward pass scores the last iterate, which no step has seen
                 with torch.no_grad():
-                    remember(x_adv, objective(x_adv))
+                    best.remember(x_adv, objective(x_adv))
             # the unclipped "normal" start may be the best iterate; the code clamps before use
-            return best_x.detach().clamp(0.0, 1.0)
+            return best.x.detach().clamp(0.0, 1.0)
     # a no-op after any step; with steps=0 it is the official code's final clamp of the start
     return x_adv.detach().clamp(0.0, 1.0)
+
+
+def _check(norm: str, keep_best: bool | str, loss: str, y: Tensor | None, loss_fn: LossFn | None) -> None:
+    if norm not in NORMS:
+        raise ConfigError(f"attack norm must be one of {NORMS}, got {norm!r}")
+    if keep_best not in KEEP_BEST:
+        raise ConfigError(f"attack.keep_best must be one of {KEEP_BEST}, got {keep_best!r}")
+    if loss_fn is None:
+        check_loss_name(loss)
+        if loss != "kl" and y is None:
+            raise ConfigError(f"attack loss {loss!r} needs labels")
+
+
+def _objective(model: nn.Module, x: Tensor, y: Tensor | None, loss: str, cw_kappa: float) -> LossFn:
+    """Per-example ``loss`` at an input; the KL loss compares with the clean prediction, taken once."""
+    p_clean = clean_probabilities(model, x) if loss == "kl" else None
+
+    def objective(xa: Tensor) -> Tensor:
+        return per_example_loss(loss, model(xa), y, p_clean=p_clean, cw_kappa=cw_kappa)
+
+    return objective
+
+
+def _ascend(x_adv: Tensor, grad: Tensor, step_size: float, norm: str) -> Tensor:
+    """One step up the loss: a sign step (Linf) or along the per-example normalised gradient (L2)."""
+    if norm == "linf":
+        return x_adv + step_size * grad.sign()
+    return x_adv + step_size * grad / _flat_norm(grad).clamp_min(1e-12)
+
+
+class _Best:
+    """The highest-loss iterate per example so far; ties go to the later one when ``ties_to_later``."""
+
+    def __init__(self, ties_to_later: bool) -> None:
+        self.ties_to_later = ties_to_later
+        self.x: Tensor | None = None
+        self.loss: Tensor | None = None
+
+    def remember(self, xa: Tensor, losses: Tensor) -> None:
+        losses = losses.detach()
+        if self.x is None or self.loss is None:
+            self.x, self.loss = xa.clone(), losses.clone()
+            return
+        better = losses >= self.loss if self.ties_to_later else losses > self.loss
+        self.loss = torch.where(better, losses, self.loss)
+        self.x[better] = xa[better]
 
 
 def fgsm(

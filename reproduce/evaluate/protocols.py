@@ -34,7 +34,8 @@ both conventions (``accuracy_by_counting``), from the same attack.
 from __future__ import annotations
 
 import time
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -95,16 +96,7 @@ def evaluate(
     matching saved state is resumed (``reproduce.evaluate.state``).
     """
     proto = PROTOCOLS.get(protocol) if isinstance(protocol, str) else protocol
-    x_all = _as_float_nchw(images)
-    y_all = _labels(labels)
-    if x_all.shape[0] != y_all.shape[0]:
-        raise ConfigError(f"{x_all.shape[0]} images but {y_all.shape[0]} labels")
-    if n is not None:
-        x_all, y_all = x_all[:n], y_all[:n]
-    total = int(y_all.shape[0])
-    if total == 0:
-        raise ConfigError("evaluate() got no examples")
-
+    x_all, y_all = _inputs(images, labels, n)
     start = time.perf_counter()
     gen = None if proto.kind in ("clean", "autoattack") else torch.Generator(device=torch.device(device)).manual_seed(seed)
     clean_parts: list[Tensor] = []
@@ -115,36 +107,14 @@ def evaluate(
         if gen is not None:
             gen.set_state(saved["generator"])
     resumed_at = sum(int(t.shape[0]) for t in clean_parts)
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        batches = list(zip(x_all.split(batch_size), y_all.split(batch_size)))
-        t_start = time.time()
+    batches = list(zip(x_all.split(batch_size), y_all.split(batch_size)))
+    t_start = time.time()
+    with _eval_mode(model):
         for xb, yb in batches[len(clean_parts):]:
             xb, yb = xb.to(device), yb.to(device)
             clean_ok = _predict(model, xb).eq(yb)
-            if proto.kind == "autoattack":
-                # one AutoAttack call per batch: a batch's result depends on nothing outside it,
-                # which is what lets a killed evaluation resume batch by batch
-                _, adv_ok = run_autoattack(
-                    model, xb, yb, norm=proto.norm, eps=proto.eps,
-                    version=proto.version or "standard", attacks=proto.attacks,
-                    seed=seed, device=device, batch_size=batch_size,
-                    restarts=proto.restarts if proto.targets is not None else None, targets=proto.targets,
-                    iterations=proto.steps if proto.targets is not None and proto.steps else None,
-                )
-            elif proto.kind == "clean":
-                adv_ok = clean_ok.clone()
-            else:
-                adv_ok = torch.ones_like(clean_ok)
-                for _ in range(proto.restarts):
-                    x_adv = pgd(
-                        model, xb, yb, eps=proto.eps, step_size=proto.step_size,
-                        steps=proto.steps, norm=proto.norm,
-                        loss="cw" if proto.kind == "cw" else "ce",
-                        random_start=proto.random_start, bn_mode="eval", generator=gen,
-                    )
-                    adv_ok &= _predict(model, x_adv).eq(yb)
+            adv_ok = _adversarial_correct(model, xb, yb, clean_ok, proto, gen, seed=seed, device=device,
+                                          batch_size=batch_size)
             clean_parts.append(clean_ok.cpu())
             adv_parts.append(adv_ok.cpu())
             if state is not None:
@@ -152,11 +122,68 @@ def evaluate(
             done = sum(int(t.shape[0]) for t in clean_parts)
             say(batch_line(proto.name, len(clean_parts), len(batches), done, int(y_all.shape[0]),
                            int(sum(int(a.sum()) for a in adv_parts)), time.time() - t_start))
-        clean_mask, adv_mask = torch.cat(clean_parts), torch.cat(adv_parts)
+    result = _counted(proto, torch.cat(clean_parts), torch.cat(adv_parts))
+    return {**result, "seconds": round(time.perf_counter() - start, 3), "seed": seed, "batch_size": batch_size,
+            "resumed_at_example": resumed_at}
+
+
+def _inputs(images: np.ndarray | Tensor, labels: np.ndarray | Tensor, n: int | None) -> tuple[Tensor, Tensor]:
+    """Float NCHW images and int64 labels, the first ``n`` of each; mismatched or empty inputs are errors."""
+    x_all = _as_float_nchw(images)
+    y_all = _labels(labels)
+    if x_all.shape[0] != y_all.shape[0]:
+        raise ConfigError(f"{x_all.shape[0]} images but {y_all.shape[0]} labels")
+    if n is not None:
+        x_all, y_all = x_all[:n], y_all[:n]
+    if int(y_all.shape[0]) == 0:
+        raise ConfigError("evaluate() got no examples")
+    return x_all, y_all
+
+
+@contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """``model`` in eval mode; each submodule's own ``training`` flag is restored afterwards."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
     finally:
         for m, was_training in modes:
             m.training = was_training
 
+
+def _adversarial_correct(model: nn.Module, xb: Tensor, yb: Tensor, clean_ok: Tensor, proto: Protocol,
+                         gen: torch.Generator | None, *, seed: int, device: str | torch.device,
+                         batch_size: int) -> Tensor:
+    """Per example of one batch: still correct at every adversarial point the protocol tries."""
+    if proto.kind == "autoattack":
+        # one AutoAttack call per batch: a batch's result depends on nothing outside it,
+        # which is what lets a killed evaluation resume batch by batch
+        _, adv_ok = run_autoattack(
+            model, xb, yb, norm=proto.norm, eps=proto.eps,
+            version=proto.version or "standard", attacks=proto.attacks,
+            seed=seed, device=device, batch_size=batch_size,
+            restarts=proto.restarts if proto.targets is not None else None, targets=proto.targets,
+            iterations=proto.steps if proto.targets is not None and proto.steps else None,
+        )
+        return adv_ok
+    if proto.kind == "clean":
+        return clean_ok.clone()
+    adv_ok = torch.ones_like(clean_ok)
+    for _ in range(proto.restarts):
+        x_adv = pgd(
+            model, xb, yb, eps=proto.eps, step_size=proto.step_size,
+            steps=proto.steps, norm=proto.norm,
+            loss="cw" if proto.kind == "cw" else "ce",
+            random_start=proto.random_start, bn_mode="eval", generator=gen,
+        )
+        adv_ok &= _predict(model, x_adv).eq(yb)
+    return adv_ok
+
+
+def _counted(proto: Protocol, clean_mask: Tensor, adv_mask: Tensor) -> dict[str, Any]:
+    """The result's accuracies under the protocol's counting and both conventions."""
+    total = int(clean_mask.shape[0])
     masks = {"clean_and_adv": clean_mask & adv_mask, "adv_only": adv_mask}
     correct_mask = masks[proto.counting]
     correct = int(correct_mask.sum())
@@ -170,8 +197,4 @@ def evaluate(
         "accuracy_by_counting": {k: 100.0 * int(m.sum()) / total for k, m in masks.items()},
         "clean_accuracy": 100.0 * int(clean_mask.sum()) / total,
         "correct_mask": [int(v) for v in correct_mask.tolist()],
-        "seconds": round(time.perf_counter() - start, 3),
-        "seed": seed,
-        "batch_size": batch_size,
-        "resumed_at_example": resumed_at,
     }

@@ -1,4 +1,4 @@
-"""Training: the loop, LR schedules, checkpoints."""
+"""Training: the loop, its observers (reproduce/train/observers/), LR schedules, checkpoints."""
 
 from .loop import train
 

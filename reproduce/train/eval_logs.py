@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from .observers import _save
+from .arrays import save_array
 
 SPLITS = ("test", "holdout")
 SELECTION = "selection"
@@ -232,10 +232,10 @@ class EvalLogs:
             self.losses[name].append(loss)
             self.correct[name].append(ok)
             f = files(name)
-            _save(out / f["losses"], np.stack(self.losses[name]).astype(np.float32))
-            _save(out / f["correct"], np.stack(self.correct[name]).astype(np.uint8))
+            save_array(out / f["losses"], np.stack(self.losses[name]).astype(np.float32))
+            save_array(out / f["correct"], np.stack(self.correct[name]).astype(np.uint8))
             if not (out / f["indices"]).exists():
-                _save(out / f["indices"], ids)
+                save_array(out / f["indices"], ids)
             if len(ok):  # no value rather than NaN in metrics.jsonl for an empty split
                 row[f"eval_{name}_acc"] = 100.0 * float(ok.mean())
         return row

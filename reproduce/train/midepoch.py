@@ -32,8 +32,8 @@ def set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"].cpu(), device)
 
 
-def partial_state(epoch: int, step: int, tally_state: dict[str, Any], per_inst: dict[str, Any] | None,
+def partial_state(epoch: int, step: int, tally_state: dict[str, Any], observed: Mapping[str, Any],
                   device: torch.device) -> dict[str, Any]:
     """``last.pt``'s ``partial`` entry: ``step`` batches of 0-based ``epoch`` are done;
-    ``per_inst`` is the instance log's epoch so far (``InstanceLog.partial``)."""
-    return {"epoch": epoch, "step": step, "tally": tally_state, "rng": rng_state(device), "per_inst": per_inst}
+    ``observed`` holds the observers' epochs so far (``Observers.partial_state_dict``)."""
+    return {"epoch": epoch, "step": step, "tally": tally_state, "rng": rng_state(device), **observed}

@@ -1,10 +1,10 @@
-"""Training observers: numerically inert recorders whose state survives a resume.
+"""``per_instance`` (run key ``log_per_instance``): each training instance's loss and correctness per epoch.
 
-``InstanceLog`` keeps, for every training instance and every epoch, the training-time loss and
-correctness a method reports for the batch (for ``at``: the CE of the train-mode PGD example
-before the optimizer step, as the hard-instance code logs it). Rows are keyed by the instance's
-**original** index in the dataset split (``instance_indices.npy``), so a subset run's log lines up
-with a full run's. Files, rewritten atomically after each epoch and reloaded on resume:
+For every training instance and every epoch, the training-time loss and correctness a method
+reports for the batch (for ``at``: the CE of the train-mode PGD example before the optimizer
+step, as the hard-instance code logs it). Rows are keyed by the instance's **original** index in
+the dataset split (``instance_indices.npy``), so a subset run's log lines up with a full run's.
+Files, rewritten atomically after each epoch and reloaded on resume:
 
 - ``instance_losses.npy``  float32 [epochs x N]; NaN where an instance was not seen (drop_last);
 - ``instance_correct.npy`` uint8 [epochs x N]; 1 correct, 0 wrong, 255 not seen;
@@ -16,46 +16,47 @@ with a full run's. Files, rewritten atomically after each epoch and reloaded on 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
-from .. import io
-from ..errors import ConfigError
+from ...errors import ConfigError
+from ..state import TrainRun
+from .base import Observer, register, save_array
 
 LOSSES, CORRECT, INDICES = "instance_losses.npy", "instance_correct.npy", "instance_indices.npy"
 UNSEEN = 255
 
 
-def _save(path: Path, array: np.ndarray) -> None:
-    with io.atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, array)
+@register("per_instance")
+class InstanceLog(Observer):
+    """Per-epoch per-instance loss and correctness over the primary training set, by original id."""
 
+    keys = ("log_per_instance",)
 
-class InstanceLog:
-    """Per-epoch per-instance loss and correctness over a dataset whose ``indices`` are original ids."""
-
-    def __init__(self, indices: torch.Tensor, device: torch.device) -> None:
-        self.indices = indices.detach().cpu().long()
+    def on_start(self, run: TrainRun) -> None:
+        self.indices = run.data["train"][run.cfg["data"]["primary"]].indices.detach().cpu().long()
         n = int(self.indices.numel())
         # original id -> column; a dense lookup is fine for dataset-sized ids
         size = int(self.indices.max()) + 1 if n else 0
-        self._column = torch.full((size,), -1, dtype=torch.long)
-        self._column[self.indices] = torch.arange(n)
-        self._column = self._column.to(device)
-        self.device = device
+        column = torch.full((size,), -1, dtype=torch.long)
+        column[self.indices] = torch.arange(n)
+        self._column = column.to(run.device)
+        self.device = run.device
         self.losses: list[np.ndarray] = []
         self.correct: list[np.ndarray] = []
         self.extra: dict[str, list[np.ndarray]] = {}
-        self._loss = self._corr = None
-        self._extra: dict[str, torch.Tensor] = {}
 
-    def start_epoch(self) -> None:
+    def on_epoch_start(self, run: TrainRun, epoch: int) -> None:
         n = int(self.indices.numel())
         self._loss = torch.full((n,), float("nan"), device=self.device)
         self._corr = torch.full((n,), UNSEEN, dtype=torch.uint8, device=self.device)
-        self._extra = {}
+        self._extra: dict[str, torch.Tensor] = {}
+
+    def on_step(self, run: TrainRun, epoch: int, it: int, batch: Any, out: Any) -> None:
+        # logged from the pre-step forward, as the hard-instance code does
+        self.record(batch.idx, out.per_example, out.per_example_correct, out.per_instance)
 
     def record(self, idx: torch.Tensor, loss: torch.Tensor | None, correct: torch.Tensor | None,
                extra: dict[str, torch.Tensor] | None = None) -> None:
@@ -70,41 +71,41 @@ class InstanceLog:
         if correct is not None:
             self._corr[cols] = correct.detach().to(torch.uint8)
 
-    def partial(self) -> dict[str, torch.Tensor]:
+    def partial_state_dict(self, run: TrainRun) -> dict[str, Any]:
         """The epoch so far, for a checkpoint taken inside it (CPU tensors)."""
-        return {"loss": self._loss.cpu(), "correct": self._corr.cpu(),
-                **{f"extra.{k}": v.cpu() for k, v in self._extra.items()}}
+        return {"per_inst": {"loss": self._loss.cpu(), "correct": self._corr.cpu(),
+                             **{f"extra.{k}": v.cpu() for k, v in self._extra.items()}}}
 
-    def load_partial(self, state: dict[str, torch.Tensor]) -> None:
+    def load_partial(self, run: TrainRun, partial: Mapping[str, Any]) -> None:
+        state = partial.get("per_inst")
+        if state is None:
+            return
         self._loss = state["loss"].to(self.device)
         self._corr = state["correct"].to(self.device)
         self._extra = {k[len("extra."):]: v.to(self.device) for k, v in state.items() if k.startswith("extra.")}
 
-    def end_epoch(self, out: Path) -> None:
+    def on_epoch_end(self, run: TrainRun, epoch: int, row: dict[str, Any]) -> None:
+        out = run.out
         self.losses.append(self._loss.cpu().numpy())
         self.correct.append(self._corr.cpu().numpy())
-        _save(out / LOSSES, np.stack(self.losses).astype(np.float32))
-        _save(out / CORRECT, np.stack(self.correct).astype(np.uint8))
+        save_array(out / LOSSES, np.stack(self.losses).astype(np.float32))
+        save_array(out / CORRECT, np.stack(self.correct).astype(np.uint8))
         for key, v in self._extra.items():
             self.extra.setdefault(key, []).append(v.cpu().numpy())
-            _save(out / f"instance_{key}.npy", np.stack(self.extra[key]).astype(np.float32))
+            save_array(out / f"instance_{key}.npy", np.stack(self.extra[key]).astype(np.float32))
         if not (out / INDICES).exists():
-            _save(out / INDICES, self.indices.numpy().astype(np.int64))
+            save_array(out / INDICES, self.indices.numpy().astype(np.int64))
 
-    def resume(self, out: Path, start: int) -> None:
-        """Reload the rows of the ``start`` finished epochs; a row written after the last
+    def load_state_dict(self, run: TrainRun, ck: Mapping[str, Any]) -> None:
+        """Reload the rows of the checkpointed epochs from the files; a row written after the
         checkpoint (kill between the two writes) is dropped and recomputed."""
+        out, start = run.out, int(ck["epoch"]) + 1
         if (out / LOSSES).exists():
             self.losses = list(np.load(out / LOSSES)[:start])
         if (out / CORRECT).exists():
             self.correct = list(np.load(out / CORRECT)[:start])
-        for f in out.glob("instance_*.npy"):
+        for f in Path(out).glob("instance_*.npy"):
             if f.name not in (LOSSES, CORRECT, INDICES):
                 self.extra[f.stem[len("instance_"):]] = list(np.load(f)[:start])
         if len(self.losses) != start or len(self.correct) != start:
             raise ConfigError(f"{out}: per-instance logs hold {len(self.losses)} epochs, checkpoint {start}")
-
-
-def write_holdout(out: Path, ids: np.ndarray) -> None:
-    """``holdout_indices.npy``: original ids of the validation part ``data.holdout`` cut off."""
-    _save(out / "holdout_indices.npy", np.asarray(ids, dtype=np.int64))
