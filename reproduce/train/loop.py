@@ -29,7 +29,8 @@ from . import checkpoint
 from ..pipeline.provenance import git_commit, runtime_provenance
 from .schedule import lr_at, momentum_at
 from .midepoch import partial_state, set_rng_state
-from .setup import build_for_run, load_run_data, select_device
+from .run_data import load_run_data
+from .setup import build_for_run, select_device
 from .optim import make_optimizer
 from .eval_logs import EvalLogs
 from .observers import InstanceLog, write_holdout
@@ -193,7 +194,7 @@ def _train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | 
             set_rng_state(partial["rng"], dev)
             first, partial = int(partial["step"]), None
         if cfg["data"].get("composite"):
-            from ..data.composite import composite_batches
+            from ..data.feeding.composite import composite_batches
 
             batches = composite_batches(primary, data["train"]["composite"], cfg["data"]["composite"],
                                         int(cfg["batch_size"]), seed=cfg["seed"], epoch=epoch,

@@ -1,13 +1,14 @@
-"""The full-resolution JPEG datasets of the catalog (Subset AT: ImageNet-200 and its transfer targets).
+"""The full-resolution JPEG datasets (Subset AT: ImageNet-200 and its transfer targets).
 
-Registered into ``catalog.DATASETS`` when ``catalog`` is imported; kept apart so each file stays small.
+Checksums: the ILSVRC-2012 train/val tars and devkit, Caltech-256's ``256_ObjectCategories.tar`` and
+Oxford Flowers-102's ``102flowers.tgz``/``imagelabels.mat``/``setid.mat`` carry the md5s torchvision
+0.29.1 verifies (``imagenet.py`` ARCHIVE_META, ``caltech.py`` Caltech256.download, ``flowers102.py``
+_file_dict); Caltech's md5 is also the one data.caltech.edu lists for record nyy15-4j048.
 """
 
 from __future__ import annotations
 
-from .catalog import ArchiveFile, DatasetInfo, IMAGENET_MEAN, IMAGENET_STD, _add
-
-# -- full-resolution JPEG datasets (Subset AT: ImageNet-200 and the transfer targets) ------------------
+from .base import IMAGENET_MEAN, IMAGENET_STD, ArchiveFile, DatasetInfo, add
 
 # The 200 ImageNet-A classes, verbatim and in order as `wnid_selection` in every ImageNet-200
 # config of mlosch/SAT (commit b8aa564, config/imagenet200/*/template.yaml, train and val alike);
@@ -39,18 +40,18 @@ assert len(IMAGENET200_WNIDS) == 200 and list(IMAGENET200_WNIDS) == sorted(set(I
 # What every full-resolution dataset stores beside its JPEGs, and how the loader reads them.
 FULLRES_TRANSFORMS = {
     "train_transform": "RandomResizedCrop(224, scale=(0.08, 1), ratio=(3/4, 4/3)) -> RandomHorizontalFlip "
-                       "(reproduce/data/stream.py; then data.color_jitter and data.rotate on the device)",
+                       "(reproduce/data/feeding/stream.py; then data.color_jitter and data.rotate on the device)",
     "eval_transform": "PIL: convert('RGB') -> torchvision Resize(256) (bilinear) -> CenterCrop(224), "
                       "stored as <split>_images.npy at import (the SAT code's test transform)",
 }
 _ILSVRC = "https://image-net.org/challenges/LSVRC/2012/2012-downloads.php"
 _FLOWERS = "https://www.robots.ox.ac.uk/~vgg/data/flowers/102/"
-# Caltech-256 has no official split; ours (importers_fullres.py) is sized to the SAT code's
+# Caltech-256 has no official split; ours (importers/jpeg_files.py) is sized to the SAT code's
 # 5,122 evaluation images (n_samples=5122 in its Caltech configs; notes subset_at.md §2.4, D7).
 CALTECH256_TOTAL = 30_607
 CALTECH256_VAL = 5_122
 
-_add(
+add(
     DatasetInfo(
         name="imagenet200",
         title="ImageNet-200: the 200 ImageNet-A classes of ILSVRC-2012, full resolution (Subset AT)",
@@ -88,7 +89,7 @@ _add(
     )
 )
 
-_add(
+add(
     DatasetInfo(
         name="caltech256",
         title="Caltech-256 (257 classes incl. clutter), full resolution",
@@ -128,7 +129,7 @@ _add(
     )
 )
 
-_add(
+add(
     DatasetInfo(
         name="flowers102",
         title="Oxford Flowers-102, full resolution",
