@@ -5,7 +5,8 @@ entries when imported, and this package imports them all.
 """
 
 from .base import DATASETS, IMAGENET_MEAN, IMAGENET_STD, ArchiveFile, DatasetInfo
-from .cifar import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, CIFAR10C_CORRUPTIONS, CIFAR10C_SEVERITIES, CIFAR100_CLASSES
+from .cifar import (CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, CIFAR10C_CORRUPTIONS, CIFAR10C_SEVERITIES,
+                    CIFAR100_CLASSES)
 from .fullres import CALTECH256_TOTAL, CALTECH256_VAL, FULLRES_TRANSFORMS, IMAGENET200_WNIDS
 from .imagenet import IMGNET_SPLIT_SEED
 from . import toy  # noqa: F401  (registers toy3d)

@@ -8,6 +8,8 @@ _file_dict); Caltech's md5 is also the one data.caltech.edu lists for record nyy
 
 from __future__ import annotations
 
+from typing import Any
+
 from .base import IMAGENET_MEAN, IMAGENET_STD, ArchiveFile, DatasetInfo, add
 
 # The 200 ImageNet-A classes, verbatim and in order as `wnid_selection` in every ImageNet-200
@@ -51,117 +53,87 @@ _FLOWERS = "https://www.robots.ox.ac.uk/~vgg/data/flowers/102/"
 CALTECH256_TOTAL = 30_607
 CALTECH256_VAL = 5_122
 
-add(
-    DatasetInfo(
-        name="imagenet200",
-        title="ImageNet-200: the 200 ImageNet-A classes of ILSVRC-2012, full resolution (Subset AT)",
-        num_classes=200,
-        image_size=224,
-        channels=3,
-        splits=("train", "val"),
-        split_sizes={"train": 259_906, "val": 10_000},
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
-        classes=IMAGENET200_WNIDS,
-        licence="ImageNet terms of access (non-commercial research and education; login required)",
-        homepage=_ILSVRC + " (login required)",
-        importer="imagenet200",
-        storage="jpeg",
-        archives=(
-            ArchiveFile("ILSVRC2012_img_train.tar", md5="1d675b47d978889d74fa0da5fadfb00e"),
-            ArchiveFile("ILSVRC2012_img_val.tar", md5="29b22e2961454d5413ddabcf34fc5622"),
-            ArchiveFile("ILSVRC2012_devkit_t12.tar.gz", md5="fa75699e90414af021442c21a62c3abf",
-                        note="val labels: data/meta.mat + data/ILSVRC2012_validation_ground_truth.txt"),
-        ),
-        import_hint="--from-archive DIR_WITH_ILSVRC2012_TARS | --from-folder DIR (a torchvision ImageNet root: "
-                    "train/<wnid>/, val/<wnid>/)",
-        params={
-            **FULLRES_TRANSFORMS,
-            "classes": "the 200 wnids of mlosch/SAT's wnid_selection (sorted); label = position in that list",
-            "sample_order": "torchvision ImageNet (ImageFolder) order filtered to the 200 classes: class-major by "
-                            "wnid, file names sorted (SubsetImageNet); instance ids index the published rankings",
-            "val_labels": "devkit ground truth (ILSVRC2012_ID -> WNID via meta.mat), as torchvision's "
-                          "parse_val_archive assigns them to the sorted val file names",
-            "eval_arrays": ["val"],
-        },
-        notes="image-net.org requires a login, so --download is not supported; the training split is "
-              "streamed from its 259,906 JPEGs (no train_images.npy).",
-    )
-)
 
-add(
-    DatasetInfo(
-        name="caltech256",
-        title="Caltech-256 (257 classes incl. clutter), full resolution",
-        num_classes=257,
-        image_size=224,
-        channels=3,
-        splits=("train", "val"),
-        split_sizes={"train": CALTECH256_TOTAL - CALTECH256_VAL, "val": CALTECH256_VAL},
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
-        licence="Caltech-256 terms (research use; Griffin, Holub & Perona 2007)",
-        homepage="https://data.caltech.edu/records/nyy15-4j048",
-        importer="caltech256",
-        storage="jpeg",
-        archives=(
-            ArchiveFile("256_ObjectCategories.tar",
-                        url="https://data.caltech.edu/records/nyy15-4j048/files/256_ObjectCategories.tar",
-                        md5="67b4f42ca05d46448c6bb8ecd2220f6d"),
-        ),
-        downloadable=True,
-        import_hint="--from-archive 256_ObjectCategories.tar | --from-folder DIR (holding 256_ObjectCategories/)",
-        params={
-            **FULLRES_TRANSFORMS,
-            "classes": "sorted category folder names (001.ak47 .. 257.clutter); label = position (torchvision "
-                       "Caltech256 order); images = the *.jpg files directly in each folder",
-            "split": "OURS (the SAT authors' train.txt/val.txt are unpublished): per class, the images ranked by "
-                     "sha256('caltech256-split:<seed>:<category>/<file>') ascending; the first q_c go to val, "
-                     "the rest to train; q_c = largest-remainder share of round(N * 5122 / 30607) in proportion "
-                     "to the class sizes (ties: lower class index), i.e. 5,122 val images on the official 30,607",
-            "split_seed": 0,
-            "split_lists": "written as train.txt / val.txt ('<path> <label>', the SAT list format) beside the manifest",
-            "total_images": CALTECH256_TOTAL,
-            "eval_arrays": ["val"],
-            "note": "the SAT code's LR milestones (191 it/epoch at batch 128) imply ~24.4k training images; "
-                    "ours keeps all 25,485 non-val images",
-        },
-    )
-)
+def _fullres(name: str, title: str, num_classes: int, split_sizes: dict[str, int], params: dict[str, Any],
+             **kw: Any) -> DatasetInfo:
+    """A full-resolution RGB dataset kept as its JPEG files, seen at 224 x 224 with ImageNet's statistics."""
+    return DatasetInfo(name=name, title=title, num_classes=num_classes, image_size=224, channels=3,
+                       splits=tuple(split_sizes), split_sizes=split_sizes, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                       storage="jpeg", params={**FULLRES_TRANSFORMS, **params}, **kw)
 
-add(
-    DatasetInfo(
-        name="flowers102",
-        title="Oxford Flowers-102, full resolution",
-        num_classes=102,
-        image_size=224,
-        channels=3,
-        splits=("train", "val", "test"),
-        split_sizes={"train": 1_020, "val": 1_020, "test": 6_149},
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
-        # the official labels are the numbers 1..102 (imagelabels.mat); class k is label k + 1
-        classes=tuple(str(k) for k in range(1, 103)),
-        licence="research use (Nilsback & Zisserman 2008); images from the web",
-        homepage=_FLOWERS,
-        importer="flowers102",
-        storage="jpeg",
-        archives=(
-            ArchiveFile("102flowers.tgz", url=_FLOWERS + "102flowers.tgz", md5="52808999861908f626f3c1f4e79d11fa"),
-            ArchiveFile("imagelabels.mat", url=_FLOWERS + "imagelabels.mat", md5="e0620be6f572b9609742df49c70aed4d"),
-            ArchiveFile("setid.mat", url=_FLOWERS + "setid.mat", md5="a5357ecc9cb78c4bef273ce3793fc85c"),
-        ),
-        downloadable=True,
-        import_hint="--from-archive DIR_WITH_102flowers.tgz_imagelabels.mat_setid.mat | --from-folder DIR "
-                    "(jpg/ + the two .mat files)",
-        params={
-            **FULLRES_TRANSFORMS,
-            "splits": "train = setid.mat trnid, val = valid, test = tstid, each in setid order",
-            "labels": "label of jpg/image_<id:05d>.jpg = imagelabels.mat labels[id - 1] - 1 (1-based ids and "
-                      "labels, as torchvision Flowers102). NOT replicated: the SAT code's labels[id] after its "
-                      "'-= 1' (notes C9), which gives each image the next image's label; the manifest's "
-                      "sat_label_offset counts, per split, the images whose label that would change",
-            "eval_arrays": ["val", "test"],
-        },
-    )
-)
+
+add(_fullres(
+    "imagenet200", "ImageNet-200: the 200 ImageNet-A classes of ILSVRC-2012, full resolution (Subset AT)", 200,
+    {"train": 259_906, "val": 10_000},
+    {
+        "classes": "the 200 wnids of mlosch/SAT's wnid_selection (sorted); label = position in that list",
+        "sample_order": "torchvision ImageNet (ImageFolder) order filtered to the 200 classes: class-major by "
+                        "wnid, file names sorted (SubsetImageNet); instance ids index the published rankings",
+        "val_labels": "devkit ground truth (ILSVRC2012_ID -> WNID via meta.mat), as torchvision's "
+                      "parse_val_archive assigns them to the sorted val file names",
+        "eval_arrays": ["val"],
+    },
+    classes=IMAGENET200_WNIDS,
+    licence="ImageNet terms of access (non-commercial research and education; login required)",
+    homepage=_ILSVRC + " (login required)", importer="imagenet200",
+    archives=(
+        ArchiveFile("ILSVRC2012_img_train.tar", md5="1d675b47d978889d74fa0da5fadfb00e"),
+        ArchiveFile("ILSVRC2012_img_val.tar", md5="29b22e2961454d5413ddabcf34fc5622"),
+        ArchiveFile("ILSVRC2012_devkit_t12.tar.gz", md5="fa75699e90414af021442c21a62c3abf",
+                    note="val labels: data/meta.mat + data/ILSVRC2012_validation_ground_truth.txt"),
+    ),
+    import_hint="--from-archive DIR_WITH_ILSVRC2012_TARS | --from-folder DIR (a torchvision ImageNet root: "
+                "train/<wnid>/, val/<wnid>/)",
+    notes="image-net.org requires a login, so --download is not supported; the training split is "
+          "streamed from its 259,906 JPEGs (no train_images.npy).",
+))
+
+add(_fullres(
+    "caltech256", "Caltech-256 (257 classes incl. clutter), full resolution", 257,
+    {"train": CALTECH256_TOTAL - CALTECH256_VAL, "val": CALTECH256_VAL},
+    {
+        "classes": "sorted category folder names (001.ak47 .. 257.clutter); label = position (torchvision "
+                   "Caltech256 order); images = the *.jpg files directly in each folder",
+        "split": "OURS (the SAT authors' train.txt/val.txt are unpublished): per class, the images ranked by "
+                 "sha256('caltech256-split:<seed>:<category>/<file>') ascending; the first q_c go to val, "
+                 "the rest to train; q_c = largest-remainder share of round(N * 5122 / 30607) in proportion "
+                 "to the class sizes (ties: lower class index), i.e. 5,122 val images on the official 30,607",
+        "split_seed": 0,
+        "split_lists": "written as train.txt / val.txt ('<path> <label>', the SAT list format) beside the manifest",
+        "total_images": CALTECH256_TOTAL,
+        "eval_arrays": ["val"],
+        "note": "the SAT code's LR milestones (191 it/epoch at batch 128) imply ~24.4k training images; "
+                "ours keeps all 25,485 non-val images",
+    },
+    licence="Caltech-256 terms (research use; Griffin, Holub & Perona 2007)",
+    homepage="https://data.caltech.edu/records/nyy15-4j048", importer="caltech256",
+    archives=(ArchiveFile("256_ObjectCategories.tar",
+                          url="https://data.caltech.edu/records/nyy15-4j048/files/256_ObjectCategories.tar",
+                          md5="67b4f42ca05d46448c6bb8ecd2220f6d"),),
+    downloadable=True,
+    import_hint="--from-archive 256_ObjectCategories.tar | --from-folder DIR (holding 256_ObjectCategories/)",
+))
+
+add(_fullres(
+    "flowers102", "Oxford Flowers-102, full resolution", 102, {"train": 1_020, "val": 1_020, "test": 6_149},
+    {
+        "splits": "train = setid.mat trnid, val = valid, test = tstid, each in setid order",
+        "labels": "label of jpg/image_<id:05d>.jpg = imagelabels.mat labels[id - 1] - 1 (1-based ids and "
+                  "labels, as torchvision Flowers102). NOT replicated: the SAT code's labels[id] after its "
+                  "'-= 1' (notes C9), which gives each image the next image's label; the manifest's "
+                  "sat_label_offset counts, per split, the images whose label that would change",
+        "eval_arrays": ["val", "test"],
+    },
+    # the official labels are the numbers 1..102 (imagelabels.mat); class k is label k + 1
+    classes=tuple(str(k) for k in range(1, 103)),
+    licence="research use (Nilsback & Zisserman 2008); images from the web", homepage=_FLOWERS,
+    importer="flowers102",
+    archives=tuple(ArchiveFile(f, url=_FLOWERS + f, md5=md5) for f, md5 in (
+        ("102flowers.tgz", "52808999861908f626f3c1f4e79d11fa"),
+        ("imagelabels.mat", "e0620be6f572b9609742df49c70aed4d"),
+        ("setid.mat", "a5357ecc9cb78c4bef273ce3793fc85c"),
+    )),
+    downloadable=True,
+    import_hint="--from-archive DIR_WITH_102flowers.tgz_imagelabels.mat_setid.mat | --from-folder DIR "
+                "(jpg/ + the two .mat files)",
+))

@@ -9,6 +9,8 @@ manifest); pickles are only unpickled after that check.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .base import IMAGENET_MEAN, IMAGENET_STD, NO_SHA, ArchiveFile, DatasetInfo, add
 
 _PLACES = "http://data.csail.mit.edu/places/places365/"
@@ -19,16 +21,21 @@ _TINY = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 IMGNET_SPLIT_SEED = 20220126
 
 
+def _imagenet_like(name: str, title: str, num_classes: int, size: int, split_sizes: dict[str, int],
+                   **kw: Any) -> DatasetInfo:
+    """An RGB ``size`` x ``size`` dataset with train and val splits, normalized with ImageNet's statistics."""
+    return DatasetInfo(name=name, title=title, num_classes=num_classes, image_size=size, channels=3,
+                       splits=("train", "val"), split_sizes=split_sizes, mean=IMAGENET_MEAN, std=IMAGENET_STD, **kw)
+
+
 def _downsampled(size: int) -> DatasetInfo:
     if size == 32:
         files = ("Imagenet32_train.zip", "Imagenet32_val.zip")
     else:
         files = ("Imagenet64_train_part1.zip", "Imagenet64_train_part2.zip", "Imagenet64_val.zip")
-    return DatasetInfo(
-        name=f"imagenet{size}", title=f"Downsampled ImageNet {size}x{size} (Chrabaszcz et al., 2017)",
-        num_classes=1000, image_size=size, channels=3,
-        splits=("train", "val"), split_sizes={"train": 1_281_167, "val": 50_000},
-        mean=IMAGENET_MEAN, std=IMAGENET_STD,
+    return _imagenet_like(
+        f"imagenet{size}", f"Downsampled ImageNet {size}x{size} (Chrabaszcz et al., 2017)", 1000, size,
+        {"train": 1_281_167, "val": 50_000},
         licence="ImageNet terms of access (non-commercial research; login required)",
         homepage="https://patrykchrabaszcz.github.io/Imagenet32/ (files from https://image-net.org/download-images)",
         importer="downsampled_imagenet",
@@ -43,10 +50,8 @@ def _downsampled(size: int) -> DatasetInfo:
 
 
 def _imgnet_subset(k: int) -> DatasetInfo:
-    return DatasetInfo(
-        name=f"imgnet{k}", title=f"ImgNet{k}: {k} classes of ImageNet64 (BiaMAT)",
-        num_classes=k, image_size=64, channels=3, splits=("train", "val"),
-        mean=IMAGENET_MEAN, std=IMAGENET_STD, licence="as imagenet64",
+    return _imagenet_like(
+        f"imgnet{k}", f"ImgNet{k}: {k} classes of ImageNet64 (BiaMAT)", k, 64, {}, licence="as imagenet64",
         homepage="derived from imagenet64 (https://patrykchrabaszcz.github.io/Imagenet32/)",
         importer="imgnet_subset", derived_from="imagenet64",
         import_hint="(no files: prepare imagenet64 first, then `reproduce data import " + f"imgnet{k}`)",
@@ -65,11 +70,9 @@ def _places(size: int) -> DatasetInfo:
     tars = {"filelist_places365-standard.tar": "35a0585fee1fa656440f3ab298f8479c",
             "train_256_places365standard.tar": "53ca1c756c3d1e7809517cc47c5561c5",
             "val_256.tar": "e27b17d8d44f4af9a78502beb927f808"}
-    return DatasetInfo(
-        name=f"places365-{size}", title=f"Places365-Standard resized to {size}x{size}",
-        num_classes=365, image_size=size, channels=3,
-        splits=("train", "val"), split_sizes={"train": 1_803_460, "val": 36_500},
-        mean=IMAGENET_MEAN, std=IMAGENET_STD,
+    return _imagenet_like(
+        f"places365-{size}", f"Places365-Standard resized to {size}x{size}", 365, size,
+        {"train": 1_803_460, "val": 36_500},
         licence="Places365 terms of use (non-commercial research and education)",
         homepage="http://places2.csail.mit.edu/download.html", importer="places365",
         archives=tuple(ArchiveFile(f, _PLACES + f, md5=md5) for f, md5 in tars.items()),

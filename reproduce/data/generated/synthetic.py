@@ -33,6 +33,7 @@ version (recorded in the manifest).
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -262,28 +263,25 @@ def write_generated(
     n_train: int,
     n_test: int,
     *,
-    domain: int = 0,
-    seed: int = 0,
-    related_to: int | None = None,
-    relatedness: float = 0.0,
-    channels: int = 3,
-    related_classes: int | None = None,
-    heldout_split: str = "test",
-    contrast: float = 1.0,
     overwrite: bool = True,
     extra_heldout: Sequence[str] = (),
+    **generate_kw: Any,
 ) -> Path:
-    """Generate and write a dataset in the prepared format (``synthetic: true``)."""
-    kw: dict[str, Any] = dict(domain=domain, seed=seed, related_to=related_to, relatedness=relatedness,
-                              channels=channels, related_classes=related_classes, heldout_split=heldout_split,
-                              contrast=contrast)
-    params = dict(generator=GENERATOR_VERSION, num_classes=num_classes, image_size=image_size, n_train=n_train,
-                  n_test=n_test, extra_heldout=list(extra_heldout), **kw)
+    """Generate and write a dataset in the prepared format (``synthetic: true``).
+
+    ``generate_kw`` are ``generate``'s keywords; all of its arguments, defaults included, are
+    recorded in the manifest's ``generation``.
+    """
+    call = inspect.signature(generate).bind(num_classes, image_size, n_train, n_test, **generate_kw)
+    call.apply_defaults()
+    kw = {k: v for k, v in call.arguments.items() if k not in ("num_classes", "image_size", "n_train", "n_test")}
+    params = dict(generator=GENERATOR_VERSION, extra_heldout=list(extra_heldout), **call.arguments)
     splits = generate(num_classes, image_size, n_train, n_test, **kw)
     # datasets with many held-out splits (CIFAR-10-C's 75 corruption x severity blocks): each
     # further split is another held-out draw of the same classes under its own seed
     for i, extra in enumerate(extra_heldout):
-        splits[extra] = generate(num_classes, image_size, 1, n_test, **{**kw, "seed": seed + 1 + i})[heldout_split]
+        more = generate(num_classes, image_size, 1, n_test, **{**kw, "seed": kw["seed"] + 1 + i})
+        splits[extra] = more[kw["heldout_split"]]
     mean, std = channel_stats(splits["train"][0])
     return write_prepared(
         name, root, splits, num_classes=num_classes, classes=[f"class{c}" for c in range(num_classes)],

@@ -4,7 +4,8 @@ Class i (label i - 1) draws z ~ U(0, 2 pi), e1, e2 ~ N(0, sigma^2) and
     x1 = rho_i cos z + e1,  x2 = rho_i sin z + e2,  x3 ~ U(alpha_i, beta_i)
 with sigma = 0.2, rho = (0.35, 1), [alpha, beta] = [0.65, 0.70] and [0.80, 0.85]
 (App. A, [155]). The per-class count is not published; ours (``n_per_class``) is
-recorded in the catalog entry (``catalog/toy.py``); ``importers/generated.py`` writes it. No code for the toy exists in the authors' repository.
+recorded in the catalog entry (``catalog/toy.py``); ``importers/generated.py`` writes it.
+No code for the toy exists in the authors' repository.
 
 Storage: the harness's attacks and loaders work on inputs in [0, 1], so a point is
 stored as float32 u = OFFSET + SCALE * x (a 1 x 1 "image" with 3 channels). The
