@@ -2,7 +2,8 @@
 
 ``import_dataset`` is the one entry point (the CLI's ``data import``). Each catalog entry names
 its importer; ``base`` holds the request and the ``IMPORTERS`` registry, and one module per source
-format registers its importers there (this package imports them all; they import only ``base``).
+format registers its importers there (this package imports them all; within the package they import
+only ``base``).
 Every archive is checksum-verified before it is opened, pickles are read with a restricted
 unpickler, and nothing is written under ``<root>/<name>`` until the whole dataset is complete.
 

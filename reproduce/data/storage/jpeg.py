@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from ...errors import ChecksumError, ReproduceError, UnknownNameError
+from ...io import sha256_file  # sha256: torchvision's integrity helpers compute md5 only
 from .prepared import PreparedWriter, array_sha256, dataset_dir, missing_error, read_manifest
 
 STORAGE = "jpeg"
@@ -44,15 +45,6 @@ Progress = Callable[[str], None]
 
 def is_jpeg_storage(meta: dict[str, Any]) -> bool:
     return meta.get("storage") == STORAGE
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    # hand-written: the listings record sha256, and torchvision's integrity helpers compute md5 only
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _safe_relpath(rel: str) -> str:
@@ -154,7 +146,7 @@ class JpegWriter:
                 os.link(src, dst)  # no second copy of 26 GB when the source is on this file system
             except OSError:
                 shutil.copyfile(src, dst)
-        self.written[rel] = (dst.stat().st_size, file_sha256(dst))
+        self.written[rel] = (dst.stat().st_size, sha256_file(dst))
 
     def add(self, split: str, rel: str, label: int) -> None:
         """The stored file ``rel`` is the next image of ``split``, with ``label``."""
@@ -248,7 +240,7 @@ def verify_files(name: str, root: str | os.PathLike[str] | None = None,
         for k, (rel, size, digest) in enumerate(rows):
             p = base / _safe_relpath(rel)
             try:
-                actual = file_sha256(p)
+                actual = sha256_file(p)
             except FileNotFoundError:
                 raise ChecksumError(f"{p}: missing; re-import the dataset") from None
             if actual != digest:
