@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from reproduce import perf as fast
 from reproduce.config import resolve_run
 from reproduce.data import DeviceDataset
-from reproduce.data.loader import infinite
+from reproduce.data.feeding.loader import infinite
 from reproduce.methods import METHODS, TrainContext
 from reproduce.models import build_model
 from reproduce.train.tally import EpochTally

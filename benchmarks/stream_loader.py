@@ -1,4 +1,4 @@
-"""Images/s of the streaming JPEG loader (reproduce/data/stream.py): decode + augment, as training sees it.
+"""Images/s of the streaming JPEG loader (reproduce/data/feeding/stream.py): decode + augment, as training sees it.
 
 Each row times whole epochs of ``StreamSplit.batches`` with the ImageNet-200 recipe
 (RandomResizedCrop(224) + flip in the loader, then ColorJitter(.1, .1, .1) and RandomRotation(2)
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from reproduce.data.stream import StreamSplit  # noqa: E402
+from reproduce.data.feeding.stream import StreamSplit  # noqa: E402
 
 
 def jpeg_tree(folder: Path, n: int, size: tuple[int, int], seed: int = 0) -> list[Path]:
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     workers = [int(w) for w in args.workers.split(",")]
     with tempfile.TemporaryDirectory(prefix="stream-bench-") as tmp:
         if args.dataset:
-            from reproduce.data.fullres import read_file_split
+            from reproduce.data.storage.jpeg import read_file_split
 
             fs = read_file_split(args.dataset, args.split, args.root)
             paths, labels, what = fs.paths(), fs.labels, f"{args.dataset}/{args.split} ({len(fs)} files)"

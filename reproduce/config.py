@@ -42,7 +42,7 @@ RUN_DEFAULTS: dict[str, Any] = {
         "rotate": 0,
         # ColorJitter [brightness, contrast, saturation] between flip and rotation (Subset AT: [.25, .25, .25])
         "color_jitter": None,
-        # a validation part cut from the training split: {kind: first|random, fraction: F} (reproduce/data/holdout.py)
+        # a validation part cut from the training split: {kind: first|random, fraction: F} (reproduce/data/feeding/holdout.py)
         "holdout": None,
         # test-set index lists from an analysis ({analysis: NAME}): its `selection` list feeds the
         # best-checkpoint rule, its `final` list the evaluation (Subset AT's seeded permutation)
@@ -193,7 +193,7 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
     pool = cfg["data"]["pool"]
     if pool is not None and (isinstance(pool, bool) or not isinstance(pool, int) or pool < 1):
         raise ConfigError(f"{where}: data.pool must be a positive integer (images), got {pool!r}")
-    from .data.holdout import check_holdout
+    from .data.feeding.holdout import check_holdout
 
     check_holdout(cfg["data"]["holdout"], where)
     from .train.optim import check_optim
@@ -201,7 +201,7 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
     check_optim(cfg["optim"], where)
     check_perf(cfg["perf"], where)
     if cfg["data"]["composite"] is not None:
-        from .data.composite import check_composite
+        from .data.feeding.composite import check_composite
 
         check_composite(cfg["data"]["composite"], where)
         if cfg["log_per_instance"]:
@@ -239,7 +239,7 @@ def check_splits(cfg: Mapping[str, Any], where: str = "run") -> None:
     for key, split in named:
         if split not in splits:
             raise ConfigError(f"{where}: {key} is {split!r} but dataset {primary!r} has splits "
-                              f"{', '.join(splits)} (reproduce/data/catalog.py)")
+                              f"{', '.join(splits)} (reproduce/data/catalog/)")
 
 
 def config_hash(cfg: Mapping[str, Any], length: int = 8) -> str:

@@ -102,8 +102,3 @@ def torch_save(path: str | os.PathLike[str], obj: Any) -> None:
 def sha256_file(path: str | os.PathLike[str]) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def md5_file(path: str | os.PathLike[str]) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "md5").hexdigest()

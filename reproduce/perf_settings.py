@@ -18,7 +18,7 @@ PERF_DEFAULTS: dict[str, Any] = {
     "fused_optimizer": False,   # fused SGD (CUDA), else the multi-tensor foreach SGD
     "cudnn_benchmark": False,   # let cuDNN time its algorithms for the fixed batch shape
     "sync_every": 1,            # read the on-device NaN flag every N steps (and at epoch end)
-    "data_placement": "auto",   # auto | device | host: training splits on the GPU or streamed (data/placement.py)
+    "data_placement": "auto",   # auto | device | host: training splits on the GPU or streamed (data/feeding/placement.py)
 }
 HASHED = ("amp", "compile")
 AMP_MODES = ("none", "bf16")

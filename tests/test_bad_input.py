@@ -222,9 +222,11 @@ def _read_only(tmp: Path, root: Path) -> list[str]:
 
 
 class _CutStream:
-    """A response that delivers a few bytes, then loses the connection."""
+    """A response (no redirect, length announced) that delivers a few bytes, then loses the connection."""
 
-    def __init__(self) -> None:
+    def __init__(self, request: object) -> None:
+        self.url = getattr(request, "full_url", request)
+        self.length = 170_000_000
         self.sent = False
 
     def read(self, n: int = -1) -> bytes:
@@ -241,7 +243,7 @@ class _CutStream:
 
 
 def _cut_download(tmp: Path) -> list[str]:
-    FAULTS.setattr(urllib.request, "urlopen", lambda *a, **k: _CutStream())
+    FAULTS.setattr(urllib.request, "urlopen", lambda request, *a, **k: _CutStream(request))
     return ["data", "import", "cifar10", "--download", "--root", str(tmp / "prepared")]
 
 

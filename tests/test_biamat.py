@@ -15,7 +15,7 @@ import reproduce.attacks
 import reproduce.methods.biamat as biamat_mod
 from reproduce.config import resolve_run
 from reproduce.data import Batch, DeviceDataset
-from reproduce.data.synthetic import write_generated
+from reproduce.data.generated.synthetic import write_generated
 from reproduce.errors import ConfigError
 from reproduce.methods import METHODS, TrainContext
 from reproduce.methods.biamat import AuxStream

@@ -10,8 +10,8 @@ import torch
 
 from reproduce.analyses import ANALYSES, AnalysisContext
 from reproduce.analyses.corruptions import ROBUSTBENCH_CORRUPTIONS, SEVERITIES
-from reproduce.data.prepared import PreparedWriter
-from reproduce.data.synthetic import write_generated
+from reproduce.data.storage.prepared import PreparedWriter
+from reproduce.data.generated.synthetic import write_generated
 from reproduce.errors import ConfigError
 from reproduce.train import train
 from reproduce.train.setup import build_from_run_dir

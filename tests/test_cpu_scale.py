@@ -17,7 +17,7 @@ from reproduce.config import config_hash, resolve_run
 from reproduce.errors import ConfigError, DatasetMissingError
 from reproduce.jobs.diff import diff_artifact
 from reproduce.pipeline.scales import Scale, load_scale
-from reproduce.train.setup import pool_indices
+from reproduce.train.run_data import pool_indices
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
@@ -88,7 +88,7 @@ def _tiny_tree(root: Path) -> None:
 
 def test_folders_source_finds_the_tree_in_a_folder_or_an_archive(tmp_path, monkeypatch):
     from reproduce.data import importers
-    from reproduce.data.folders import import_from_source
+    from reproduce.data.importers import import_from_source
 
     seen = []
 
@@ -113,7 +113,7 @@ def test_folders_source_finds_the_tree_in_a_folder_or_an_archive(tmp_path, monke
 @pytest.mark.slow  # 60,000 JPEG decodes; tests/test_cifar10_real.py covers the test split in the fast suite
 def test_folders_source_imports_the_real_archive(tmp_path):
     from reproduce.data import load_split
-    from reproduce.data.folders import import_from_source
+    from reproduce.data.importers import import_from_source
 
     archive = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
     if not archive.is_file():

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.io
 
 from reproduce.data import DATASETS, load_split, read_manifest, verify, write_prepared
-from reproduce.data.archives import safe_unpickle
+from reproduce.data.importers.base import safe_unpickle
 from reproduce.data.catalog import CIFAR10_CLASSES, CIFAR10C_CORRUPTIONS
 from reproduce.data.importers import import_dataset, import_image_folder
-from reproduce.data.importers_extra import imgnet_class_split
-from reproduce.data.matv5 import write_mat
-from reproduce.data.prepared import PreparedWriter, array_sha256
-from reproduce.data.synthetic import generate, write_generated
+from reproduce.data.importers.derived import imgnet_class_split
+from reproduce.data.storage.prepared import PreparedWriter, array_sha256
+from reproduce.data.generated.synthetic import generate, write_generated
 from reproduce.errors import ChecksumError, DatasetMissingError, ReproduceError, UnknownNameError
 
 
@@ -270,7 +270,7 @@ def test_svhn_mat_importer(tmp_path: Path) -> None:
     for split, n in (("train", 6), ("test", 4)):
         x = r.integers(0, 256, (32, 32, 3, n), dtype=np.uint8)
         y = r.integers(1, 11, (n, 1)).astype(np.float64)  # digit 0 is stored as 10
-        write_mat(tmp_path / f"{split}_32x32.mat", {"X": x, "y": y}, store_as={"y": "u1"})
+        scipy.io.savemat(tmp_path / f"{split}_32x32.mat", {"X": x, "y": y})
         want[split] = (x.transpose(3, 0, 1, 2), y.ravel().astype(int) % 10)
     sums = {f"{s}_32x32.mat": f"md5:{_md5(tmp_path / f'{s}_32x32.mat')}" for s in want}
     import_dataset("svhn", tmp_path / "data", from_archive=tmp_path, checksums=sums, expected_sizes={})

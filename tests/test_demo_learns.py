@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from reproduce.data import load_split
-from reproduce.data.synthetic import write_generated
+from reproduce.data.generated.synthetic import write_generated
 from reproduce.evaluate import evaluate
 from reproduce.pipeline.scales import load_scale
 from reproduce.pipeline.spec import load_spec

@@ -9,7 +9,7 @@ import torch
 from reproduce import io
 from reproduce.analyses import ANALYSES, AnalysisContext
 from reproduce.analyses.difficulty import balanced_subset, group_of, midpoint_rank, scores
-from reproduce.data.synthetic import write_generated
+from reproduce.data.generated.synthetic import write_generated
 from reproduce.errors import ConfigError
 
 

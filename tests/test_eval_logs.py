@@ -14,7 +14,7 @@ from reproduce.analyses.base import AnalysisContext
 from reproduce.analyses.d_distance import DDistance
 from reproduce.analyses.difficulty import Difficulty, log_difficulty
 from reproduce.config import config_hash, resolve_run
-from reproduce.data.synthetic import write_generated
+from reproduce.data.generated.synthetic import write_generated
 from reproduce.errors import ConfigError, Preempted
 from reproduce.evaluate import evaluate
 from reproduce.train import train
@@ -255,7 +255,7 @@ def test_d_distance_reads_logs_in_place(tmp_path, root):
 
 def test_eval_logs_resume_rejects_short_logs(tmp_path, root):
     cfg = resolve_run(_cfg(eval_logs=LOGS[:1]))
-    from reproduce.train.setup import load_run_data
+    from reproduce.train.run_data import load_run_data
 
     logs = EvalLogs(cfg, load_run_data(cfg, root, torch.device("cpu")), root)
     with pytest.raises(ConfigError, match="eval log holds 0 epochs, checkpoint 1"):

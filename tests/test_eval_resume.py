@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from reproduce.cli import main
-from reproduce.data.synthetic import write_generated
+from reproduce.data.generated.synthetic import write_generated
 from reproduce.evaluate.protocols import evaluate
 from reproduce.evaluate.state import EvalState, state_path_for
 from reproduce.train import train

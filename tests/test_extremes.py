@@ -10,7 +10,7 @@ import torch
 
 from reproduce.analyses import ANALYSES, AnalysisContext
 from reproduce.analyses.extremes import pick_extremes
-from reproduce.data.synthetic import write_generated
+from reproduce.data.generated.synthetic import write_generated
 from reproduce.errors import ConfigError
 from reproduce.evaluate.catalog import PROTOCOLS, Protocol
 

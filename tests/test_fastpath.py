@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from reproduce.config import config_hash, resolve_run
 from reproduce.data import iterate
-from reproduce.data.synthetic import write_generated
+from reproduce.data.generated.synthetic import write_generated
 from reproduce.errors import ConfigError, TrainingDivergedError
 from reproduce.train import train
 from reproduce.train.loop import epoch_seed
@@ -79,7 +79,8 @@ def test_perf_keys_validate_and_only_numeric_switches_change_the_hash():
 def _old_loop(cfg: dict, root: Path) -> tuple[dict[str, torch.Tensor], list[float]]:
     """The loop as it was: plain SGD, a .item() per step (standard training, constant LR)."""
     from reproduce.methods import METHODS, TrainContext
-    from reproduce.train.setup import build_for_run, load_run_data
+    from reproduce.train.run_data import load_run_data
+    from reproduce.train.setup import build_for_run
 
     cfg = resolve_run(cfg)
     dev = torch.device("cpu")
@@ -139,7 +140,7 @@ def test_late_nan_detection_still_names_the_first_bad_batch(toy_root, tmp_path):
 @pytest.mark.parametrize("method, loss_tol, min_cos", [("standard", 0.01, 0.995), ("at", 0.02, 0.95)])
 def test_a_bf16_autocast_step_stays_close_to_fp32(method, loss_tol, min_cos):
     from reproduce import perf
-    from reproduce.data.loader import Batch
+    from reproduce.data.feeding.loader import Batch
     from reproduce.methods import METHODS, TrainContext
     from reproduce.models import build_model
 

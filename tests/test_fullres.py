@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.io
 from PIL import Image
 
 from reproduce.data import load_labels, load_split, read_manifest, verify
 from reproduce.data.catalog import DATASETS, IMAGENET200_WNIDS
-from reproduce.data.fullres import eval_image, read_file_split
+from reproduce.data.storage.jpeg import eval_image, read_file_split
 from reproduce.data.importers import import_dataset
-from reproduce.data.matv5 import write_mat
 from reproduce.errors import ChecksumError, DatasetMissingError, ReproduceError
 
 WN = IMAGENET200_WNIDS
@@ -99,7 +99,11 @@ def _imagenet_sources(base: Path) -> tuple[Path, Path]:
     synsets.append({"ILSVRC2012_ID": np.array([[1001.0]]), "WNID": "n00001740", "words": "entity",
                     "num_children": np.array([[2.0]])})
     mat = base / "meta.mat"
-    write_mat(mat, {"synsets": synsets})
+    # an N x 1 struct array, as the devkit's meta.mat holds it
+    table = np.empty((len(synsets), 1), dtype=[(k, object) for k in synsets[0]])
+    for i, s in enumerate(synsets):
+        table[i, 0] = tuple(s[k] for k in table.dtype.names)
+    scipy.io.savemat(mat, {"synsets": table})
     _tar(arch / "ILSVRC2012_devkit_t12.tar.gz", {
         "ILSVRC2012_devkit_t12/data/meta.mat": mat.read_bytes(),
         "ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt":
@@ -231,7 +235,7 @@ def test_caltech256_import_and_split(tmp_path):
 
 
 def test_caltech_split_sizes_on_the_official_total():
-    from reproduce.data.importers_fullres import caltech_split
+    from reproduce.data.importers.jpeg_files import caltech_split
 
     rng = np.random.default_rng(0)
     raw = rng.integers(80, 240, size=257)
@@ -255,8 +259,8 @@ def _flowers(base: Path) -> Path:
     base.mkdir(parents=True)
     _tar(base / "102flowers.tgz", {f"jpg/image_{i:05d}.jpg": jpeg_bytes(i, (60 + i, 45)) for i in range(10, 0, -1)},
          "w:gz")
-    write_mat(base / "imagelabels.mat", {"labels": np.array([FLOWER_LABELS], dtype=np.float64)})
-    write_mat(base / "setid.mat", {k: np.array([v], dtype=np.float64) for k, v in SETID.items()})
+    scipy.io.savemat(base / "imagelabels.mat", {"labels": np.array([FLOWER_LABELS], dtype=np.float64)})
+    scipy.io.savemat(base / "setid.mat", {k: np.array([v], dtype=np.float64) for k, v in SETID.items()})
     return base
 
 
@@ -333,7 +337,7 @@ def test_catalog_entries():
     assert not DATASETS.get("imagenet200").downloadable  # ILSVRC needs the user's own archives
     from torchvision.datasets.folder import IMG_EXTENSIONS
 
-    from reproduce.data.importers_fullres import IMG_EXTENSIONS as ours
+    from reproduce.data.importers.jpeg_files import IMG_EXTENSIONS as ours
 
     assert tuple(ours) == tuple(IMG_EXTENSIONS)
 

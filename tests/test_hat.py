@@ -12,7 +12,7 @@ from torch import nn
 
 from reproduce.attacks.pgd import random_init
 from reproduce.config import config_hash, resolve_run
-from reproduce.data.loader import Batch
+from reproduce.data.feeding.loader import Batch
 from reproduce.errors import ConfigError
 from reproduce.methods import METHODS, TrainContext
 
@@ -155,7 +155,7 @@ def test_helper_run_changes_the_hash():
 
 
 def test_trains_with_a_real_helper_run(tmp_path):
-    from reproduce.data.synthetic import write_generated
+    from reproduce.data.generated.synthetic import write_generated
     from reproduce.train import train
 
     root = tmp_path / "data"

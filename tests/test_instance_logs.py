@@ -12,8 +12,8 @@ from torch import nn
 
 from reproduce.attacks.pgd import pgd, random_init
 from reproduce.config import resolve_run
-from reproduce.data.holdout import split_holdout
-from reproduce.data.synthetic import write_generated
+from reproduce.data.feeding.holdout import split_holdout
+from reproduce.data.generated.synthetic import write_generated
 from reproduce.errors import ConfigError
 from reproduce.train import train
 from reproduce.train.observers import InstanceLog

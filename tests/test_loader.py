@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from reproduce.data.loader import Batch, DeviceDataset, infinite, iterate
+from reproduce.data.feeding.loader import Batch, DeviceDataset, infinite, iterate
 
 
 def _ds(n: int = 50, size: int = 6, classes: int = 5) -> tuple[DeviceDataset, np.ndarray, np.ndarray]:
@@ -129,7 +129,7 @@ def test_subset_keeps_instance_ids() -> None:
 def test_rotate_matches_pil_nearest_zero_fill() -> None:
     from PIL import Image
 
-    from reproduce.data.loader import rotate_batch
+    from reproduce.data.feeding.loader import rotate_batch
 
     r = np.random.default_rng(5)
     imgs = r.integers(1, 256, (4, 32, 32, 3), dtype=np.uint8)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from reproduce.data.composite import composite_batches
-from reproduce.data.loader import Batch, DeviceDataset, infinite, iterate
+from reproduce.data.feeding.composite import composite_batches
+from reproduce.data.feeding.loader import Batch, DeviceDataset, infinite, iterate
 
 FIELDS = ("x", "y", "idx", "crop", "flip", "angle")
 
@@ -110,7 +110,7 @@ def test_composite_batches_match_for_any_storage_mix(augment) -> None:
 def test_pinned_staging_logic_with_cuda_stubbed(monkeypatch) -> None:
     """The double-buffered staging path, run on the CPU: CUDA's pinned allocation and events
     replaced by stand-ins that count what the path asks of them."""
-    import reproduce.data.loader as loader
+    import reproduce.data.feeding.loader as loader
 
     dev, host = _pair(n=45)
     calls = {"alloc": 0, "record": 0, "sync": 0}

@@ -10,8 +10,8 @@ import torch
 
 from reproduce.config import config_hash, resolve_run
 from reproduce.data.catalog import DATASETS
-from reproduce.data.placement import GIB, RESERVE_FLOOR, decide_placement
-from reproduce.data.synthetic import write_generated
+from reproduce.data.feeding.placement import GIB, RESERVE_FLOOR, decide_placement
+from reproduce.data.generated.synthetic import write_generated
 from reproduce.errors import ConfigError
 from reproduce.costs.memory import CONTEXT_BYTES, model_memory
 

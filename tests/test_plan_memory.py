@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from reproduce.config import resolve_run
-from reproduce.data.placement import GIB
+from reproduce.data.feeding.placement import GIB
 from reproduce.costs.memory import data_bytes, model_memory, run_memory, trunk_footprint
 
 COSTS = {"passes": {"standard": {"steps": 0, "extra": 1}, "trades": {"steps": 1, "extra": 2}},

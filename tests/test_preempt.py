@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from reproduce.cli import main
-from reproduce.data.synthetic import write_generated
+from reproduce.data.generated.synthetic import write_generated
 from reproduce.errors import EXIT_PREEMPTED, Preempted
 from reproduce.train import train
 from reproduce.train.stop import StopRequest

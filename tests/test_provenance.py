@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from reproduce.cli import main
-from reproduce.data.synthetic import write_generated
+from reproduce.data.generated.synthetic import write_generated
 from reproduce.errors import ConfigError
 from reproduce.provenance import PROVENANCE_KEYS, git_commit
 from reproduce.train import train

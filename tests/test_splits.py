@@ -59,7 +59,7 @@ def test_generated_stand_ins_have_the_catalog_split_names(tmp_path):
 
 
 def test_heldout_name_and_contrast_change_only_what_they_say():
-    from reproduce.data.synthetic import generate
+    from reproduce.data.generated.synthetic import generate
 
     base = generate(4, 8, 32, 16, domain=1)
     val = generate(4, 8, 32, 16, domain=1, heldout_split="val")

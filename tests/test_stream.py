@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from reproduce.data import iterate, load_split
-from reproduce.data.fullres import eval_image
-from reproduce.data.stream import StreamSplit, rrc_params, sample_params
+from reproduce.data.storage.jpeg import eval_image
+from reproduce.data.feeding.stream import StreamSplit, rrc_params, sample_params
 
 from .test_fullres import _flowers, _md5s, jpeg_bytes
 

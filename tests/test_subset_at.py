@@ -9,7 +9,7 @@ from torch import nn
 
 from reproduce.attacks.pgd import pgd
 from reproduce.config import resolve_run
-from reproduce.data.loader import Batch
+from reproduce.data.feeding.loader import Batch
 from reproduce.errors import ConfigError
 from reproduce.methods import METHODS, TrainContext
 from reproduce.methods import subset_at as sat
@@ -153,7 +153,7 @@ def test_normalize_constants_from_the_config():
 
 
 def test_color_jitter_by_hand():
-    from reproduce.data.color import jitter_batch
+    from reproduce.data.feeding.color import jitter_batch
 
     px = torch.tensor([[100, 50, 200]], dtype=torch.uint8).view(1, 3, 1, 1).repeat(2, 1, 1, 2)
     px[1, :, 0, 1] = torch.tensor([0, 0, 0], dtype=torch.uint8)
@@ -169,7 +169,7 @@ def test_color_jitter_by_hand():
 
 
 def test_color_jitter_keeps_other_streams():
-    from reproduce.data.loader import DeviceDataset, iterate
+    from reproduce.data.feeding.loader import DeviceDataset, iterate
 
     g = torch.Generator().manual_seed(0)
     ds = DeviceDataset((torch.rand(8, 6, 6, 3, generator=g) * 255).to(torch.uint8), torch.zeros(8), "cpu")

@@ -10,7 +10,7 @@ import torch
 
 from reproduce.analyses.subset_rankings import eval_permutation
 from reproduce.data import load_split
-from reproduce.data.synthetic import write_generated
+from reproduce.data.generated.synthetic import write_generated
 from reproduce.errors import ConfigError
 from reproduce.evaluate import evaluate
 from reproduce.jobs.evaluate import evaluate_run

@@ -8,7 +8,7 @@ import torch
 
 from reproduce.analyses import ANALYSES, AnalysisContext
 from reproduce.data import DATASETS, DeviceDataset, import_dataset, load_split, read_manifest
-from reproduce.data.toy import decode, sample
+from reproduce.data.generated.toy import decode, sample
 from reproduce.errors import ReproduceError
 from reproduce.models import build_model, count_parameters
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reproduce.data.synthetic import write_generated
+from reproduce.data.generated.synthetic import write_generated
 from reproduce.errors import ConfigError, TrainingDivergedError
 from reproduce.train import train
 from reproduce.train.schedule import lr_at, onecycle_lr
@@ -186,7 +186,7 @@ def test_partial_last_batch_is_a_step(toy_root, tmp_path):
     import torch
 
     from reproduce.config import resolve_run
-    from reproduce.train.setup import load_run_data
+    from reproduce.train.run_data import load_run_data
 
     for drop, want in ((True, 5), (False, 6)):
         cfg = resolve_run(_cfg(batch_size=48, data={"primary": "toy", "drop_last": drop}))

@@ -13,7 +13,7 @@ import yaml
 from torch import nn
 
 from reproduce.config import config_hash, resolve_run
-from reproduce.data.synthetic import write_generated
+from reproduce.data.generated.synthetic import write_generated
 from reproduce.errors import ConfigError
 from reproduce.models import MODELS, build_model
 from reproduce.pipeline.dag import Dag

@@ -6,7 +6,7 @@ unstated. ``n_per`` is the number of images per corruption x severity cell: the 
 each 10,000-image severity block (RobustBench's loader does not shuffle); 10000 (all) by default,
 1000 as the code-default reading. The reported value is the mean of the 75 cell accuracies.
 Cells are read with ``load_split('cifar10-c', '<corruption>-<severity>')``; ``data import cifar10-c
---from-robustbench DIR`` prepares them through robustbench's own ``load_cifar10c`` (``data/importers_rb.py``).
+--from-robustbench DIR`` prepares them through robustbench's own ``load_cifar10c`` (``data/importers/npy.py``).
 """
 
 from __future__ import annotations

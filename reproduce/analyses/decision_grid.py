@@ -3,7 +3,7 @@ clean and PGD accuracy (HAT Fig. 2 on the 3-d toy, App. A).
 
 Works in *feature* coordinates: the model's own normalisation (``model.normalize:
 dataset``) maps stored inputs u to features x = (u - mean) / std, so an Linf radius
-eps in x is eps * std in u (the toy stores u = 0.5 + 0.1 x; reproduce/data/toy.py).
+eps in x is eps * std in u (the toy stores u = 0.5 + 0.1 x; reproduce/data/generated/toy.py).
 Fig. 2 shows x1-x2 at x3 = 0.85 and x1-x3 at x2 = 0.4 [27]; the axis ranges are read
 off no text and are parameters. The evaluation attack is UNSTATED in the paper: the
 default is PGD-50, step eps/4, 5 uniform restarts at the training eps 0.1 ([157];

@@ -1,7 +1,7 @@
 """A run's expected accelerator memory: its data, its model and optimizer, its activations.
 
 Estimates, not measurements, made before anything runs (``reproduce plan``) and
-at training start (the reserve beside the data, ``reproduce.data.placement``):
+at training start (the reserve beside the data, ``reproduce.data.feeding.placement``):
 
 * data: every training split the run puts on the device (primary train split
   after n_train/subset/holdout cuts, each aux split, the composite split), at
@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ..data.catalog import DATASETS
-from ..data.placement import GIB, decide_placement
+from ..data.feeding.placement import GIB, decide_placement
 from .footprints import trunk_footprint
 
 # What the CUDA context and the caching allocator take before training allocates anything:
@@ -105,7 +105,7 @@ def data_bytes(cfg: Mapping[str, Any], scale: Any = None, costs: Mapping[str, An
 
 
 def _streamed(name: str, scale: Any = None) -> bool:
-    """A full-resolution JPEG dataset (reproduce/data/stream.py); a generated scale's stand-in is an array."""
+    """A full-resolution JPEG dataset (reproduce/data/feeding/stream.py); a generated scale's stand-in is an array."""
     if scale is not None and scale.generated and name in scale.datasets:
         return False
     return name in DATASETS and DATASETS.get(name).storage == "jpeg"

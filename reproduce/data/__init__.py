@@ -1,7 +1,13 @@
-"""Datasets: catalog, the prepared on-disk format, importers, generated data, device loader."""
+"""Datasets: the catalog, importers, the prepared on-disk format, generated data and feeding training.
+
+Subpackages: ``catalog`` (what each dataset is and where it comes from), ``importers`` (official
+files -> prepared format, one module per source format), ``storage`` (the prepared format: arrays,
+kept JPEG files, verification), ``generated`` (synthetic and toy data), ``feeding`` (loader,
+streaming, placement, hold-out, composite batches). This module is the public face.
+"""
 
 from .catalog import DATASETS, ArchiveFile, DatasetInfo
-from .prepared import (
+from .storage.prepared import (
     PreparedWriter,
     dataset_dir,
     default_root,
@@ -11,8 +17,8 @@ from .prepared import (
     read_manifest,
     write_prepared,
 )
-from .verify import verify
-from .synthetic import generate, write_generated
+from .storage.verify import verify
+from .generated.synthetic import generate, write_generated
 
 
 _LOADER = ("Batch", "DeviceDataset", "infinite", "iterate")
@@ -21,7 +27,7 @@ _LOADER = ("Batch", "DeviceDataset", "infinite", "iterate")
 def __getattr__(name: str):  # type: ignore[no-untyped-def]
     # the device loader needs torch; renders, diffs and plans read manifests only (torch costs 3 s a process)
     if name in _LOADER:
-        from . import loader
+        from .feeding import loader
 
         return getattr(loader, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,9 +12,10 @@ import json
 import sys
 from pathlib import Path
 
+from ..errors import ConfigError
 from .catalog import DATASETS
-from .prepared import MANIFEST, dataset_dir, default_root, read_manifest
-from .verify import verify
+from .storage.prepared import MANIFEST, dataset_dir, default_root, read_manifest
+from .storage.verify import verify
 
 
 def _progress(msg: str) -> None:
@@ -90,11 +91,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .synthetic import write_generated
+    from .generated.synthetic import write_generated
 
     if (args.related_to is None) != (args.relatedness is None):
-        from ..errors import ConfigError
-
         raise ConfigError("data generate: --related-to and --relatedness go together")
     path = write_generated(
         args.name,

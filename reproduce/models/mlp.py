@@ -1,7 +1,7 @@
 """HAT's toy network (paper 003, App. A [157]): one hidden layer of 25 ReLU units.
 
 With the ``Classifier``'s linear head this is the 3-25-2 MLP of Fig. 2. The input
-is flattened, so it takes the toy's 3-channel 1 x 1 "images" (reproduce/data/toy.py).
+is flattened, so it takes the toy's 3-channel 1 x 1 "images" (reproduce/data/generated/toy.py).
 """
 
 from __future__ import annotations

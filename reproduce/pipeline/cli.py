@@ -125,7 +125,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         spec = dag.scale.datasets.get(name)
         if spec is None:
             raise ConfigError(f"{dag.scale.path}: data.datasets has no entry for {name!r}")
-        from ..data.synthetic import write_generated
+        from ..data.generated.synthetic import write_generated
 
         # a stand-in for a catalog dataset has that dataset's split names (imgnet100: val, no test)
         heldout = DATASETS.get(name).eval_split if name in DATASETS else "test"
@@ -144,7 +144,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         if name not in folders:
             raise ConfigError(f"{dag.scale.path}: data.folders has no entry for {name!r} (this scale imports "
                               f"{', '.join(sorted(folders)) or 'nothing'})")
-        from ..data.folders import import_from_source
+        from ..data.importers import import_from_source
 
         print(f"{name}: prepared under {import_from_source(name, root, folders[name], str(dag.scale.path))}")
         return 0

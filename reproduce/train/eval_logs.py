@@ -107,7 +107,7 @@ def _check_test_split(primary: str, at: str) -> None:
     from ..data.catalog import DATASETS
 
     if primary in DATASETS and "test" not in DATASETS.get(primary).splits:  # ImgNet100: train/val only
-        raise ConfigError(f"{at}.split: dataset {primary!r} has no test split (reproduce/data/catalog.py)")
+        raise ConfigError(f"{at}.split: dataset {primary!r} has no test split (reproduce/data/catalog/)")
 
 
 def _corrupted(e: Mapping[str, Any], at: str) -> dict[str, Any]:
@@ -119,7 +119,7 @@ def _corrupted(e: Mapping[str, Any], at: str) -> dict[str, Any]:
     from ..data.catalog import DATASETS
 
     if ds in DATASETS and f"{c}-{s}" not in DATASETS.get(ds).splits:
-        raise ConfigError(f"{at}.corruption: {ds!r} has no split {c}-{s} (reproduce/data/catalog.py)")
+        raise ConfigError(f"{at}.corruption: {ds!r} has no split {c}-{s} (reproduce/data/catalog/)")
     return {"dataset": ds, "corruption": c, "severity": s}
 
 

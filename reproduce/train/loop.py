@@ -30,7 +30,8 @@ from . import checkpoint
 from ..provenance import git_commit, runtime_provenance
 from .schedule import lr_at, momentum_at
 from .midepoch import partial_state, set_rng_state
-from .setup import build_for_run, load_run_data, select_device
+from .run_data import load_run_data
+from .setup import build_for_run, select_device
 from .optim import make_optimizer
 from .observers import observers_for
 from .refs import RunReferences, Upstream
@@ -186,7 +187,7 @@ def _batches(run: TrainRun, epoch: int, first: int) -> Iterable[Any]:
     cfg, d = run.cfg, run.cfg["data"]
     primary = run.data["train"][d["primary"]]
     if d.get("composite"):
-        from ..data.composite import composite_batches
+        from ..data.feeding.composite import composite_batches
 
         return composite_batches(primary, run.data["train"]["composite"], d["composite"], int(cfg["batch_size"]),
                                  seed=cfg["seed"], epoch=epoch, augment=bool(d["augment"]), pad=int(d["pad"]),

@@ -1,17 +1,16 @@
-"""Turning a resolved run config into device-resident data and a model."""
+"""Turning a resolved run config into a device, a data placement and a model (the run's data: ``run_data``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-import numpy as np
 import torch
 
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
-    from ..data.placement import Placement
+    from ..data.feeding.placement import Placement
 
 
 def select_device(device: str = "auto", *, scale: str | None = None, allow_cpu: bool = True,
@@ -36,117 +35,14 @@ def select_device(device: str = "auto", *, scale: str | None = None, allow_cpu: 
     return torch.device(device)
 
 
-def subset_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """A class-balanced, seeded subset: small CPU scales keep every class represented."""
-    rng = np.random.default_rng(seed)
-    classes = np.unique(labels)
-    per = max(1, n // len(classes))
-    picks = [rng.permutation(np.flatnonzero(labels == c))[:per] for c in classes]
-    return np.sort(np.concatenate(picks))[:n]
-
-
-def pool_indices(labels: np.ndarray, n: int) -> np.ndarray:
-    """The first ``n // classes`` instances of every class in original order (seed-free, so every
-    seed and every subset drawn from it see the same images)."""
-    classes = np.unique(labels)
-    per = n // len(classes)
-    if per < 1:
-        raise ConfigError(f"data.pool: {n} images cannot hold one image of each of {len(classes)} classes")
-    return np.sort(np.concatenate([np.flatnonzero(labels == c)[:per] for c in classes]))
-
-
-def _checked(indices: list[int], n: int, where: str) -> np.ndarray:
-    idx = np.asarray(indices, dtype=np.int64)
-    if len(idx) and (idx.min() < 0 or idx.max() >= n):
-        raise ConfigError(f"{where}: index {int(idx.max())} outside a split of {n} images")
-    return idx
-
-
-def listed_selection(cfg: Mapping[str, Any], selection: Any, eval_split: Any, runs_dir: str | Path | None) -> Any:
-    """The selection images: ``data.eval_indices``' selection list of the selection split, when the run has one."""
-    from .refs import eval_lists
-
-    lists = eval_lists(cfg, runs_dir)
-    if lists is None:
-        return selection
-    sx, sy = selection if selection is not None else eval_split
-    pick = _checked(lists["selection"], len(sy), "data.eval_indices selection")
-    return sx[pick], sy[pick]
-
-
-def load_run_data(cfg: Mapping[str, Any], root: str | Path, device: torch.device,
-                  runs_dir: str | Path | None = None) -> dict[str, Any]:
-    """Primary train/eval splits and every auxiliary train split, loaded once onto the device."""
-    from ..data import DeviceDataset, load_split, read_manifest
-
-    d = cfg["data"]
-    primary = d["primary"]
-    man = read_manifest(primary, root)
-    if man.get("storage") == "jpeg":  # full-resolution JPEGs are streamed, never one tensor (data/stream.py)
-        from ..data.stream import load_stream_run_data
-
-        return load_stream_run_data(cfg, root, device, runs_dir)
-    x, y = load_split(primary, d["train_split"], root)
-    ids = np.arange(len(y))  # original ids survive every cut, so per-instance logs line up across runs
-    if d.get("pool"):
-        keep = pool_indices(y, int(d["pool"]))
-        x, y, ids = x[keep], y[keep], ids[keep]
-    if d.get("subset"):
-        from .refs import subset_indices as chosen
-
-        keep = chosen(d["subset"], y, runs_dir)
-        x, y, ids = x[keep], y[keep], ids[keep]
-    if d["n_train"]:
-        keep = subset_indices(y, int(d["n_train"]), int(cfg["seed"]))
-        x, y, ids = x[keep], y[keep], ids[keep]
-    from ..data.holdout import split_holdout
-
-    keep, held = split_holdout(ids, d.get("holdout"), int(cfg["seed"]))
-    holdout = (x[held], y[held], ids[held]) if len(held) else None
-    if len(held):
-        x, y, ids = x[keep], y[keep], ids[keep]
-    splits = {primary: (x, y, ids)}
-    provenance = {primary: _prov(man)}
-    aux_classes = {}
-    for aux in d["aux"]:
-        ax, ay = load_split(aux, "train", root)
-        splits[aux] = (ax, ay, None)
-        aux_man = read_manifest(aux, root)
-        provenance[aux], aux_classes[aux] = _prov(aux_man), int(aux_man["num_classes"])
-    comp = d.get("composite")
-    if comp:  # pseudo-labelled extra data mixed into every batch (reproduce/data/composite.py)
-        cx, cy = load_split(comp["dataset"], "train", root)
-        splits["composite"] = (cx, cy, None)
-        provenance[comp["dataset"]] = _prov(read_manifest(comp["dataset"], root))
-    # decided before any split is copied: a split that does not fit must never reach the device
-    placement = place_data(cfg, splits, device, classes=int(man["num_classes"]), aux_classes=aux_classes)
-    train = {k: DeviceDataset(sx, sy, device, indices=sids, storage=placement.placement)
-             for k, (sx, sy, sids) in splits.items()}
-    ex, ey = load_split(primary, d["eval_split"], root)
-    sel_split = cfg["selection"]["split"]
-    selection = load_split(primary, sel_split, root) if sel_split != d["eval_split"] else None
-    selection = listed_selection(cfg, selection, (ex, ey), runs_dir)
-    bs = int(cfg["batch_size"])
-    steps = len(y) // bs if d["drop_last"] else -(-len(y) // bs)  # the OneCycle horizon follows
-    if comp:
-        from ..data.composite import steps_per_epoch
-
-        steps = steps_per_epoch(comp, len(y), bs)
-    if steps < 1:
-        raise ConfigError(f"run {cfg['name']}: batch_size {cfg['batch_size']} exceeds the {len(y)} training images")
-    return {"train": train, "eval": (ex, ey), "num_classes": int(man["num_classes"]),
-            "image_size": int(x.shape[1]), "channels": int(x.shape[3]), "steps_per_epoch": steps, "selection": selection,
-            "provenance": provenance, "manifest": man, "holdout": holdout, "placement": placement}
-
-
 def place_data(cfg: Mapping[str, Any], splits: Mapping[str, tuple[Any, Any, Any]], device: torch.device, *,
                classes: int, aux_classes: Mapping[str, int], free_bytes: int | None = None) -> "Placement":
-    """Where the run's training splits go (``perf.data_placement``; reproduce/data/placement.py).
+    """Where the run's training splits go (``perf.data_placement``; reproduce/data/feeding/placement.py).
 
     The reserve beside the data is the planner's model + optimizer + activation estimate, computed
     on CUDA only: on the CPU data and model share one memory and the answer is always ``device``.
     """
-    from ..data.placement import decide_placement
+    from ..data.feeding.placement import decide_placement
     from ..costs.memory import LABEL_BYTES, training_reserve
 
     device = torch.device(device)
@@ -161,11 +57,6 @@ def place_data(cfg: Mapping[str, Any], splits: Mapping[str, tuple[Any, Any, Any]
             reserve = None
     return decide_placement(nbytes, device, requested=cfg["perf"]["data_placement"], reserve_bytes=reserve,
                             free_bytes=free_bytes)
-
-
-def _prov(man: Mapping[str, Any]) -> dict[str, Any]:
-    return {"name": man.get("name"), "synthetic": bool(man.get("synthetic", False)),
-            "splits": {k: v.get("images_sha256") for k, v in man.get("splits", {}).items()}}
 
 
 def model_normalization(cfg: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -12,7 +12,7 @@ directory without a manifest is never taken as prepared.
 
 Full-resolution datasets (``"storage": "jpeg"``: ImageNet-200, Caltech-256, Flowers-102) keep
 their JPEG files beside per-split file lists and labels, plus ``<split>_images.npy`` for their
-held-out splits only (reproduce/data/fullres.py); ``load_labels`` reads any split's labels.
+held-out splits only (``storage/jpeg.py``); ``load_labels`` reads any split's labels.
 
 Checksums are sha256 of the arrays' C-order data bytes (not of the ``.npy``
 files), so they do not depend on the numpy version that wrote the header.
@@ -32,10 +32,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .. import __version__
-from ..errors import ChecksumError, DatasetMissingError, ReproduceError, UnknownNameError
-from ..io import write_json
-from .catalog import DATASETS, DatasetInfo
+from ... import __version__
+from ...errors import ChecksumError, DatasetMissingError, ReproduceError, UnknownNameError
+from ...io import write_json
+from ..catalog import DATASETS, DatasetInfo
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -51,12 +51,13 @@ def default_root() -> Path:
     return Path(os.environ.get("REPRODUCE_DATA_DIR") or "data")
 
 
-def _root(root: str | os.PathLike[str] | None) -> Path:
+def resolve_root(root: str | os.PathLike[str] | None) -> Path:
+    """``root``, else the default data directory."""
     return Path(root) if root is not None else default_root()
 
 
 def dataset_dir(name: str, root: str | os.PathLike[str] | None = None) -> Path:
-    return _root(root) / name
+    return resolve_root(root) / name
 
 
 def array_sha256(a: np.ndarray) -> str:
@@ -156,7 +157,7 @@ class PreparedWriter:
             raise ValueError(f"{name}: image dtype must be one of {DTYPES}, got {dtype!r}")
         self.dtype = np.dtype(dtype)
         self.name = name
-        self.root = _root(root)
+        self.root = resolve_root(root)
         self.final = self.root / name
         if (self.final / MANIFEST).exists() and not overwrite:
             raise ReproduceError(
@@ -322,35 +323,18 @@ def write_prepared(
     name: str,
     root: str | os.PathLike[str] | None,
     splits: Mapping[str, tuple[np.ndarray, np.ndarray]],
-    *,
-    num_classes: int,
-    classes: Sequence[str] | None = None,
-    source: Mapping[str, Any] | str = "",
-    synthetic: bool = False,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    extra: Mapping[str, Any] | None = None,
-    overwrite: bool = False,
+    **writer_kw: Any,
 ) -> Path:
-    """Write in-memory arrays ``{split: (images NHWC uint8 or float32, labels)}`` as a prepared dataset."""
+    """Write in-memory arrays ``{split: (images NHWC uint8 or float32, labels)}`` as a prepared dataset.
+
+    ``writer_kw`` are ``PreparedWriter``'s (``num_classes`` required); the image size, channels and
+    dtype come from the arrays.
+    """
     first = next(iter(splits.values()))[0]
     if first.ndim != 4:
         raise ValueError(f"{name}: images must be N x H x W x C, got shape {first.shape}")
-    with PreparedWriter(
-        name,
-        root,
-        num_classes=num_classes,
-        image_size=first.shape[1],
-        channels=first.shape[3],
-        classes=classes,
-        source=source,
-        synthetic=synthetic,
-        mean=mean,
-        std=std,
-        extra=extra,
-        overwrite=overwrite,
-        dtype=str(first.dtype),
-    ) as w:
+    with PreparedWriter(name, root, image_size=first.shape[1], channels=first.shape[3], dtype=str(first.dtype),
+                        **writer_kw) as w:
         for split, (images, labels) in splits.items():
             if images.shape[1] != images.shape[2]:
                 raise ValueError(f"{name}/{split}: images must be square, got {images.shape}")
@@ -363,7 +347,7 @@ def write_prepared(
 
 def import_command(name: str, root: str | os.PathLike[str] | None = None) -> str:
     """The exact command that prepares ``name`` (for error messages)."""
-    r = f" --data-dir {_root(root)}"
+    r = f" --data-dir {resolve_root(root)}"
     if name not in DATASETS:
         return (
             f"reproduce data generate {name} --classes C --size S --n-train N --n-test M{r} "
@@ -452,10 +436,10 @@ def load_split(
         raise UnknownNameError(f"dataset {name!r} has no split {split!r}; its splits: {', '.join(splits)}")
     entry = splits[split]
     d = dataset_dir(name, root)
-    if meta.get("storage") == "jpeg" and "images_sha256" not in entry:  # reproduce/data/fullres.py
+    if meta.get("storage") == "jpeg" and "images_sha256" not in entry:  # storage/jpeg.py
         raise ReproduceError(
             f"{name}/{split} is stored as {entry['n']} full-resolution JPEG files only (no {split}_images.npy): "
-            "training streams it (reproduce/data/stream.py); read its labels with load_labels")
+            "training streams it (reproduce/data/feeding/stream.py); read its labels with load_labels")
     images = _open_npy(d / f"{split}_images.npy", name, root, mmap)
     labels = _open_npy(d / f"{split}_labels.npy", name, root, False)
     s, c, n = meta["image_size"], meta["channels"], entry["n"]

@@ -2,7 +2,7 @@
 
 260k full-resolution images cannot be one uint8 device tensor (ImageNet-200 at 224 x 224 alone
 is 39 GB), so these datasets keep their official JPEG files and are decoded while training
-(``reproduce.data.stream``). A prepared one is ``<root>/<name>/`` holding:
+(``reproduce.data.feeding.stream``). A prepared one is ``<root>/<name>/`` holding:
 
 * ``manifest.json``: as for every dataset, plus ``"storage": "jpeg"``; per split ``n``,
   ``labels_sha256`` and ``files_sha256`` (sha256 of ``<split>_files.txt``, which lists every
@@ -33,8 +33,9 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import ChecksumError, ReproduceError
-from .prepared import PreparedWriter, array_sha256, dataset_dir, read_manifest
+from ...errors import ChecksumError, ReproduceError, UnknownNameError
+from ...io import sha256_file  # sha256: torchvision's integrity helpers compute md5 only
+from .prepared import PreparedWriter, array_sha256, dataset_dir, missing_error, read_manifest
 
 STORAGE = "jpeg"
 FILES_DIR = "jpeg"
@@ -145,11 +146,7 @@ class JpegWriter:
                 os.link(src, dst)  # no second copy of 26 GB when the source is on this file system
             except OSError:
                 shutil.copyfile(src, dst)
-        h = hashlib.sha256()
-        with open(dst, "rb") as f:
-            while block := f.read(1 << 22):
-                h.update(block)
-        self.written[rel] = (dst.stat().st_size, h.hexdigest())
+        self.written[rel] = (dst.stat().st_size, sha256_file(dst))
 
     def add(self, split: str, rel: str, label: int) -> None:
         """The stored file ``rel`` is the next image of ``split``, with ``label``."""
@@ -214,15 +211,11 @@ def read_file_split(name: str, split: str, root: str | os.PathLike[str] | None =
     if not is_jpeg_storage(meta):
         raise ReproduceError(f"dataset {name!r} is stored as arrays, not JPEG files")
     if split not in meta["splits"]:
-        from ..errors import UnknownNameError
-
         raise UnknownNameError(f"dataset {name!r} has no split {split!r}; its splits: {', '.join(meta['splits'])}")
     d = dataset_dir(name, root)
     entry = meta["splits"][split]
     listing = d / f"{split}_files.txt"
     if not listing.is_file():
-        from .prepared import missing_error
-
         raise missing_error(name, root, f"{listing.name} is missing; the dataset is damaged")
     files = tuple(_safe_relpath(r[0]) for r in _rows(listing))
     labels = np.load(d / f"{split}_labels.npy", allow_pickle=False)
@@ -246,15 +239,12 @@ def verify_files(name: str, root: str | os.PathLike[str] | None = None,
         rows = _rows(listing)
         for k, (rel, size, digest) in enumerate(rows):
             p = base / _safe_relpath(rel)
-            h = hashlib.sha256()
             try:
-                with open(p, "rb") as f:
-                    while block := f.read(1 << 22):
-                        h.update(block)
+                actual = sha256_file(p)
             except FileNotFoundError:
                 raise ChecksumError(f"{p}: missing; re-import the dataset") from None
-            if h.hexdigest() != digest:
-                raise ChecksumError(f"{p}: expected sha256 {digest}, got {h.hexdigest()}; re-import the dataset")
+            if actual != digest:
+                raise ChecksumError(f"{p}: expected sha256 {digest}, got {actual}; re-import the dataset")
             if progress and (k + 1) % 10_000 == 0:
                 progress(f"{name}/{split}: {k + 1}/{len(rows)} files OK")
         out[split] = len(rows)

@@ -1,4 +1,4 @@
-"""Streaming full-resolution JPEG splits (``storage: jpeg``, reproduce/data/fullres.py) into training.
+"""Streaming full-resolution JPEG splits (``storage: jpeg``, reproduce/data/storage/jpeg.py) into training.
 
 The same ``Batch`` (``x`` float [0, 1] NCHW on the device, ``y``, ``idx``) as the tensor
 loader, from files decoded as they are needed:
@@ -37,14 +37,13 @@ import os
 import random
 import warnings
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 
-from ..errors import ConfigError, ReproduceError
-from .fullres import default_workers, eval_image
+from ...errors import ConfigError, ReproduceError
+from ..storage.jpeg import default_workers, eval_image, read_file_split
 from .loader import Batch, epoch_generator, rotate_batch, to_unit_float
 
 SIZE = 224
@@ -211,8 +210,6 @@ class StreamSplit:
     @classmethod
     def from_prepared(cls, name: str, split: str, root: str | os.PathLike[str] | None = None,
                       device: str | torch.device = "cpu", **kw: Any) -> "StreamSplit":
-        from .fullres import read_file_split
-
         fs = read_file_split(name, split, root)
         return cls(fs.paths(), fs.labels, device, **kw)
 
@@ -311,69 +308,4 @@ class StreamSplit:
         return out
 
 
-# -- a run's data ----------------------------------------------------------------------------------
-
-
-def load_stream_run_data(cfg: Mapping[str, Any], root: str | Path, device: torch.device,
-                         runs_dir: str | Path | None = None) -> dict[str, Any]:
-    """``train.setup.load_run_data`` for a primary dataset stored as JPEG files: the same dict, with
-    a ``StreamSplit`` as the primary training split and the eval arrays as ``eval``/``selection``.
-
-    The training-split cuts are setup's, in setup's order (pool, subset, n_train, holdout), on
-    labels and ids only. Auxiliary and composite datasets are array datasets batched on the device;
-    mixing them into a streamed primary is not supported.
-    """
-    from .fullres import read_file_split
-    from .holdout import split_holdout
-    from .placement import Placement, gib
-    from .prepared import load_split, read_manifest
-    from ..train.setup import pool_indices, subset_indices
-
-    d = cfg["data"]
-    primary = d["primary"]
-    if d["aux"] or d.get("composite"):
-        raise ConfigError(f"run {cfg['name']}: data.aux and data.composite are not supported with the streamed "
-                          f"(full-resolution JPEG) dataset {primary!r}")
-    man = read_manifest(primary, root)
-    fs = read_file_split(primary, d["train_split"], root, meta=man)
-    y = fs.labels
-    pos = np.arange(len(y))  # positions into the split = original ids
-    if d.get("pool"):
-        pos = pos[pool_indices(y[pos], int(d["pool"]))]
-    if d.get("subset"):
-        from ..train.refs import subset_indices as chosen
-
-        pos = pos[chosen(d["subset"], y[pos], runs_dir)]
-    if d["n_train"]:
-        pos = pos[subset_indices(y[pos], int(d["n_train"]), int(cfg["seed"]))]
-    full = StreamSplit(fs.paths(), y, device)
-    keep, held = split_holdout(pos, d.get("holdout"), int(cfg["seed"]))
-    holdout = None
-    if len(held):
-        hp = pos[held]
-        holdout = (full.eval_array(hp), y[hp], hp)
-        pos = pos[keep]
-    train = full.subset(pos)
-    ex, ey = load_split(primary, d["eval_split"], root)
-    sel_split = cfg["selection"]["split"]
-    selection = load_split(primary, sel_split, root) if sel_split != d["eval_split"] else None
-    from ..train.setup import listed_selection
-
-    selection = listed_selection(cfg, selection, (ex, ey), runs_dir)
-    bs = int(cfg["batch_size"])
-    n = len(pos)
-    steps = n // bs if d["drop_last"] else -(-n // bs)
-    if steps < 1:
-        raise ConfigError(f"run {cfg['name']}: batch_size {cfg['batch_size']} exceeds the {n} training images")
-    nbytes = int(man["splits"][d["train_split"]].get("bytes", 0))
-    placement = Placement("stream", cfg["perf"]["data_placement"], str(device), nbytes, None, 0,
-                          f"{train.describe()}; JPEGs {gib(nbytes)} on disk")
-    prov = {"name": man.get("name"), "synthetic": bool(man.get("synthetic", False)),
-            "splits": {k: v.get("images_sha256") or v.get("files_sha256") for k, v in man["splits"].items()}}
-    return {"train": {primary: train}, "eval": (ex, ey), "num_classes": int(man["num_classes"]),
-            "image_size": int(man["image_size"]), "channels": int(man["channels"]), "steps_per_epoch": steps,
-            "selection": selection, "provenance": {primary: prov}, "manifest": man, "holdout": holdout,
-            "placement": placement}
-
-
-__all__ = ["SIZE", "StreamSplit", "crop_flip", "decode", "load_stream_run_data", "rrc_params", "sample_params"]
+__all__ = ["SIZE", "StreamSplit", "crop_flip", "decode", "rrc_params", "sample_params"]

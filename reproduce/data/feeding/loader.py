@@ -131,7 +131,7 @@ class DeviceDataset:
         cls, name: str, split: str, root: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu",
         *, storage: str = "device",
     ) -> "DeviceDataset":
-        from .prepared import load_split
+        from ..storage.prepared import load_split
 
         images, labels = load_split(name, split, root)
         return cls(images, labels, device, storage=storage)
@@ -265,7 +265,7 @@ def iterate(
     without rotation are unchanged). ``color_jitter`` (brightness, contrast, saturation) applies
     ColorJitter between flip and rotation (the Subset AT order), drawn last for the same reason.
     """
-    if getattr(ds, "streamed", False):  # full-resolution JPEG files, decoded as they go (data/stream.py)
+    if getattr(ds, "streamed", False):  # full-resolution JPEG files, decoded as they go (feeding/stream.py)
         yield from ds.batches(batch_size, shuffle=shuffle, augment=augment, seed=seed, epoch=epoch,
                               drop_last=drop_last, start_batch=start_batch, rotate=rotate, color_jitter=color_jitter)
         return

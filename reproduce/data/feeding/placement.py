@@ -8,7 +8,7 @@ state and activations, and streams from host memory when they do not fit.
 
 ``perf.data_placement`` chooses: ``auto`` (decide), ``device`` (always; an error
 when the data cannot fit) or ``host`` (always stream). The batches are the same
-bit for bit either way (``reproduce.data.loader``), so the choice is pure speed.
+bit for bit either way (``reproduce.data.feeding.loader``), so the choice is pure speed.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from ..errors import ConfigError
-from ..perf_settings import DATA_PLACEMENTS as PLACEMENTS
+from ...errors import ConfigError
+from ...perf_settings import DATA_PLACEMENTS as PLACEMENTS
 GIB = 1 << 30
 # Never leave less than this for the model: cuDNN workspaces, the allocator's
 # fragmentation and the evaluation batches the estimate does not count.

@@ -2,7 +2,7 @@
 
 Each reads the official files (archives are md5-checked first, with the values torchvision
 verifies) or an extracted copy, keeps the JPEGs byte for byte and writes the prepared JPEG
-format of ``reproduce.data.fullres``. What each one decides:
+format of ``reproduce.data.storage.jpeg``. What each one decides:
 
 * **imagenet200** (``ILSVRC2012_img_train.tar``, ``ILSVRC2012_img_val.tar``,
   ``ILSVRC2012_devkit_t12.tar.gz``, or a torchvision ImageNet root): the 200 wnids of the SAT
@@ -29,19 +29,18 @@ from __future__ import annotations
 import hashlib
 import os
 import tarfile
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import ReproduceError
-from .archives import find_files
-from .catalog import CALTECH256_TOTAL, CALTECH256_VAL
-from .fullres import JpegWriter
-from .importers import IMPORTERS, ImportRequest
+from ...errors import ReproduceError
+from ..catalog import CALTECH256_TOTAL, CALTECH256_VAL
+from ..storage.jpeg import JpegWriter
+from .base import IMPORTERS, ImportRequest, inside, load_mat, tar_files
 
-# torchvision.datasets.folder.IMG_EXTENSIONS (checked against it in the tests)
+# torchvision.datasets.folder.IMG_EXTENSIONS, copied: importing torchvision costs seconds and only the
+# folder walk needs it (tests check the copy against it)
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
@@ -51,23 +50,6 @@ def _is_image(name: str) -> bool:
 
 def _eval_arrays(req: ImportRequest) -> list[str]:
     return list(req.info.params.get("eval_arrays", []))
-
-
-def _tar_files(tar: tarfile.TarFile) -> Iterator[tuple[str, bytes]]:
-    """(member name, bytes) of every regular file, in archive order (works on streams)."""
-    for m in tar:
-        if m.isfile():
-            f = tar.extractfile(m)
-            assert f is not None
-            yield m.name, f.read()
-
-
-def _verified(req: ImportRequest) -> dict[str, Path]:
-    assert req.from_archive is not None
-    files = find_files(req.info, req.from_archive)
-    for name, path in files.items():
-        req.verify(path, name)
-    return files
 
 
 def _strict(req: ImportRequest) -> bool:
@@ -80,22 +62,19 @@ def _strict(req: ImportRequest) -> bool:
 
 def devkit_val_wnids(devkit: Path) -> list[str]:
     """The wnid of each val image in sorted file order, from the ILSVRC-2012 devkit (as torchvision)."""
-    from .matv5 import read_mat
-
     meta_mat = gt = None
     with tarfile.open(devkit, "r:*") as tar:
-        for name, data in _tar_files(tar):
+        for name, data in tar_files(tar):
             if name.endswith("/data/meta.mat"):
                 meta_mat = data
             elif name.endswith("/data/ILSVRC2012_validation_ground_truth.txt"):
                 gt = data
     if meta_mat is None or gt is None:
         raise ReproduceError(f"{devkit}: no data/meta.mat or data/ILSVRC2012_validation_ground_truth.txt inside")
-    with tempfile.TemporaryDirectory() as tmp:
-        p = Path(tmp) / "meta.mat"
-        p.write_bytes(meta_mat)
-        synsets = read_mat(p).get("synsets")
-    if not isinstance(synsets, list):
+    synsets = load_mat(meta_mat, f"{devkit}: data/meta.mat", simplify_cells=True).get("synsets")
+    if isinstance(synsets, dict):  # simplify_cells squeezes a one-entry struct array to its entry
+        synsets = [synsets]
+    if not isinstance(synsets, (list, np.ndarray)) or not all(isinstance(s, dict) for s in synsets):
         raise ReproduceError(f"{devkit}: meta.mat has no struct array 'synsets'")
 
     def num(v: Any) -> int:
@@ -106,7 +85,7 @@ def devkit_val_wnids(devkit: Path) -> list[str]:
 
 
 def _imagenet_from_archives(req: ImportRequest, jw: JpegWriter, wnids: Sequence[str]) -> dict[str, list[str]]:
-    files = _verified(req)
+    files = req.verified()
     wanted = set(wnids)
     found: dict[str, list[str]] = {"train": [], "val": []}
     val_wnids = devkit_val_wnids(files["ILSVRC2012_devkit_t12.tar.gz"])
@@ -134,7 +113,7 @@ def _imagenet_from_archives(req: ImportRequest, jw: JpegWriter, wnids: Sequence[
             f = outer.extractfile(m)
             assert f is not None
             with tarfile.open(fileobj=f, mode="r|*") as inner:
-                for name, data in _tar_files(inner):
+                for name, data in tar_files(inner):
                     base = os.path.basename(name)
                     if _is_image(base):
                         rel = f"train/{wnid}/{base}"
@@ -241,14 +220,14 @@ def import_caltech256(req: ImportRequest) -> Path:
     with req.writer() as w:
         jw = JpegWriter(w, eval_arrays=_eval_arrays(req), progress=req.progress)
         if req.from_folder is not None:
-            folder = req.from_folder / top if (req.from_folder / top).is_dir() else req.from_folder
+            folder = inside(req.from_folder, top)
             names = [p.relative_to(folder).as_posix() + ("/" if p.is_dir() else "") for p in folder.rglob("*")]
             cats = _caltech_listing(names)
             for c, fs in cats.items():
                 for f in fs:
                     jw.put(f"{top}/{c}/{f}", src=folder / c / f)
         else:
-            files = _verified(req)
+            files = req.verified()
             names = []
             with tarfile.open(files[info.archives[0].filename], "r|*") as tar:
                 for m in tar:
@@ -319,9 +298,7 @@ def sat_offset_effect(labels_1based: np.ndarray, ids: np.ndarray) -> dict[str, A
 
 
 def _mat(path: Path) -> Mapping[str, Any]:
-    from .matv5 import read_mat
-
-    return read_mat(path)
+    return load_mat(path, str(path))
 
 
 @IMPORTERS.register("flowers102")
@@ -331,7 +308,7 @@ def import_flowers102(req: ImportRequest) -> Path:
     with req.writer() as w:
         jw = JpegWriter(w, eval_arrays=_eval_arrays(req), progress=req.progress)
         if req.from_folder is not None:
-            folder = req.from_folder / "flowers-102" if (req.from_folder / "flowers-102").is_dir() else req.from_folder
+            folder = inside(req.from_folder, "flowers-102")
             mats = {}
             for name in ("imagelabels.mat", "setid.mat"):
                 if not (folder / name).is_file():
@@ -342,10 +319,10 @@ def import_flowers102(req: ImportRequest) -> Path:
             for p in sorted((folder / "jpg").glob("image_*.jpg")):
                 jw.put(f"jpg/{p.name}", src=p)
         else:
-            files = _verified(req)
+            files = req.verified()
             mats = {k: files[k] for k in ("imagelabels.mat", "setid.mat")}
             with tarfile.open(files["102flowers.tgz"], "r|*") as tar:
-                for name, data in _tar_files(tar):
+                for name, data in tar_files(tar):
                     base = os.path.basename(name)
                     if base.startswith("image_") and base.endswith(".jpg"):
                         jw.put(f"jpg/{base}", data=data)

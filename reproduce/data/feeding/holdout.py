@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 KINDS = ("first", "random")
 

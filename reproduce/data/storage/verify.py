@@ -16,7 +16,7 @@ def verify(name: str, root: str | os.PathLike[str] | None = None) -> dict[str, i
             images, _ = load_split(name, split, root, verify=True, mmap=True)
             out[split] = int(images.shape[0])
     if meta.get("storage") == "jpeg":  # and every JPEG against its listed sha256
-        from .fullres import verify_files
+        from .jpeg import verify_files
 
         out = {**verify_files(name, root), **out}
     return out

@@ -14,7 +14,7 @@ from typing import Any, Iterator, Mapping
 
 import torch
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 from .loader import Batch, DeviceDataset, augment_batch, epoch_generator, to_unit_float
 
 KEYS = ("dataset", "fraction", "epoch_images")
