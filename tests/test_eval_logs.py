@@ -18,7 +18,8 @@ from reproduce.data.generated.synthetic import write_generated
 from reproduce.errors import ConfigError, Preempted
 from reproduce.evaluate import evaluate
 from reproduce.train import train
-from reproduce.train.eval_logs import EvalLogs, check_eval_logs, eval_seed, log_instances
+from reproduce.config.eval_logs import check_eval_logs
+from reproduce.train.eval_logs import EvalLogs, eval_seed, log_instances
 
 from .test_preempt import SignalAtPoll
 from .test_preempt import _cfg as preempt_cfg

@@ -40,7 +40,7 @@ def test_the_tree_keeps_the_contract() -> None:
 
 
 @pytest.mark.parametrize("low, high", [
-    ("reproduce/data/holdout.py", "reproduce.pipeline.dag"),   # library -> pipeline
+    ("reproduce/data/feeding/holdout.py", "reproduce.pipeline.dag"),   # library -> pipeline
     ("reproduce/methods/hat.py", "reproduce.train.refs"),       # contracts -> train
     ("reproduce/train/loop.py", "reproduce.jobs.evaluate"),     # train -> jobs
     ("reproduce/io.py", "reproduce.config"),                   # base -> contracts
@@ -53,3 +53,11 @@ def test_a_planted_upward_import_breaks_it(tmp_path: Path, low: str, high: str) 
     assert out.returncode != 0, out.stdout[-2000:]
     low_mod = low[:-3].replace("/", ".")
     assert "BROKEN" in out.stdout and f"{low_mod} -> {high}" in out.stdout, out.stdout[-2000:]
+
+
+def test_the_config_layer_names_every_optimizer_the_trainer_builds() -> None:
+    """The run-config schema checks optim.name itself (it may not import the trainer): one list each side."""
+    from reproduce.config import OPTIMIZERS
+    from reproduce.train.optim import OPTIMIZERS as BUILT
+
+    assert tuple(BUILT) == OPTIMIZERS

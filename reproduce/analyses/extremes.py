@@ -95,7 +95,7 @@ class Extremes(Analysis):
 
     @classmethod
     def check(cls, params: Mapping[str, Any], where: str) -> None:
-        from ..train.refs import checkpoint_file
+        from ..config.references import checkpoint_file
 
         positive_ints(params, ("k", "batch_size"), where)
         if params["split"] not in SPLITS:
@@ -107,7 +107,7 @@ class Extremes(Analysis):
 
     def run(self, ctx: AnalysisContext) -> dict[str, Any]:
         from ..evaluate.catalog import PROTOCOLS
-        from ..train.refs import checkpoint_file
+        from ..config.references import checkpoint_file
         from ..train.setup import build_from_run_dir
 
         p = ctx.params

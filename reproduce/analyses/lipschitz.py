@@ -93,7 +93,7 @@ class Lipschitz(Analysis):
 
     @classmethod
     def check(cls, params: Mapping[str, Any], where: str) -> None:
-        from ..train.refs import checkpoint_file
+        from ..config.references import checkpoint_file
 
         positive_ints(params, ("loops", "iters", "batch"), where)
         if not isinstance(params["checkpoints"], list) or not params["checkpoints"]:
@@ -103,7 +103,7 @@ class Lipschitz(Analysis):
 
     def run(self, ctx: AnalysisContext) -> dict[str, Any]:
         from ..data import read_manifest
-        from ..train.refs import checkpoint_file
+        from ..config.references import checkpoint_file
         from ..train.setup import build_from_run_dir
 
         p = ctx.params

@@ -39,7 +39,7 @@ TARGETS = ("predicted", "true")
 
 def load_run_model(ctx: AnalysisContext, param: str) -> tuple[dict[str, Any], torch.nn.Module]:
     """(resolved config, model in eval mode) of the run a reference parameter names."""
-    from ..train.refs import checkpoint_file
+    from ..config.references import checkpoint_file
     from ..train.setup import build_from_run_dir
 
     ref = ctx.params[param]

@@ -248,7 +248,7 @@ class Graph:
             _check_registries(f"{spec.path}: runs.{name}", resolved)
         init = resolved.get("init")
         if isinstance(init, Mapping) and init.get("run") in self.runs:  # same trunk as the source (transfer)
-            from ..train.transfer import check_source
+            from ..config.transfer import check_source
 
             check_source(resolved, self.runs[init["run"]].cfg, where)
         h = config_hash(resolved)

@@ -13,7 +13,6 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 
 from .. import perf as fast
-from ..errors import ConfigError
 
 Factory = Callable[[Iterable[torch.nn.Parameter], Mapping[str, Any], Mapping[str, Any], torch.device],
                    tuple[torch.optim.Optimizer, str]]
@@ -24,13 +23,6 @@ def _adam(params, optim, perf, device):
 
 
 OPTIMIZERS: dict[str, Factory] = {"sgd": fast.make_sgd, "adam": _adam}
-
-
-def check_optim(optim: Mapping[str, Any], where: str) -> None:
-    if optim.get("name", "sgd") not in OPTIMIZERS:
-        raise ConfigError(f"{where}: optim.name must be one of {', '.join(OPTIMIZERS)}, got {optim.get('name')!r}")
-    if optim.get("name") == "adam" and optim.get("nesterov"):
-        raise ConfigError(f"{where}: optim.nesterov applies to sgd only, not adam")
 
 
 def make_optimizer(params: Iterable[torch.nn.Parameter], optim: Mapping[str, Any], perf: Mapping[str, Any],

@@ -14,10 +14,10 @@ from typing import Any, Mapping
 
 import torch
 
+from ..config.references import checkpoint_file
 from ..errors import ConfigError
 from ..readback import check_recorded, check_run_dir, read_json
 
-CHECKPOINTS = ("best", "last")
 
 
 class Upstream:
@@ -70,15 +70,6 @@ def upstream_of(runs_dir: "str | Path | Upstream | None") -> Upstream | None:
 
 def is_reference(value: Any) -> bool:
     return isinstance(value, Mapping) and ("run" in value or "analysis" in value)
-
-
-def checkpoint_file(ref: Mapping[str, Any]) -> str:
-    name = str(ref.get("checkpoint", "best"))
-    if name in CHECKPOINTS:
-        return f"{name}.pt"
-    if name.startswith("epoch_") and name[6:].isdigit():
-        return f"checkpoints/{name}.pt"
-    raise ConfigError(f"reference {dict(ref)}: checkpoint must be best, last or epoch_N, got {name!r}")
 
 
 def run_dir(ref: Mapping[str, Any], runs_dir: "str | Path | Upstream") -> Path:

@@ -83,7 +83,7 @@ def model_normalization(cfg: Mapping[str, Any], data: Mapping[str, Any]) -> tupl
 def build_for_run(cfg: Mapping[str, Any], data: Mapping[str, Any], device: torch.device,
                   heads: dict[str, int] | None = None) -> torch.nn.Module:
     from ..models import build_model
-    from .transfer import head_hidden
+    from ..config.transfer import head_hidden
 
     mean, std = model_normalization(cfg, data)
     model = build_model(cfg["model"]["name"], data["num_classes"], mean=mean, std=std,

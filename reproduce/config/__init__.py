@@ -12,8 +12,8 @@ import json
 from fractions import Fraction
 from typing import Any, Mapping
 
-from .errors import ConfigError
-from .perf_settings import PERF_DEFAULTS, check_perf, hashed_perf
+from ..errors import ConfigError
+from ..perf_settings import PERF_DEFAULTS, check_perf, hashed_perf
 
 # Every key a run config may hold, with its default. Nested dicts are sections;
 # ``None`` in a section default means "no default: required".
@@ -193,30 +193,38 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
     pool = cfg["data"]["pool"]
     if pool is not None and (isinstance(pool, bool) or not isinstance(pool, int) or pool < 1):
         raise ConfigError(f"{where}: data.pool must be a positive integer (images), got {pool!r}")
-    from .data.feeding.holdout import check_holdout
+    from ..data.feeding.holdout import check_holdout
 
     check_holdout(cfg["data"]["holdout"], where)
-    from .train.optim import check_optim
-
     check_optim(cfg["optim"], where)
     check_perf(cfg["perf"], where)
     if cfg["data"]["composite"] is not None:
-        from .data.feeding.composite import check_composite
+        from ..data.feeding.composite import check_composite
 
         check_composite(cfg["data"]["composite"], where)
         if cfg["log_per_instance"]:
             raise ConfigError(f"{where}: log_per_instance is not defined for data.composite runs")
     check_splits(cfg, where)
-    from .bounds import check_bounds
+    from ..bounds import check_bounds
 
     check_bounds(cfg, where)
-    from .train.transfer import check_transfer
+    from .transfer import check_transfer
 
     check_transfer(cfg, where)
-    from .train.eval_logs import check_eval_logs
+    from .eval_logs import check_eval_logs
 
     cfg["eval_logs"] = check_eval_logs(cfg, where)
     return cfg
+
+
+OPTIMIZERS = ("sgd", "adam")  # reproduce.train.optim builds each
+
+
+def check_optim(optim: Mapping[str, Any], where: str) -> None:
+    if optim.get("name", "sgd") not in OPTIMIZERS:
+        raise ConfigError(f"{where}: optim.name must be one of {', '.join(OPTIMIZERS)}, got {optim.get('name')!r}")
+    if optim.get("name") == "adam" and optim.get("nesterov"):
+        raise ConfigError(f"{where}: optim.nesterov applies to sgd only, not adam")
 
 
 def check_splits(cfg: Mapping[str, Any], where: str = "run") -> None:
@@ -227,7 +235,7 @@ def check_splits(cfg: Mapping[str, Any], where: str = "run") -> None:
     before any job starts, not after training. Datasets outside the catalog
     (generated ones in tests, user additions) are not checked here.
     """
-    from .data.catalog import DATASETS
+    from ..data.catalog import DATASETS
 
     primary = cfg["data"]["primary"]
     if primary not in DATASETS:
