@@ -175,9 +175,12 @@ class Scale:
 
 def _cut_attacks(cfg: dict[str, Any], n: int, to_run: Any) -> None:
     """``eval.iterations``: the training attack and every per-epoch eval log at most ``n`` iterations."""
-    steps = (cfg.get("attack") or {}).get("steps")
+    from ..config import RUN_DEFAULTS
+
+    # a spec that leaves attack.steps to the default (10) is cut too
+    steps = (cfg.get("attack") or {}).get("steps", RUN_DEFAULTS["attack"]["steps"])
     if isinstance(steps, int) and steps > n:
-        cfg["attack"] = {**cfg["attack"], "steps": n}
+        cfg["attack"] = {**(cfg.get("attack") or {}), "steps": n}
     if cfg.get("eval_logs"):
         from ..evaluate.catalog import PROTOCOLS
 
