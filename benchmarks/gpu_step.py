@@ -192,10 +192,11 @@ def main_epoch_timing(a: argparse.Namespace, device: torch.device) -> dict[str, 
         raw = io.read_yaml(a.epoch_timing)
         raw = load_scale(a.scale).apply(raw) if a.scale else raw
     else:  # PAPER/RUN: the run as `reproduce train --paper P --run R --scale S` would train it
-        from reproduce.pipeline.spec import load_spec
+        from reproduce.pipeline.nodes import run_config
+        from reproduce.pipeline.papers import load_spec
 
         paper, _, name = a.epoch_timing.partition("/")
-        raw = load_spec(ROOT / "pipelines" / paper / "spec.yaml").run_config(name, load_scale(a.scale or "paper"))
+        raw = run_config(load_spec(ROOT / "pipelines" / paper / "spec.yaml"), name, load_scale(a.scale or "paper"))
     if a.amp:  # time the bf16 path of a run whose scale keeps fp32
         raw = {**raw, "perf": {**(raw.get("perf") or {}), "amp": a.amp}}
     cfg = resolve_run(raw, where=str(a.epoch_timing))

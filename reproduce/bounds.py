@@ -22,7 +22,7 @@ MAX_LR = 10.0
 
 
 def _num(v: Any, where: str) -> float:
-    from .config import parse_number
+    from .speclang.numbers import parse_number
 
     x = parse_number(v, where)
     if not math.isfinite(x):

@@ -118,7 +118,7 @@ def _cmd_evaluate_zoo(args: argparse.Namespace) -> int:
     from . import io
     from .evaluate import PROTOCOLS
     from .jobs.zoo import evaluate_zoo, zoo_summary
-    from .pipeline.spec import register_spec_protocols
+    from .pipeline.papers import register_spec_protocols
 
     if (args.run is None) == (args.robustbench is None):
         raise ReproduceError("evaluate needs exactly one of --run DIR (a trained run) or --robustbench NAME")

@@ -16,7 +16,7 @@ import pytest
 
 from reproduce import io
 from reproduce.cli import main
-from reproduce.pipeline.spec import load_all
+from reproduce.pipeline.papers import load_all
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = "  cifar10-at: {presets: [at, cifar10]}"

@@ -42,10 +42,11 @@ def test_budget_plan_fits_about_one_h100_day(capsys):
 
 
 def test_budget_run_configs_say_what_changed():
-    from reproduce.pipeline.spec import load_all
+    from reproduce.pipeline.nodes import run_config
+    from reproduce.pipeline.papers import load_all
 
     specs = load_all("pipelines")
-    cfg = specs["biamat"].run_config("cifar10-trades", scale=load_scale("budget"))
+    cfg = run_config(specs["biamat"], "cifar10-trades", scale=load_scale("budget"))
     assert cfg["scale"] == "budget" and cfg["model"]["name"] == "resnet18" and cfg["epochs"] == 15
     assert cfg["perf"]["amp"] == "bf16"
     # TRADES' absolute milestones (100, 105 of 110) keep their place in the shorter schedule

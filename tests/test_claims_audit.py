@@ -11,7 +11,7 @@ import yaml
 
 from reproduce.claims import OBSERVATION
 from reproduce.jobs.diff import diff_artifact, published_values
-from reproduce.pipeline.spec import load_all
+from reproduce.pipeline.papers import load_all
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPERS = ROOT.parent / "shared" / "papers"

@@ -15,7 +15,8 @@ from reproduce.data import load_split
 from reproduce.data.generated.synthetic import write_generated
 from reproduce.evaluate import evaluate
 from reproduce.pipeline.scales import load_scale
-from reproduce.pipeline.spec import load_spec
+from reproduce.pipeline.nodes import run_config
+from reproduce.pipeline.papers import load_spec
 from reproduce.train import train
 from reproduce.train.setup import build_from_run_dir
 
@@ -38,7 +39,7 @@ def ci(tmp_path_factory):
 
 def _train_eval(ci, run: str, standard: bool = False) -> dict[str, float]:
     box, scale, spec = ci
-    cfg = spec.run_config(run, scale)
+    cfg = run_config(spec, run, scale)
     if standard:  # the counterpart: same everything, no attack in training, last epoch kept
         cfg.update(name=f"{run}-standard", method={"name": "standard"}, selection={"protocol": None})
     out = box / "runs" / cfg["name"]

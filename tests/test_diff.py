@@ -9,7 +9,8 @@ import pytest
 
 from reproduce.claims import check
 from reproduce.jobs.diff import diff_artifact
-from reproduce.pipeline.spec import load_all, read_published
+from reproduce.pipeline.papers import load_all
+from reproduce.pipeline.spec import read_published
 
 ROOT = Path(__file__).resolve().parents[1]
 

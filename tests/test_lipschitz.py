@@ -41,7 +41,7 @@ def test_checkpoint_lists_follow_a_shortened_schedule():
     snapshot at the same point of the shorter run, keyed by the paper's name."""
     from reproduce.pipeline.nodes import Graph
     from reproduce.pipeline.scales import load_scale
-    from reproduce.pipeline.spec import load_all
+    from reproduce.pipeline.papers import load_all
 
     specs = load_all("pipelines")
     smoke = Graph(specs, load_scale("smoke"))

@@ -15,7 +15,7 @@ from reproduce.errors import ConfigError
 from reproduce.speclang.expand import expand_entries, is_sweep
 from reproduce.pipeline.nodes import Graph
 from reproduce.pipeline.scales import load_scale
-from reproduce.pipeline.spec import load_all, load_spec
+from reproduce.pipeline.papers import load_all, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 

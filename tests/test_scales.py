@@ -11,7 +11,7 @@ import yaml
 from reproduce.errors import ConfigError
 from reproduce.pipeline.nodes import Graph
 from reproduce.pipeline.scales import SCALES_DIR, Scale, load_scale, parse_scale, rescaled_epoch
-from reproduce.pipeline.spec import load_all
+from reproduce.pipeline.papers import load_all
 
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "scale.schema.yaml"
 NAMES = sorted(p.stem for p in SCALES_DIR.glob("*.yaml"))

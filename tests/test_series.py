@@ -11,7 +11,7 @@ import pytest
 
 from reproduce.artifacts.series import diff_series, read_published_values, within
 from reproduce.jobs.diff import diff_artifact
-from reproduce.pipeline.spec import load_all
+from reproduce.pipeline.papers import load_all
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = load_all()

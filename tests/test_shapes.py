@@ -12,7 +12,7 @@ from reproduce.data import DATASETS, load_split, read_manifest
 from reproduce.errors import ReproduceError
 from reproduce.pipeline.nodes import Graph
 from reproduce.pipeline.scales import load_scale
-from reproduce.pipeline.spec import load_all
+from reproduce.pipeline.papers import load_all
 
 ROOT = Path(__file__).resolve().parents[1]
 

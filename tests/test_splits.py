@@ -10,7 +10,8 @@ import pytest
 from reproduce.data import DATASETS, read_manifest
 from reproduce.errors import ConfigError
 from reproduce.pipeline.scales import load_scale
-from reproduce.pipeline.spec import load_all, load_spec
+from reproduce.pipeline.nodes import run_config
+from reproduce.pipeline.papers import load_all, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXED_PRESET = "imgnet100: {data: {primary: imgnet100, eval_split: val}, selection: {split: val}}"
@@ -22,7 +23,7 @@ def test_every_run_reads_splits_its_dataset_has(scale):
     seen = 0
     for spec in load_all().values():
         for name in spec.runs:
-            cfg = spec.run_config(name, sc)
+            cfg = run_config(spec, name, sc)
             primary = cfg["data"]["primary"]
             if primary not in DATASETS:
                 continue

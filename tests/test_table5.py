@@ -14,7 +14,7 @@ from reproduce.claims import check
 from reproduce.claims.grammar import FUNCTIONS, evaluate, parse
 from reproduce.errors import ConfigError
 from reproduce.pipeline.dag import Dag
-from reproduce.pipeline.spec import load_spec
+from reproduce.pipeline.papers import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "pipelines" / "hard_instances" / "spec.yaml"

@@ -19,7 +19,7 @@ from reproduce.models import MODELS, build_model
 from reproduce.pipeline.dag import Dag
 from reproduce.pipeline.nodes import Graph
 from reproduce.pipeline.scales import load_scale
-from reproduce.pipeline.spec import load_spec
+from reproduce.pipeline.papers import load_spec
 from reproduce.train import train
 from reproduce.train.stop import StopRequest
 from reproduce.train.transfer import load_init

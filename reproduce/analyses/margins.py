@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .. import io
-from ..config import parse_number
+from ..speclang.numbers import parse_number
 from ..errors import ConfigError
 from .base import ANALYSES, REQUIRED, Analysis, AnalysisContext, positive_ints
 from .line_search import MODES, margins_code_exact, margins_exact, summarize

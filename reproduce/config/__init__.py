@@ -9,10 +9,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from fractions import Fraction
 from typing import Any, Mapping
 
 from ..errors import ConfigError
+from ..speclang.numbers import parse_number
 from ..perf_settings import PERF_DEFAULTS, check_perf, hashed_perf
 
 # Every key a run config may hold, with its default. Nested dicts are sections;
@@ -101,20 +101,6 @@ HASH_NEUTRAL = {("data", "holdout"): None, ("optim", "name"): "sgd", ("data", "p
                 ("model", "head"): None}
 
 SCHEDULE_KINDS = ("piecewise", "onecycle", "constant", "cosine_epoch")
-
-
-def parse_number(value: Any, where: str) -> float:
-    """Numbers may be written as fractions (``8/255``) as the papers do."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(Fraction(value.replace(" ", "")))
-        except (ValueError, ZeroDivisionError):
-            pass
-    raise ConfigError(f"{where}: expected a number or a fraction like 8/255, got {value!r}")
 
 
 def _merge(defaults: Mapping[str, Any], given: Mapping[str, Any], where: str, open_keys: bool,

@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping, Protocol
 import torch
 from torch import Tensor, nn
 
-from ..config import parse_number
+from ..speclang.numbers import parse_number
 from ..errors import ConfigError
 from ..registry import Registry
 

@@ -32,7 +32,7 @@ from torch import nn
 
 from ..attacks import pgd
 from ..attacks.losses import kl_rows
-from ..config import parse_number
+from ..speclang.numbers import parse_number
 from ..errors import ConfigError
 from .base import METHODS, Method, StepOutput, TrainContext
 

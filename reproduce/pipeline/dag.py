@@ -10,7 +10,8 @@ from ..artifacts import Artifact
 from ..errors import ConfigError
 from .nodes import Graph
 from .scales import Scale, load_scale
-from .spec import PaperSpec, load_all
+from .papers import load_all
+from .spec import PaperSpec
 from ..jobs.values import source_inputs
 
 STOP_MARGIN_MIN = 5  # a training job stops itself this long before its walltime (train --stop-margin-min)

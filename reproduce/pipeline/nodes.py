@@ -335,3 +335,12 @@ class Graph:
                                                             for e in cfg.get("eval_logs") or []):
                     raise ConfigError(f"{path}: analyses.{name} reads eval log {need[9:]!r}, which run {rid} "
                                       "does not declare in eval_logs")
+
+
+def run_config(spec: PaperSpec, name: str, scale: Scale) -> dict[str, Any]:
+    """One run's resolved config at a scale (references resolved within this paper)."""
+    graphs = spec.__dict__.setdefault("_graphs", {})
+    if scale.name not in graphs:
+        graphs[scale.name] = Graph({spec.paper: spec}, scale)
+    g = graphs[scale.name]
+    return g.runs[g.run_id(spec.paper, name)].cfg

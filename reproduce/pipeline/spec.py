@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -62,16 +61,6 @@ class PaperSpec:
     @property
     def choices(self) -> dict[str, str]:
         return {n: r.choice for n, r in self.runs.items() if r.choice}
-
-    def run_config(self, name: str, scale: Any) -> dict[str, Any]:
-        """One run's resolved config at a scale (references resolved within this paper)."""
-        from .nodes import Graph
-
-        graphs = self.__dict__.setdefault("_graphs", {})
-        if scale.name not in graphs:
-            graphs[scale.name] = Graph({self.paper: self}, scale)
-        g = graphs[scale.name]
-        return g.runs[g.run_id(self.paper, name)].cfg
 
     def members(self, name: str, where: str = "") -> list[str]:
         """A run name, or a seed group's members."""
@@ -172,7 +161,7 @@ def _parse_analyses(path: Path, raw: Mapping[str, Any], check_registries: bool) 
 
 def _register_protocols(path: Path, raw: Mapping[str, Any]) -> None:
     """A paper's own evaluation settings live in its spec; the registry holds them by name."""
-    from ..config import parse_number
+    from ..speclang.numbers import parse_number
     from ..evaluate import PROTOCOLS
     from ..evaluate.catalog import Protocol
 
@@ -220,20 +209,14 @@ def _check_names(spec: "PaperSpec") -> None:
             check_name(alias, f"{spec.path}: artifacts.{name}.aliases", ALIAS)
 
 
-def register_spec_protocols() -> None:
-    """Papers declare their own protocols in their specs (``protocols:``); loading the specs registers them
-    (for commands run by hand, such as a zoo evaluation; DAG jobs read them from their plan files)."""
-    if Path(PIPELINES_DIR).is_dir():
-        load_all(str(PIPELINES_DIR), check_registries=False)
-
-
 def read_published(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     from ..readback import read_published as strict
 
     return strict(path)
 
 
-def load_spec(path: str | Path, check_registries: bool = True) -> PaperSpec:
+def parse_spec(path: str | Path, check_registries: bool = True) -> PaperSpec:
+    """A paper's spec, parsed and checked on its own (``papers.load_spec`` also resolves it at paper scale)."""
     from ..artifacts import parse_artifact
     from .references import check_references
 
@@ -266,20 +249,4 @@ def load_spec(path: str | Path, check_registries: bool = True) -> PaperSpec:
     for name, entry in entries.items():
         art = spec.artifacts[name]
         art.claims = parse_claims(spec, art, entry.get("claims") or [], f"{path}: artifacts.{name}")
-    # every run and analysis resolves at paper scale before any job is planned
-    from .nodes import Graph
-    from .scales import load_scale
-
-    Graph({spec.paper: spec}, load_scale("paper"), check_registries)
     return spec
-
-
-@lru_cache(maxsize=None)
-def load_all(pipelines_dir: str = str(PIPELINES_DIR), check_registries: bool = True) -> dict[str, PaperSpec]:
-    specs = {}
-    for p in sorted(Path(pipelines_dir).glob("*/spec.yaml")):
-        spec = load_spec(p, check_registries=check_registries)
-        specs[spec.paper] = spec
-    if not specs:
-        raise ConfigError(f"no paper specs found under {pipelines_dir}/*/spec.yaml")
-    return specs

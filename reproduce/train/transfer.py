@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 import torch
 
-from ..config.transfer import head_hidden, load_mode
+from ..config.transfer import load_mode
 from ..errors import ConfigError
 
 def source_checkpoint(cfg: Mapping[str, Any], runs_dir: str | Path) -> Path:
