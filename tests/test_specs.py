@@ -14,7 +14,6 @@ from reproduce.pipeline.dag import Dag
 from reproduce.claims import check
 from reproduce.jobs.diff import published_values
 from reproduce.pipeline.scales import load_scale
-from reproduce.pipeline.nodes import run_config
 from reproduce.pipeline.papers import load_all, load_spec
 from reproduce.pipeline.spec import read_published
 
@@ -86,13 +85,13 @@ class _Configs:
 def test_paper_scale_configs_equal_the_hyperparameter_tables():
     spec = _Configs("paper")
     paper = None
-    at = run_config(spec, "cifar10-at", paper)
+    at = spec.run_config("cifar10-at", paper)
     assert at["model"]["name"] == "wrn-28-10" and at["epochs"] == 100 and at["batch_size"] == 128
     assert at["optim"]["weight_decay"] == 2e-4 and at["optim"]["lr"] == 0.1
     assert at["schedule"]["milestones"] == [0.6, 0.9]
     assert parse_number(at["attack"]["eps"], "eps") == pytest.approx(8 / 255)
     assert parse_number(at["attack"]["step_size"], "s") == pytest.approx(2 / 255) and at["attack"]["steps"] == 10
-    tr = run_config(spec, "cifar10-trades", paper)
+    tr = spec.run_config("cifar10-trades", paper)
     assert tr["model"]["name"] == "wrn-34-10" and tr["epochs"] == 110
     assert tr["schedule"]["milestones"] == [99, 104] and tr["optim"]["weight_decay"] == 5e-4
     assert tr["attack"]["eps"] == 0.031 and tr["method"]["beta"] == 6.0
@@ -101,14 +100,14 @@ def test_paper_scale_configs_equal_the_hyperparameter_tables():
               "cifar100-at-biamat-imagenet": (1.0, 0.5), "cifar100-trades-biamat-imagenet": (1.0, 0.3),
               "imgnet100-at-biamat-imgnet900": (1.0, 0.5)}
     for name, (alpha, pi) in expect.items():
-        m = run_config(spec, name, paper)["method"]
+        m = spec.run_config(name, paper)["method"]
         assert (m["alpha"], m["pi"], m["warmup_epochs"]) == (alpha, pi, 5), name
     # Table 12 (naive) and the shuffle test: no warm-up
-    naive = run_config(spec, "cifar10-at-biamat-naive-imagenet", paper)["method"]
+    naive = spec.run_config("cifar10-at-biamat-naive-imagenet", paper)["method"]
     assert (naive["labels"], naive["alpha"], naive["warmup_epochs"]) == ("ytilde", 1.0, 0)
-    yer = run_config(spec, "cifar10-at-biamat-yer-svhn", paper)["method"]
+    yer = spec.run_config("cifar10-at-biamat-yer-svhn", paper)["method"]
     assert (yer["labels"], yer["warmup_epochs"]) == ("yer", 0)
-    assert run_config(spec, "imgnet100-at", paper)["model"]["name"] == "wrn-16-10"
+    assert spec.run_config("imgnet100-at", paper)["model"]["name"] == "wrn-16-10"
 
 
 def test_smoke_scale_rescales_but_never_shares_run_ids_with_paper():
