@@ -30,7 +30,7 @@ class StepOutput:
     # per-example correctness (bool) of the same forward, for per-instance logs (0-1 difficulty)
     per_example_correct: Tensor | None = None
     # what a method adapts per instance, as this step left it: key -> (B,) values for the batch's
-    # instances (ATTA's weight and target[y], IAT's budget, SAT's weight); the `adapted` observer
+    # instances (ATTA's weight and target[y], IAT's budget, SAT's weight); the `per_instance_adapted` observer
     # stores them per epoch by original dataset index (keys: the method's ``adapts``)
     adapted: dict[str, Tensor] | None = None
 
@@ -70,7 +70,7 @@ class Method:
     # does the method train on attacked inputs (then attack.steps >= 1)?
     attacks: bool = True
     # keys of StepOutput.adapted the method reports every step; non-empty switches the run's
-    # `adapted` observer on (reproduce/train/observers/adapted.py)
+    # `per_instance_adapted` observer on (reproduce/train/observers/adapted.py)
     adapts: tuple[str, ...] = ()
 
     def __init__(self, cfg: Mapping[str, Any], ctx: TrainContext) -> None:

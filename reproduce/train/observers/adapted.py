@@ -1,4 +1,4 @@
-"""``adapted`` (declared by the method: its class lists ``adapts``): what a method adapts per instance.
+"""``per_instance_adapted`` (declared by the method: its class lists ``adapts``): what a method adapts per instance.
 
 Each step a method such as ``atta``, ``iat`` or ``sat`` reports, in ``StepOutput.adapted``, the values
 it has just used or set for the batch's instances (ATTA's weight and target[y], IAT's budget, SAT's
@@ -29,7 +29,7 @@ from .base import Observer, register, save_array
 PREFIX, INDICES = "adapted_", "adapted_indices.npy"
 
 
-@register("adapted")
+@register("per_instance_adapted")
 class Adapted(Observer):
     """Per-epoch tables of a method's per-instance adaptive values over the primary training split."""
 
