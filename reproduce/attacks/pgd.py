@@ -18,7 +18,11 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from .losses import check_loss_name, clean_probabilities, per_example_loss
 
-LossFn = Callable[[Tensor], Tensor]
+# per-example values to maximise, or (values to ascend, values ``keep_best`` ranks iterates by)
+LossFn = Callable[[Tensor], "Tensor | tuple[Tensor, Tensor]"]
+# one budget for the batch, or one per example (N,): instance-adaptive training (IAT) attacks each
+# example at its own radius with its own step
+Budget = float | Tensor
 RandomStart = bool | Literal["normal", "normal-clipped"]
 # True: uniform in the ball (Madry); False: x itself;
 # "normal": x + sigma N(0, I), NOT clipped to [0, 1] before the first gradient -- the official
@@ -75,6 +79,15 @@ def _bn_buffers(model: nn.Module) -> list[tuple[Tensor, Tensor]]:
     return out
 
 
+def per_example(v: Budget, x: Tensor) -> Budget:
+    """A float as it is; a per-example (N,) tensor shaped to broadcast against ``x`` (N, ...)."""
+    if not isinstance(v, Tensor):
+        return v
+    if v.shape != (x.shape[0],):
+        raise ConfigError(f"a per-example attack budget must have shape ({x.shape[0]},), got {tuple(v.shape)}")
+    return v.to(device=x.device, dtype=x.dtype).view(-1, *([1] * (x.dim() - 1)))
+
+
 def _flat_norm(t: Tensor) -> Tensor:
     """Per-example L2 norm, shaped to broadcast against ``t``."""
     n = t.flatten(1).norm(dim=1)
@@ -84,13 +97,14 @@ def _flat_norm(t: Tensor) -> Tensor:
 def random_init(
     x: Tensor,
     *,
-    eps: float,
+    eps: Budget,
     norm: str,
     random_start: RandomStart,
     start_sigma: float = 0.001,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """The attack's starting point: in [0, 1] except for the unclipped ``"normal"`` start."""
+    """The attack's starting point: in [0, 1] except for the unclipped ``"normal"`` start.
+    ``eps``: a float, or a per-example tensor already shaped by :func:`per_example`."""
     if random_start is False:
         return x.clone()
     if random_start in ("normal", "normal-clipped"):
@@ -110,11 +124,12 @@ def random_init(
     direction = direction / _flat_norm(direction).clamp_min(1e-12)
     d = x[0].numel()
     u = torch.rand((x.shape[0],), generator=generator, device=x.device, dtype=x.dtype)
-    radius = (eps * u.pow(1.0 / d)).view(-1, *([1] * (x.dim() - 1)))
+    # the radius as a column times eps (a product commutes bit for bit), so eps may be per example
+    radius = u.pow(1.0 / d).view(-1, *([1] * (x.dim() - 1))) * eps
     return (x + radius * direction).clamp(0.0, 1.0)
 
 
-def _project(x_adv: Tensor, x: Tensor, eps: float, norm: str, lo: Tensor | None, hi: Tensor | None) -> Tensor:
+def _project(x_adv: Tensor, x: Tensor, eps: Budget, norm: str, lo: Tensor | None, hi: Tensor | None) -> Tensor:
     if norm == "linf":
         # lo/hi fold the eps-ball and [0, 1] into one clamp (x itself is in [0, 1]).
         return torch.clamp(x_adv, lo, hi)
@@ -130,8 +145,8 @@ def pgd(
     x: Tensor,
     y: Tensor | None,
     *,
-    eps: float,
-    step_size: float,
+    eps: Budget,
+    step_size: Budget,
     steps: int,
     norm: str = "linf",
     loss: str = "ce",
@@ -157,12 +172,18 @@ def pgd(
     never scoring the final one, ties going to the later iterate (the hard-instance code's
     ``use_worst``, ``util/attack.py``): with ``steps=1`` that is the random start itself. Returns a
     detached tensor; the model's modes and parameter gradients are unchanged.
+
+    ``eps`` and ``step_size`` may be (N,) tensors, one budget per example (IAT); equal entries give
+    the scalar attack's result bit for bit. A ``loss_fn`` returning ``(losses, scores)`` ascends
+    ``losses`` and lets ``keep_best`` rank the iterates by ``scores`` of the same forward (the
+    hard-instance code ascends a TRADES KL but keeps the iterate of highest cross-entropy).
     """
     _check(norm, keep_best, loss, y, loss_fn)
     exclude_last = keep_best == "exclude_last"
     x = x.detach()
     if x.is_inference():
         x = x.clone()
+    eps, step_size = per_example(eps, x), per_example(step_size, x)
     lo = hi = None
     if norm == "linf":
         lo, hi = (x - eps).clamp(min=0.0), (x + eps).clamp(max=1.0)
@@ -176,11 +197,11 @@ def pgd(
         best = _Best(ties_to_later=exclude_last)
         for _ in range(steps):
             x_adv.requires_grad_(True)
-            losses = objective(x_adv)
+            losses, scores = _with_scores(objective(x_adv))
             (grad,) = torch.autograd.grad(losses.sum(), x_adv)
             x_adv = x_adv.detach()
             if keep_best:
-                best.remember(x_adv, losses)
+                best.remember(x_adv, scores)
             x_adv = _project(_ascend(x_adv, grad, step_size, norm), x, eps, norm, lo, hi)
 
         if exclude_last:
@@ -189,11 +210,16 @@ def pgd(
         if keep_best and best.x is not None:
             if score_last:  # one extra forward pass scores the last iterate, which no step has seen
                 with torch.no_grad():
-                    best.remember(x_adv, objective(x_adv))
+                    best.remember(x_adv, _with_scores(objective(x_adv))[1])
             # the unclipped "normal" start may be the best iterate; the code clamps before use
             return best.x.detach().clamp(0.0, 1.0)
     # a no-op after any step; with steps=0 it is the official code's final clamp of the start
     return x_adv.detach().clamp(0.0, 1.0)
+
+
+def _with_scores(out: Tensor | tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """(values to ascend, values to rank iterates by): one tensor serves as both."""
+    return out if isinstance(out, tuple) else (out, out)
 
 
 def _check(norm: str, keep_best: bool | str, loss: str, y: Tensor | None, loss_fn: LossFn | None) -> None:
@@ -217,7 +243,7 @@ def _objective(model: nn.Module, x: Tensor, y: Tensor | None, loss: str, cw_kapp
     return objective
 
 
-def _ascend(x_adv: Tensor, grad: Tensor, step_size: float, norm: str) -> Tensor:
+def _ascend(x_adv: Tensor, grad: Tensor, step_size: Budget, norm: str) -> Tensor:
     """One step up the loss: a sign step (Linf) or along the per-example normalised gradient (L2)."""
     if norm == "linf":
         return x_adv + step_size * grad.sign()

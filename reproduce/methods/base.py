@@ -29,6 +29,10 @@ class StepOutput:
     per_instance: dict[str, Tensor] | None = None
     # per-example correctness (bool) of the same forward, for per-instance logs (0-1 difficulty)
     per_example_correct: Tensor | None = None
+    # what a method adapts per instance, as this step left it: key -> (B,) values for the batch's
+    # instances (ATTA's weight and target[y], IAT's budget, SAT's weight); the `per_instance_adapted` observer
+    # stores them per epoch by original dataset index (keys: the method's ``adapts``)
+    adapted: dict[str, Tensor] | None = None
 
 
 @dataclass
@@ -65,6 +69,9 @@ class Method:
     references: tuple[str, ...] = ()
     # does the method train on attacked inputs (then attack.steps >= 1)?
     attacks: bool = True
+    # keys of StepOutput.adapted the method reports every step; non-empty switches the run's
+    # `per_instance_adapted` observer on (reproduce/train/observers/adapted.py)
+    adapts: tuple[str, ...] = ()
 
     def __init__(self, cfg: Mapping[str, Any], ctx: TrainContext) -> None:
         given = {k: v for k, v in cfg["method"].items() if k != "name"}
@@ -126,6 +133,10 @@ class Method:
 
     def step(self, model: nn.Module, batch: Any, epoch: int, it: int) -> StepOutput:
         raise NotImplementedError
+
+    def after_step(self, model: nn.Module, batch: Any, epoch: int, it: int, out: StepOutput) -> None:
+        """Called after the optimizer step, before the observers see ``out`` (which it may fill):
+        for logs the code takes from the updated model (IAT's post-step attack)."""
 
     def state_dict(self) -> dict[str, Any]:
         """Method state saved in every checkpoint (thresholds, caches)."""

@@ -223,6 +223,8 @@ def _steps(run: TrainRun, epoch: int, first: int, tally: EpochTally, stop: StopR
         opt.zero_grad(set_to_none=True)
         outp.loss.backward()
         opt.step()
+        with fast.autocast(pf, run.device):  # logs a method takes from the updated model (IAT)
+            run.method.after_step(run.step_model, batch, epoch, it, outp)
         tally.add({"loss": outp.loss, **outp.stats}, int(batch.y.shape[0]))
         run.observers.call("on_step", run, epoch, it, batch, outp)
         if outp.step_log is not None:
