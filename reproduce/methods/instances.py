@@ -11,7 +11,7 @@ import hashlib
 import torch
 from torch import Tensor
 
-from ..config import parse_number
+from ..speclang.numbers import parse_number
 from ..errors import ConfigError
 from .base import TrainContext
 
