@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from reproduce.config import resolve_run
-from reproduce.data.loader import Batch, DeviceDataset
+from reproduce.data.feeding.loader import Batch, DeviceDataset
 from reproduce.methods import METHODS, TrainContext
 
 K = 3  # classes

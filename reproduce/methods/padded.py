@@ -1,7 +1,7 @@
 """Crop-and-flip windows of padded frames, and their inverse (ATTA's per-instance perturbation cache).
 
 A training image is a window of its padded frame at offsets ``crop`` (B x 2: top, left),
-mirrored left-right where ``flip``: the loader's augmentation (``reproduce.data.loader``) and the
+mirrored left-right where ``flip``: the loader's augmentation (``reproduce.data.feeding.loader``) and the
 hard-instance code's ``apply_aug``/``load_delta`` (``util/augmentation.py``: crop first, then
 ``flip(2)``, the W axis). A perturbation kept at padded size is cut out with the same window, so
 it follows the image through the augmentation, and pasted back by the inverse map
