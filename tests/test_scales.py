@@ -132,3 +132,17 @@ def test_data_sized_counts_switch_on_where_the_data_is_smaller(specs) -> None:
     assert flags("shapes", "eval_indices") == flags("shapes", "subset") == {True}
     assert flags("cpu", "subset") == {True} and flags("cpu", "eval_indices") == {False}
     assert flags("paper", "subset") == flags("budget", "eval_indices") == {False}
+
+
+def test_a_smaller_batch_takes_a_smaller_step_unless_the_scale_sets_the_lr(tmp_path):
+    from reproduce.pipeline.scales import parse_scale
+
+    run = {"name": "r", "batch_size": 128, "optim": {"lr": 0.2, "momentum": 0.9}}
+    raw = {"scale": "t", "description": "d", "comparable": False, "data": {"source": "prepared"}}
+
+    def scale(*entries):
+        return parse_scale({**raw, "overrides": list(entries)}, "t", tmp_path / "t.yaml")
+
+    assert scale({"set": {"batch_size": 64}}).apply(run)["optim"] == {"lr": 0.1, "momentum": 0.9}
+    assert scale({"set": {"batch_size": 64, "optim": {"lr": 0.05}}}).apply(run)["optim"]["lr"] == 0.05
+    assert scale({"set": {"epochs": 3}}).apply(run)["optim"]["lr"] == 0.2

@@ -51,7 +51,9 @@ def test_paper_settings_survive_except_the_stated_ones():
     p = paper.runs[paper.run_id("biamat", "imgnet100-at")].cfg
     s = shapes.runs[shapes.run_id("biamat", "imgnet100-at")].cfg
     changed = {k for k in p if p[k] != s[k]}
-    assert changed <= {"scale", "epochs", "batch_size", "selection", "schedule", "perf", "attack"}, changed
+    assert changed <= {"scale", "epochs", "batch_size", "selection", "schedule", "perf", "attack", "optim"}, changed
+    # a batch of 2 takes the paper's step per image: the linear scaling rule
+    assert s["optim"] == {**p["optim"], "lr": p["optim"]["lr"] * 2 / p["batch_size"]}
     assert s["model"] == p["model"] and s["method"] == p["method"]
     # eval.iterations: 2 cuts the training attack's steps and nothing else of it
     assert p["attack"]["steps"] == 10 and s["attack"] == {**p["attack"], "steps": 2}

@@ -117,14 +117,14 @@ def _check_run_keys(patch: Mapping[str, Any], defaults: Mapping[str, Any], where
 
 
 def patch_run(cfg: dict[str, Any], overrides: tuple[Override, ...], paper: str | None,
-              name: str | None) -> tuple[dict[str, Any], bool]:
-    """``cfg`` with every matching entry merged in order; also whether an entry fixed the milestones
-    itself (then a shorter schedule does not move them again)."""
-    fixed = False
+              name: str | None) -> tuple[dict[str, Any], set[str]]:
+    """``cfg`` with every matching entry merged in order; also which of ``schedule.milestones`` and
+    ``optim.lr`` an entry set itself (then a shorter schedule or a smaller batch leaves them alone)."""
+    fixed: set[str] = set()
     for o in overrides:
         if o.matches_run(cfg, paper, name):
             cfg = deep_merge(cfg, o.patch)
-            fixed = fixed or "milestones" in (o.patch.get("schedule") or {})
+            fixed |= {f"{s}.{k}" for s, k in (("schedule", "milestones"), ("optim", "lr")) if k in (o.patch.get(s) or {})}
     return cfg, fixed
 
 

@@ -154,9 +154,10 @@ class Scale:
     def apply(self, run: Mapping[str, Any], paper: str | None = None, name: str | None = None) -> dict[str, Any]:
         """The run config at this scale, before the engine fills defaults."""
         cfg, fixed = patch_run(deep_merge(run, {}), self.overrides, paper, name)
+        _follow_batch(cfg, run, fixed)
         if "epochs" in run and cfg.get("epochs") != run["epochs"]:
             # a shorter schedule keeps its milestones, warm-ups and snapshots at the same points
-            _rescale(cfg, run, int(run["epochs"]), int(cfg["epochs"]), fixed)
+            _rescale(cfg, run, int(run["epochs"]), int(cfg["epochs"]), "schedule.milestones" in fixed)
         sel = cfg.get("selection") or {}
         if sel.get("protocol") and self.protocol_to_run(sel["protocol"]) != sel["protocol"]:
             # the best-checkpoint rule runs the scale's stand-in too (its name enters the run id)
@@ -171,6 +172,19 @@ class Scale:
             _cut_attacks(cfg, self.iterations, self.protocol_to_run)
         cfg["scale"] = self.name
         return cfg
+
+
+def _follow_batch(cfg: dict[str, Any], run: Mapping[str, Any], fixed: set[str]) -> None:
+    """A smaller batch takes a proportionally smaller step (the linear scaling rule), unless the scale
+    sets the learning rate itself: the paper's lr on a batch of 2 is 64-128 times its step per image,
+    and ResNet-50 at lr 0.1 on 2 images diverges in two steps (the shapes scale's transfer runs did)."""
+    from ..config import RUN_DEFAULTS
+
+    old, new = run.get("batch_size", RUN_DEFAULTS["batch_size"]), cfg.get("batch_size", RUN_DEFAULTS["batch_size"])
+    if old == new or "optim.lr" in fixed:
+        return
+    lr = (run.get("optim") or {}).get("lr", RUN_DEFAULTS["optim"]["lr"])
+    cfg["optim"] = {**(cfg.get("optim") or {}), "lr": float(lr) * int(new) / int(old)}
 
 
 def _cut_attacks(cfg: dict[str, Any], n: int, to_run: Any) -> None:
