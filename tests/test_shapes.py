@@ -73,26 +73,20 @@ def test_a_cut_protocol_keeps_everything_but_its_iterations():
 
 
 def test_autoattack_iterations_reach_fab_and_square():
+    """A cut protocol (targets set, steps 2) pins every component's iterations on the adversary it builds."""
     import torch
+    from pyautoattack import AutoAttack
 
-    from reproduce.attacks import autoattack
+    from reproduce.attacks.autoattack import _pin
 
-    seen = {}
-    real = autoattack._pin
-
-    def spy(adversary, *a, **k):
-        real(adversary, *a, **k)
-        seen.update(apgd=adversary.apgd.n_iter, apgdt=adversary.apgd_targeted.n_iter, fab=adversary.fab.n_iter,
-                    square=adversary.square.n_queries, targets=adversary.apgd_targeted.n_target_classes)
-
-    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
-    x, y = torch.rand(2, 3, 2, 2), torch.tensor([0, 1])
-    autoattack._pin, was = spy, autoattack._pin
-    try:
-        autoattack.run_autoattack(net, x, y, eps=8 / 255, version="standard", restarts=1, targets=2, iterations=2)
-    finally:
-        autoattack._pin = was
-    assert seen == {"apgd": 2, "apgdt": 2, "fab": 2, "square": 2, "targets": 2}
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 10))
+    adversary = AutoAttack(net, device="cpu", eps=8 / 255, norm="Linf", version="standard", seed=0)
+    assert (adversary.fab.n_iter, adversary.square.n_queries) == (100, 5000)  # the version's own
+    _pin(adversary, 1, 2, 2)
+    got = (adversary.apgd.n_iter, adversary.apgd_targeted.n_iter, adversary.fab.n_iter, adversary.square.n_queries,
+           adversary.apgd_targeted.n_target_classes, adversary.apgd.n_restarts)
+    assert got == (2, 2, 2, 2, 2, 1)
 
 
 def test_code_paths_keep_every_setting_of_every_run_the_papers_need():
