@@ -23,7 +23,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import ConfigError
-from .base import ANALYSES, REQUIRED, Analysis, AnalysisContext
+from .base import ANALYSES, REQUIRED, Analysis, AnalysisContext, non_negative_ints
 from .difficulty import load_difficulty
 from .margins import save_npz
 
@@ -62,14 +62,12 @@ class InstanceCorrelation(Analysis):
 
     @classmethod
     def check(cls, params: Mapping[str, Any], where: str) -> None:
+        non_negative_ints(params, ("from_epoch",), where)
         if params["reduce"] not in REDUCES:
             raise ConfigError(f"{where}: reduce must be one of {', '.join(REDUCES)}, got {params['reduce']!r}")
         if not isinstance(params["key"], str) or not params["key"]:
             raise ConfigError(f"{where}: key must name an adapted value (weight, target_y, eps, ...), "
                               f"got {params['key']!r}")
-        v = params["from_epoch"]
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ConfigError(f"{where}: from_epoch must be a non-negative integer, got {v!r}")
 
     def run(self, ctx: AnalysisContext) -> dict[str, Any]:
         p, run = ctx.params, Path(ctx.inputs["run"])
