@@ -113,3 +113,11 @@ def positive_ints(params: Mapping[str, Any], keys: tuple[str, ...], where: str) 
         v = params[key]
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ConfigError(f"{where}: {key} must be a positive integer, got {v!r}")
+
+
+def non_negative_ints(params: Mapping[str, Any], keys: tuple[str, ...], where: str) -> None:
+    """Each of ``keys`` must be an int >= 0 (a bool is not one): one error line naming the key."""
+    for key in keys:
+        v = params[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ConfigError(f"{where}: {key} must be a non-negative integer, got {v!r}")

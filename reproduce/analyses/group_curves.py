@@ -12,6 +12,8 @@ Per epoch e the curve is the mean over the group's matched instances of the logg
 (NaN entries, instances a ``drop_last`` epoch skipped, are left out of that epoch's mean).
 ``metric: loss`` averages the training-time CE; ``metric: acc`` averages the 0-1 **error**
 (1 - correct, a fraction in [0, 1]), so that every summary below reads "falls as it is fitted".
+``metric: adapted:<key>`` averages what the run's method adapted per instance, as logged
+(``adapted_<key>.npy`` by ``adapted_indices.npy``: SAT's weight and accuracies, F14/F15).
 
 Values per group G<k> (epochs 0-based, E = the run's epochs):
 - ``t_half``: the first epoch whose mean is below half the epoch-0 mean; null if none
@@ -38,11 +40,19 @@ from .margins import save_npz
 
 CURVES_FILE = "group_curves.npz"
 LOGS = {"loss": "instance_losses.npy", "acc": "instance_correct.npy"}
+ADAPTED = "adapted:"
+
+
+def log_files(metric: str) -> tuple[str, str]:
+    """(values file, original-index file) a metric reads."""
+    if metric.startswith(ADAPTED):
+        return f"adapted_{metric[len(ADAPTED):]}.npy", "adapted_indices.npy"
+    return LOGS[metric], "instance_indices.npy"
 
 
 def _as_values(raw: np.ndarray, metric: str) -> np.ndarray:
     """[epochs x N] float: the loss, or the 0-1 error with unseen entries (255) as NaN."""
-    if metric == "loss":
+    if metric == "loss" or metric.startswith(ADAPTED):  # adapted values: NaN already marks unseen
         return raw.astype(np.float64)
     err = 1.0 - raw.astype(np.float64)
     return np.where(raw == 255, np.nan, err)
@@ -98,9 +108,14 @@ class GroupCurves(Analysis):
     observers = ("per_instance",)
 
     @classmethod
+    def required_observers(cls, params: Mapping[str, Any]) -> tuple[str, ...]:
+        return ("per_instance_adapted",) if str(params["metric"]).startswith(ADAPTED) else cls.observers
+
+    @classmethod
     def check(cls, params: Mapping[str, Any], where: str) -> None:
-        if params["metric"] not in LOGS:
-            raise ConfigError(f"{where}: metric must be one of {', '.join(LOGS)}, got {params['metric']!r}")
+        m = params["metric"]
+        if not isinstance(m, str) or (m not in LOGS and not (m.startswith(ADAPTED) and len(m) > len(ADAPTED))):
+            raise ConfigError(f"{where}: metric must be one of {', '.join(LOGS)} or adapted:<key>, got {m!r}")
         positive_ints(params, ("n_groups", "early_epochs"), where)
         n = params["n_groups"]
         g = params["groups"]
@@ -110,9 +125,11 @@ class GroupCurves(Analysis):
 
     def run(self, ctx: AnalysisContext) -> dict[str, Any]:
         p, run = ctx.params, Path(ctx.inputs["run"])
-        path, ids_path = run / LOGS[p["metric"]], run / "instance_indices.npy"
+        values_file, ids_file = log_files(p["metric"])
+        path, ids_path = run / values_file, run / ids_file
         if not path.exists() or not ids_path.exists():
-            raise ConfigError(f"{path}: no per-instance log; train the run with log_per_instance: true")
+            raise ConfigError(f"{path}: no per-instance log; train the run with log_per_instance: true "
+                              "(adapted:<key>: a method that adapts <key>)")
         values = _as_values(np.load(path), p["metric"])
         z = load_difficulty(ctx.inputs["difficulty"])
         wanted = [int(k) for k in p["groups"]]

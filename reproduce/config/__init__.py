@@ -86,6 +86,9 @@ RUN_DEFAULTS: dict[str, Any] = {
     "eval_logs": [],
     # epochs whose weights are kept as checkpoints/epoch_N.pt (0: the starting weights), for margin trends
     "snapshots": [],
+    # per-epoch penultimate-feature magnitude of difficulty groups of the training set under an attack:
+    # {groups: {analysis: NAME}, protocol: P} (reproduce/train/observers/features.py; hard-instance F2b)
+    "feature_stats": None,
     # start from another run's weights: {run: RUN_ID, checkpoint: best|last|epoch_N, load: all|trunk}
     "init": None,
     # trunk: train the heads only, on the init run's fixed features (BatchNorm kept in eval mode)
@@ -190,6 +193,9 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
         check_composite(cfg["data"]["composite"], where)
         if cfg["log_per_instance"]:
             raise ConfigError(f"{where}: log_per_instance is not defined for data.composite runs")
+    fs = cfg["feature_stats"]
+    if fs is not None and (not isinstance(fs, Mapping) or set(fs) != {"groups", "protocol"}):
+        raise ConfigError(f"{where}: feature_stats takes groups ({{analysis: NAME}}) and protocol, got {fs!r}")
     check_splits(cfg, where)
     from ..bounds import check_bounds
 
@@ -250,8 +256,9 @@ def config_hash(cfg: Mapping[str, Any], length: int = 8) -> str:
         body["data"] = {k: v for k, v in body["data"].items() if k != "color_jitter"}
     if body.get("eval_logs") == []:  # added after runs existed: no logs keeps their ids
         body.pop("eval_logs")
-    if body.get("freeze") is None:  # the same
-        body.pop("freeze", None)
+    for key in ("freeze", "feature_stats"):  # the same
+        if body.get(key) is None:
+            body.pop(key, None)
     init = body.get("init")
     if isinstance(init, Mapping) and init.get("load") == "all":  # the default, written or not: one id
         body["init"] = {k: v for k, v in init.items() if k != "load"}

@@ -89,7 +89,7 @@ def data_bytes(cfg: Mapping[str, Any], scale: Any = None, costs: Mapping[str, An
     d = cfg["data"]
     parts = [(d["primary"], d["train_split"], True)] + [(a, "train", False) for a in d["aux"]]
     if d.get("composite"):
-        parts.append((d["composite"]["dataset"], "train", False))
+        parts.append((d["composite"]["dataset"], d["composite"].get("split", "train"), False))
     total = 0
     for name, split, is_primary in parts:
         n = split_images(name, split, scale, costs)

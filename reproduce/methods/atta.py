@@ -55,6 +55,7 @@ class Atta(Method):
     params = {"reweight": "none", "rho": 0.9, "beta": 1.0, "warmup": 5, "warmup_rw": 5, "delta_reset": 1000,
               "augment": "code", "pad_value": 0.5, "target_from": "pre_step"}
     adapts = ("weight", "target_y")
+    epoch_params = ("warmup", "warmup_rw")
 
     def __init__(self, cfg: Mapping[str, Any], ctx: TrainContext) -> None:
         super().__init__(cfg, ctx)

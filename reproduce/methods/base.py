@@ -72,6 +72,8 @@ class Method:
     # keys of StepOutput.adapted the method reports every step; non-empty switches the run's
     # `per_instance_adapted` observer on (reproduce/train/observers/adapted.py)
     adapts: tuple[str, ...] = ()
+    # epoch-valued params (warm-ups): a scale that shortens the schedule moves them to the same point
+    epoch_params: tuple[str, ...] = ()
 
     def __init__(self, cfg: Mapping[str, Any], ctx: TrainContext) -> None:
         given = {k: v for k, v in cfg["method"].items() if k != "name"}

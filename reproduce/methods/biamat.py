@@ -106,6 +106,7 @@ class AuxStream:
 class BiaMAT(Method):
     """AT or TRADES plus auxiliary data routed by primary-head confidence."""
 
+    epoch_params = ("warmup_epochs",)
     params = {
         "base": "at",
         "labels": "selection",

@@ -46,6 +46,7 @@ class Iat(MadryAT):
     params = {"gamma": 0.00745, "beta": 0.1, "min_eps": 0.0, "max_eps": None, "warmup": 5,
               "mixed_loss": True, "post_step_log": True}
     adapts = ("eps",)
+    epoch_params = ("warmup",)
 
     def __init__(self, cfg: Mapping[str, Any], ctx: TrainContext) -> None:
         super().__init__(cfg, ctx)

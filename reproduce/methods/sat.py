@@ -41,6 +41,7 @@ class Sat(Method):
 
     params = {"alpha": 0.9, "gamma": 1.0, "warmup": 0, "use_weight": True, "log_attack": True}
     adapts = ("weight", "acc_gt", "acc_target", "adv_acc_gt", "adv_acc_target")
+    epoch_params = ("warmup",)
 
     def __init__(self, cfg: Mapping[str, Any], ctx: TrainContext) -> None:
         super().__init__(cfg, ctx)

@@ -86,6 +86,8 @@ def train_images(cfg: Mapping[str, Any], graph: Any = None, costs: Mapping[str, 
     c = costs or _costs()
     d = cfg["data"]
     n = int(d["n_train"] or d.get("pool") or c["train_images"].get(d["primary"], 50000))
+    if d.get("composite"):  # mixed batches: the epoch is the composite sampler's, both parts counted
+        return composite_images(cfg, n, graph)
     sub = d.get("subset") or {}
     if "indices" in sub:
         n = min(n, len(sub["indices"]))
@@ -97,6 +99,21 @@ def train_images(cfg: Mapping[str, Any], graph: Any = None, costs: Mapping[str, 
         k = graph.analyses[sub["analysis"]].params.get("n")
         n = min(n, int(k)) if isinstance(k, int) else n
     return n
+
+
+def composite_images(cfg: Mapping[str, Any], n_primary: int, graph: Any = None) -> int:
+    """Images per epoch of a ``data.composite`` run: its steps (``epoch_images``, or one pass over the
+    extra split with ``order: pass``) times the batch size."""
+    from ..costs.memory import split_images
+    from ..data.feeding.composite import steps_per_epoch
+
+    comp, bs = cfg["data"]["composite"], int(cfg["batch_size"])
+    if comp.get("order", "replacement") == "replacement":
+        return int(comp.get("epoch_images") or n_primary)
+    n_extra = split_images(comp["dataset"], comp.get("split", "train"), getattr(graph, "scale", None))
+    if comp.get("order") == "pass" and n_extra is None:
+        raise ConfigError(f"run {cfg.get('name')}: no size known for {comp['dataset']}:{comp.get('split', 'train')}")
+    return steps_per_epoch(comp, n_primary, bs, n_extra) * bs
 
 
 def gpu_hours(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = None, gpu: str = "v100",

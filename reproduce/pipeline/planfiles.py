@@ -43,7 +43,8 @@ def write_if_changed(path: Path, text: str) -> bool:
 
 def _run_protocols(cfg: dict[str, Any]) -> list[str]:
     names = [cfg["selection"]["protocol"]] if (cfg.get("selection") or {}).get("protocol") else []
-    return names + [e["protocol"] for e in cfg.get("eval_logs") or []]
+    feats = [cfg["feature_stats"]["protocol"]] if cfg.get("feature_stats") else []
+    return names + [e["protocol"] for e in cfg.get("eval_logs") or []] + feats
 
 
 def _protocol_names(params: Any) -> set[str]:

@@ -24,6 +24,9 @@ def run_reference_slots(cfg: Mapping[str, Any], check_registries: bool = True) -
         value = (cfg.get("data") or {}).get(key)
         if isinstance(value, Mapping) and "analysis" in value:
             yield f"data.{key}", value, "analysis"
+    feats = cfg.get("feature_stats")
+    if isinstance(feats, Mapping) and feats.get("groups") is not None:
+        yield "feature_stats.groups", feats["groups"], "analysis"
     method = cfg.get("method") or {}
     if check_registries and method.get("name"):
         from ..methods import METHODS

@@ -238,9 +238,18 @@ def _rescale(cfg: dict[str, Any], run: Mapping[str, Any], old: int, new: int, fi
     at = (run.get("selection") or {}).get("at_epochs")
     if at and cfg.get("selection", {}).get("at_epochs") == at:  # the same points of the shorter schedule
         cfg["selection"]["at_epochs"] = sorted({rescaled_epoch(int(e), old, new) if int(e) > 0 else int(e) for e in at})
-    w = run.get("method", {}).get("warmup_epochs")
-    if w:
-        cfg["method"]["warmup_epochs"] = max(1, math.floor(w * ratio + 0.5))
+    method = run.get("method", {})
+    for key in _epoch_params(method.get("name")):
+        w = method.get(key)
+        if w and not isinstance(w, bool):
+            cfg["method"][key] = max(1, math.floor(w * ratio + 0.5))
+
+
+def _epoch_params(name: Any) -> tuple[str, ...]:
+    """The method's epoch-valued params (warm-ups); an unregistered name keeps the old rule's key."""
+    from ..methods import METHODS
+
+    return METHODS.get(name).epoch_params if name in METHODS else ("warmup_epochs",)
 
 
 @lru_cache(maxsize=None)

@@ -5,7 +5,7 @@ statistics) is one module here and one import line below.
 """
 
 from .base import OBSERVERS, Observer, Observers, observers_for, register
-from . import adapted, eval_logs, holdout, instances, selection, snapshots, transfer  # noqa: F401  (registration)
+from . import adapted, eval_logs, features, holdout, instances, selection, snapshots, transfer  # noqa: F401  (registration)
 from .holdout import write_holdout
 from .instances import InstanceLog
 
