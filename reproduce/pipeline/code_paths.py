@@ -106,7 +106,7 @@ def _needs(dag: Any, art: Any) -> set[str]:
             continue
         if f"{kind} {node}" not in need:
             need.add(f"{kind} {node}")
-            todo += [Path(d) for d in dag._dep_files(deps)]
+            todo += [Path(d) for d in dag.dep_files(deps)]
     return need
 
 

@@ -189,16 +189,17 @@ class Dag:
         comp = [d["composite"]["dataset"]] if d.get("composite") else []
         return list(dict.fromkeys([d["primary"], *d["aux"], *comp, *logs]))
 
-    def _dep_files(self, deps: list[tuple[str, str]]) -> list[str]:
+    def dep_files(self, deps: list[tuple[str, str]]) -> list[str]:
+        """The outputs of a node's upstream runs (done.json) and analyses (result.json): its rule's inputs."""
         return [self.done(i) if k == "run" else self.analysis_result(i) for k, i in deps]
 
     def train_inputs(self, run_id: str) -> list[str]:
         node = self._known(run_id)
-        return [self.manifest(ds) for ds in self.datasets_of(run_id)] + self._dep_files(node.deps)
+        return [self.manifest(ds) for ds in self.datasets_of(run_id)] + self.dep_files(node.deps)
 
     def analysis_inputs(self, analysis_id: str) -> list[str]:
         node = self._analysis(analysis_id)
-        files = self._dep_files(node.deps)
+        files = self.dep_files(node.deps)
         from ..analyses import ANALYSES
 
         datasets = {d for k, i in node.deps if k == "run" for d in self.datasets_of(i)}
@@ -225,13 +226,13 @@ class Dag:
                 if node_id in seen:
                     continue
                 seen[node_id] = None
-                todo += self._dep_files(self.graph.runs[node_id].deps)
+                todo += self.dep_files(self.graph.runs[node_id].deps)
             elif f.parent.parent.name == "evals":
                 todo.append(Path(self.done(node_id)))
             elif f.parent.name == "evals":  # a per-run evaluation index
                 todo.append(Path(self.done(f.stem)))
             elif f.name == "result.json" and node_id in self.graph.analyses:
-                todo += self._dep_files(self.graph.analyses[node_id].deps)
+                todo += self.dep_files(self.graph.analyses[node_id].deps)
         return list(seen)
 
     def _known(self, run_id: str):
