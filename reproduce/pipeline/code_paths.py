@@ -86,28 +86,7 @@ def row_paths(dag: Any, art: Any, row: Any) -> tuple[set[str], set[str]]:
         if "eval" in src:
             proto = PROTOCOLS.get(dag.scale.protocol_to_run(str(src["eval"])), where="protocol")
             paths.add("eval " + json.dumps(masked(proto.params()), sort_keys=True))
-    return paths, _needs(dag, replace(art, rows={row.id: row}))
-
-
-def _needs(dag: Any, art: Any) -> set[str]:
-    """Every run and analysis building ``art`` takes, upstream ones included."""
-    from pathlib import Path
-
-    need: set[str] = set()
-    todo = [Path(f) for f in dag.artifact_inputs(art)]
-    while todo:
-        f = todo.pop()
-        node = f.stem if f.parent.name == "evals" else f.parent.name  # a per-run evaluation index
-        if f.parent.parent.name == "evals" or f.parent.name == "evals" or f.name == "done.json":
-            kind, deps = "run", dag.graph.runs[node].deps
-        elif f.name == "result.json":
-            kind, deps = "analysis", dag.graph.analyses[node].deps
-        else:
-            continue
-        if f"{kind} {node}" not in need:
-            need.add(f"{kind} {node}")
-            todo += [Path(d) for d in dag.dep_files(deps)]
-    return need
+    return paths, set(dag.upstream([replace(art, rows={row.id: row})]))
 
 
 def rows_left_out(dag: Any, arts: Iterable[Any]) -> dict[tuple[str, str], set[str]]:

@@ -217,23 +217,30 @@ class Dag:
 
     def train_jobs(self, arts: list[Artifact]) -> list[str]:
         """Every run the artifacts need, upstream runs (helpers, sources of subsets) included."""
-        seen: dict[str, None] = {}
-        todo = [f for a in arts for f in self.artifact_inputs(a)]
+        return [node_id for kind, node_id in self.upstream(arts) if kind == "run"]
+
+    def upstream(self, arts: list[Artifact]) -> dict[tuple[str, str], None]:
+        """Every ``("run" | "analysis", id)`` the artifacts need, upstream ones included, in the order met."""
+        seen: dict[tuple[str, str], None] = {}
+        todo = [Path(f) for a in arts for f in self.artifact_inputs(a)]
         while todo:
-            f = Path(todo.pop())
-            node_id = f.parent.name
-            if f.name == "done.json" and node_id in self.graph.runs:
-                if node_id in seen:
-                    continue
-                seen[node_id] = None
-                todo += self.dep_files(self.graph.runs[node_id].deps)
-            elif f.parent.parent.name == "evals":
-                todo.append(Path(self.done(node_id)))
-            elif f.parent.name == "evals":  # a per-run evaluation index
+            f = todo.pop()
+            if f.parent.parent.name == "evals":
+                todo.append(Path(self.done(f.parent.name)))
+                continue
+            if f.parent.name == "evals":  # a per-run evaluation index
                 todo.append(Path(self.done(f.stem)))
-            elif f.name == "result.json" and node_id in self.graph.analyses:
-                todo += self.dep_files(self.graph.analyses[node_id].deps)
-        return list(seen)
+                continue
+            if f.name == "done.json" and f.parent.name in self.graph.runs:
+                node, deps = ("run", f.parent.name), self.graph.runs[f.parent.name].deps
+            elif f.name == "result.json" and f.parent.name in self.graph.analyses:
+                node, deps = ("analysis", f.parent.name), self.graph.analyses[f.parent.name].deps
+            else:
+                continue
+            if node not in seen:
+                seen[node] = None
+                todo += [Path(d) for d in self.dep_files(deps)]
+        return seen
 
     def _known(self, run_id: str):
         if run_id not in self.graph.runs:
