@@ -62,3 +62,10 @@ PROTOCOLS.add("aa-l2-eps3-smoke", Protocol("aa-l2-eps3-smoke", "autoattack", "l2
 # its default 100 iterations; full AutoAttack-L2 took over 12 CPU-minutes per run on 1,000 images there
 PROTOCOLS.add("aa-l2-cpu", Protocol("aa-l2-cpu", "autoattack", "l2", EPS_L2, version="custom",
                                     attacks=("apgd-ce",), targets=1))
+
+# BiaMAT 000 Table 8 (PGD-20 beside PGD-100 at the AT settings) and Table 15 (FGSM on robust-dataset
+# students), counted as BiaMAT's scripts count (notes/biamat.md §2.4).
+PROTOCOLS.add("pgd20-advonly", Protocol("pgd20-advonly", "pgd", "linf", EPS_LINF, STEP_LINF, 20, 1, True,
+                                        counting=ADV_ONLY))
+PROTOCOLS.add("fgsm-advonly", Protocol("fgsm-advonly", "pgd", "linf", EPS_LINF, EPS_LINF, 1, 1, False,
+                                       counting=ADV_ONLY))
