@@ -10,7 +10,8 @@ variables. Sources:
 ``{eval_set: COLUMN}``   the protocol the row's protocol set gives that column
 ``{analysis: NAME, key: dotted.key | array: NAME}``  an analysis value or array
 ``{log: KEY[, epoch: last|best|N | over: epoch]}``  per-epoch training log
-``{train: wall_hours | epochs | best_epoch}``  the training summary
+``{train: wall_hours | wall_device | epochs | best_epoch}``  the training summary (``wall_hours``:
+    median epoch seconds x epochs / 3600, selection evaluations excluded; reproduce/train/timing.py)
 ``{config: dotted.key}``  the run's resolved config (hyperparameter tables)
 ``{value: X}``  a constant
 """

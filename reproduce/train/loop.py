@@ -38,6 +38,7 @@ from .refs import RunReferences, Upstream
 from .state import TrainRun, epoch_seed
 from .stop import Preempted, StopRequest
 from .tally import EpochTally
+from .timing import timing_summary
 from .transfer import trainable_parameters
 
 DONE = "done.json"
@@ -252,6 +253,8 @@ def _finish(run: TrainRun, sgd_impl: str) -> dict[str, Any]:
                "perf": fast.provenance(pf, run.device, optimizer_impl=sgd_impl),
                "data_placement": data["placement"].as_dict(),
                "provenance": runtime_provenance(run.device, seed=cfg["seed"], scale=cfg["scale"])}
+    # the measured hours (BiaMAT Table 11); done.json is never hashed, so run ids stay as they were
+    summary.update(timing_summary(run.history, run.epochs, summary["provenance"]))
     io.write_json(run.out / DONE, summary)
     return summary
 
