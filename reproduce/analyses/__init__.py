@@ -15,3 +15,4 @@ from . import lipschitz  # noqa: E402,F401
 from . import group_curves  # noqa: E402,F401
 from . import extremes  # noqa: E402,F401
 from . import instance_correlation  # noqa: E402,F401
+from . import robust_dataset  # noqa: E402,F401

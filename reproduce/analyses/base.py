@@ -99,6 +99,12 @@ class Analysis:
         before the analysis runs (the planner's cost of a subset run); None when unknown."""
         return None
 
+    @classmethod
+    def pass_epochs(cls, params: Mapping[str, Any]) -> float | None:
+        """Forward+backward passes over its source run's training images, for the planner's GPU-hours
+        (priced at that run's model); None: negligible beside training (one forward pass or less)."""
+        return None
+
     def run(self, ctx: AnalysisContext) -> dict[str, Any]:
         """Compute and return the JSON values (arrays go to ``ctx.out_dir``)."""
         raise NotImplementedError

@@ -31,7 +31,7 @@ SOURCE_KEYS = ("eval", "eval_set", "analysis", "log", "train", "config", "value"
 MODIFIERS = ("where", "key", "array", "epoch", "over", "scale", "checkpoint", "aggregate", "run")
 ARTIFACT_KEYS = ("kind", "title", "source", "published", "aliases", "protocols", "columns", "rows", "tolerance",
                  "noise", "claims", "options", "_vars", "choice", "flagged",
-                 "series_tolerance")
+                 "series_tolerance", "informational")
 # unpublished: true marks an extra row the paper has no values for (absent from the published CSV)
 ROW_KEYS = ("run", "protocols", "cells", "series", "label", "x", "_vars", "_sweep", "choice", "unpublished")
 
@@ -66,6 +66,9 @@ class Artifact:
     flagged: dict[str, str] = field(default_factory=dict)
     # per-column tolerance of published curves and cells: a number, or "N%" relative (series.py)
     series_tolerance: dict[str, Any] = field(default_factory=dict)
+    # columns whose published cells are shown beside the reproduced ones but never diffed (engine-specific
+    # wall-clock hours): claims still read them
+    informational: list[str] = field(default_factory=list)
 
     def thin(self, keep: Any, row_ok: Any = None, col_ok: Any = None) -> "Artifact":
         """A copy without the rows whose sweep position ``keep(index, length)`` rejects, nor those
@@ -213,7 +216,8 @@ def parse_artifact(spec: Any, name: str, a: Mapping[str, Any], check_registries:
         aliases=list(a.get("aliases", [])), columns=list(columns), rows=rows,
         tolerance=float(a.get("tolerance", 1.0)), noise=float(a.get("noise", 0.0)), claims=[], options=options,
         flagged=_flagged(a.get("flagged") or {}, rows, list(columns), where),
-        series_tolerance=parse_tolerances(a.get("series_tolerance"), list(columns), where))
+        series_tolerance=parse_tolerances(a.get("series_tolerance"), list(columns), where),
+        informational=_informational(a.get("informational"), list(columns), where))
     if not art.rows:
         raise ConfigError(f"{where}: an artifact needs rows")
     kind_cls.check(art, where)
@@ -250,6 +254,18 @@ def check_published(art: Artifact, unpublished: set[str] | frozenset[str] = froz
                     raise ConfigError(f"{path}: row {r['row']!r}, column {c!r}: {v!r} is not a number") from None
 
 
+def _informational(raw: Any, columns: list[str], where: str) -> list[str]:
+    """``informational: [column, ...]``: columns of this artifact whose published cells are not diffed."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(c, str) for c in raw):
+        raise ConfigError(f"{where}.informational: expected a list of column names, got {raw!r}")
+    bad = [c for c in raw if c not in columns]
+    if bad:
+        raise ConfigError(f"{where}.informational: {', '.join(bad)} not a column ({', '.join(columns)})")
+    return list(raw)
+
+
 def _flagged(raw: Any, rows: Mapping[str, Row], columns: list[str], where: str) -> dict[str, str]:
     """``flagged: {row.column: why}``: each names a cell of the artifact and says why."""
     if not isinstance(raw, Mapping):
@@ -268,6 +284,7 @@ def artifact_to_plan(art: Artifact) -> dict[str, Any]:
             "columns": list(art.columns), "tolerance": art.tolerance, "noise": art.noise,
             "options": dict(art.options), "thinned": list(art.thinned), "thinned_columns": list(art.thinned_columns),
             "flagged": dict(art.flagged), "series_tolerance": dict(art.series_tolerance),
+            "informational": list(art.informational),
             "rows": [{"id": r.id, "run": r.run, "cells": r.cells, "attrs": r.attrs,
                       "sweep": {k: list(v) for k, v in r.sweep.items()}} for r in art.rows.values()]}
 
@@ -283,6 +300,7 @@ def artifact_from_plan(d: Mapping[str, Any], where: str) -> Artifact:
                         tolerance=float(d["tolerance"]), noise=float(d["noise"]), claims=[],
                         options=dict(d["options"]), thinned=list(d["thinned"]),
                         thinned_columns=list(d["thinned_columns"]), flagged=dict(d.get("flagged") or {}),
-                        series_tolerance=dict(d.get("series_tolerance") or {}))
+                        series_tolerance=dict(d.get("series_tolerance") or {}),
+                        informational=list(d.get("informational") or []))
     except (KeyError, TypeError, ValueError, IndexError) as e:
         raise ConfigError(f"{where}: malformed artifact record ({type(e).__name__}: {e}); rerun the DAG") from None

@@ -1,8 +1,9 @@
 """The paper's claims: parsed from the spec, checked on published and regenerated values.
 
 Verdicts: ``holds``, ``fails``, ``within noise`` (some comparison is closer than
-the noise the claim can bear), ``unknown`` (a value is missing) and
-``not applicable`` (a precondition fails).
+the noise the claim can bear), ``unknown`` (a value is missing),
+``not applicable`` (a precondition fails) and ``not comparable`` (the cells ``same:``
+lists, such as the device each timed run ran on, differ).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ..speclang.expand import expand_values
 from .grammar import Expr, Missing, Ref, evaluate, parse
 
 CLAIM_KEYS = ("id", "text", "source", "quote", "observation", "checks", "all", "any", "for", "noise", "requires",
-              "python", "note")
+              "python", "note", "same")
 # a claim the paper does not state is ours: it is checked, but its text says so in every output
 OBSERVATION = "[our observation, not the paper's] "
 
@@ -35,6 +36,9 @@ class Claim:
     python_ref: tuple[str, str] | None = None  # (claims.py path, function): how a plan file names it
     quote: str = ""  # the paper's own words (verbatim, short); empty for an observation of ours
     observation: str = ""  # why the claim is ours rather than the paper's
+    # cells that must hold one value for the claim to be judged (timed runs on one device); a missing
+    # cell (the paper's table has no device column) does not stop the check
+    same: list[Ref] = field(default_factory=list)
 
     @property
     def artifacts(self) -> set[str]:
@@ -90,6 +94,9 @@ def parse_claims(spec: Any, art: Any, raw: list[Mapping[str, Any]], where: str) 
         for e in [*checks, *requires]:
             for ref in e.refs:
                 _check_ref(spec, art, ref, cw)
+        same = _same_refs(c.get("same"), cw)
+        for ref in same:
+            _check_ref(spec, art, ref, cw)
         text = str(c["text"])
         if c.get("observation"):
             text = OBSERVATION + text
@@ -97,8 +104,24 @@ def parse_claims(spec: Any, art: Any, raw: list[Mapping[str, Any]], where: str) 
             raise ConfigError(f"{cw}.quote: empty; quote the paper's sentence or mark the claim observation: <why>")
         claims.append(Claim(str(c["id"]), text, str(c.get("source", "")), checks, quant,
                             float(c.get("noise", art.noise)), requires, fn, pyref,
-                            quote=str(c.get("quote") or ""), observation=str(c.get("observation") or "")))
+                            quote=str(c.get("quote") or ""), observation=str(c.get("observation") or ""),
+                            same=same))
     return claims
+
+
+def _same_refs(raw: Any, where: str) -> list[Ref]:
+    """``same: [row.column, ...]``: at least two cells, each a plain cell reference."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or len(raw) < 2:
+        raise ConfigError(f"{where}.same: expected a list of at least two cells (row.column), got {raw!r}")
+    refs = []
+    for t in raw:
+        e = parse(str(t), f"{where}.same")
+        if len(e.refs) != 1 or e.text.strip() != str(e.refs[0]):
+            raise ConfigError(f"{where}.same: {t!r} is not one cell (row.column)")
+        refs.append(e.refs[0])
+    return refs
 
 
 def _check_ref(spec: Any, art: Any, ref: Ref, where: str) -> None:
@@ -117,7 +140,7 @@ def claim_to_plan(c: Claim) -> dict[str, Any]:
     """A parsed claim as a plan file records it: expression texts, re-parsed by the diff job."""
     return {"id": c.id, "text": c.text, "source": c.source, "checks": [e.text for e in c.checks],
             "quantifier": c.quantifier, "noise": c.noise, "requires": [e.text for e in c.requires],
-            "python": None if c.python_ref is None else list(c.python_ref)}
+            "python": None if c.python_ref is None else list(c.python_ref), "same": [str(r) for r in c.same]}
 
 
 def claim_from_plan(d: Mapping[str, Any], paper: str, where: str) -> Claim:
@@ -128,7 +151,8 @@ def claim_from_plan(d: Mapping[str, Any], paper: str, where: str) -> Claim:
             ref = (str(d["python"][0]), str(d["python"][1]))
             fn = _load_function(Path(ref[0]), ref[1], paper, cw)
         return Claim(str(d["id"]), str(d["text"]), str(d["source"]), [parse(t, cw) for t in d["checks"]],
-                     str(d["quantifier"]), float(d["noise"]), [parse(t, cw) for t in d["requires"]], fn, ref)
+                     str(d["quantifier"]), float(d["noise"]), [parse(t, cw) for t in d["requires"]], fn, ref,
+                     same=[parse(t, cw).refs[0] for t in d.get("same") or []])
     except (KeyError, TypeError, ValueError) as e:
         raise ConfigError(f"{cw}: malformed claim record ({type(e).__name__}: {e}); rerun the DAG") from None
 
@@ -145,6 +169,9 @@ def check(claim: Claim, values: Values) -> tuple[str, list[str]]:
         verdict, details = claim.python(values, claim)
         return verdict, list(details)
     details: list[str] = []
+    seen = [(r, lookup(r)) for r in claim.same]
+    if all(v is not None for _, v in seen) and len({str(v) for _, v in seen}) > 1:
+        return "not comparable", ["differ: " + ", ".join(f"{r}={_fmt(v)}" for r, v in seen)]
     for e in claim.requires:
         try:
             ok, _ = evaluate(e, lookup)

@@ -47,6 +47,9 @@ RUN_DEFAULTS: dict[str, Any] = {
         # test-set index lists from an analysis ({analysis: NAME}): its `selection` list feeds the
         # best-checkpoint rule, its `final` list the evaluation (Subset AT's seeded permutation)
         "eval_indices": None,
+        # a training split an analysis produced ({analysis: NAME}: its images.npy and labels.npy, e.g. a
+        # robust dataset); the evaluation and selection splits stay data.primary's (reproduce/train/refs.py)
+        "train_from": None,
     },
     # head: {hidden: H} gives every head a ReLU hidden layer (transfer heads; reproduce/train/transfer.py)
     "model": {"name": None, "heads": None, "normalize": "none", "head": None},
@@ -100,7 +103,7 @@ RUN_DEFAULTS: dict[str, Any] = {
 # keys added after run ids were in use: left out of the hash while at these defaults,
 # so every run id computed before they existed stays valid
 HASH_NEUTRAL = {("data", "holdout"): None, ("optim", "name"): "sgd", ("data", "pool"): None,
-                ("data", "eval_indices"): None,
+                ("data", "eval_indices"): None, ("data", "train_from"): None,
                 ("model", "head"): None}
 
 SCHEDULE_KINDS = ("piecewise", "onecycle", "constant", "cosine_epoch")
@@ -193,6 +196,7 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
         check_composite(cfg["data"]["composite"], where)
         if cfg["log_per_instance"]:
             raise ConfigError(f"{where}: log_per_instance is not defined for data.composite runs")
+    check_train_from(cfg["data"], where)
     fs = cfg["feature_stats"]
     if fs is not None and (not isinstance(fs, Mapping) or set(fs) != {"groups", "protocol"}):
         raise ConfigError(f"{where}: feature_stats takes groups ({{analysis: NAME}}) and protocol, got {fs!r}")
@@ -207,6 +211,18 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
 
     cfg["eval_logs"] = check_eval_logs(cfg, where)
     return cfg
+
+
+def check_train_from(data: Mapping[str, Any], where: str) -> None:
+    """``data.train_from`` names one analysis; its images replace the primary's training split whole."""
+    tf = data.get("train_from")
+    if tf is None:
+        return
+    if not isinstance(tf, Mapping) or set(tf) != {"analysis"} or not isinstance(tf["analysis"], str):
+        raise ConfigError(f"{where}: data.train_from must be {{analysis: NAME}} (an analysis writing images.npy "
+                          f"and labels.npy), got {tf!r}")
+    if data.get("composite") is not None:
+        raise ConfigError(f"{where}: data.train_from and data.composite cannot be combined")
 
 
 OPTIMIZERS = ("sgd", "adam")  # reproduce.train.optim builds each

@@ -137,6 +137,8 @@ def _cell_rows(art: Artifact, pub: Mapping[str, Mapping[str, Any]], rep: Mapping
                 verdict = "unpublished"
             elif rid in art.thinned or col in art.thinned_columns:
                 verdict = f"thinned ({scale} scale)"
+            elif col in art.informational:  # engine-specific (wall-clock hours): shown, never judged
+                verdict = "informational (not diffed)"
             elif r is None:
                 verdict = "missing"
             elif not comparable:

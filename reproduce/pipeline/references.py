@@ -1,7 +1,7 @@
 """Typed references between nodes: where they may stand, what they name, and no cycles.
 
 A run may reference runs in ``init`` and in the method parameters its method
-lists in ``references`` (HAT's helper), and an analysis in ``data.subset`` and ``data.eval_indices``.
+lists in ``references`` (HAT's helper), and an analysis in ``data.subset``, ``data.eval_indices`` and ``data.train_from``.
 An analysis may reference runs and analyses in the parameters it lists in
 ``references``. A reference is ``{run: NAME, checkpoint: best|last|epoch_N}``
 or ``{analysis: NAME[, key: K]}``; a bare string is a name of the declared type.
@@ -20,7 +20,7 @@ def run_reference_slots(cfg: Mapping[str, Any], check_registries: bool = True) -
     """(dotted place, value, expected type) of every place in a run config that may hold a reference."""
     if cfg.get("init") is not None:
         yield "init", cfg["init"], "run"
-    for key in ("subset", "eval_indices"):
+    for key in ("subset", "eval_indices", "train_from"):
         value = (cfg.get("data") or {}).get(key)
         if isinstance(value, Mapping) and "analysis" in value:
             yield f"data.{key}", value, "analysis"

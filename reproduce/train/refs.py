@@ -119,6 +119,35 @@ def analysis_values(ref: Mapping[str, Any], runs_dir: "str | Path | Upstream | N
     return values
 
 
+TRAIN_FROM_FILES = ("images.npy", "labels.npy")  # what an analysis writes to be a training split
+
+
+def analysis_split(ref: Mapping[str, Any], runs_dir: "str | Path | Upstream | None", image_shape: tuple[int, ...],
+                   num_classes: int, primary: str) -> tuple[Any, Any]:
+    """``data.train_from``: (images N x H x W x C float32 in [0, 1], labels) an analysis wrote, checked
+    against ``data.primary``'s training images (``image_shape``) and class count, one line per mismatch."""
+    import numpy as np
+
+    up = upstream_of(runs_dir)
+    if up is None:
+        raise ConfigError("data.train_from names an analysis, but the run directory is unknown")
+    path = up.analysis(str(ref["analysis"]))
+    files = [path / f for f in TRAIN_FROM_FILES]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise ConfigError(f"data.train_from: analysis {ref['analysis']} wrote no {', '.join(missing)}; it is not "
+                          "a training split")
+    x, y = np.load(files[0], mmap_mode="r"), np.load(files[1])
+    if tuple(x.shape[1:]) != tuple(image_shape) or x.dtype not in (np.float32, np.uint8):
+        raise ConfigError(f"data.train_from: {files[0]} holds {x.dtype} images of shape {tuple(x.shape[1:])}, "
+                          f"but {primary} trains on {tuple(image_shape)} (uint8 or float32)")
+    if y.ndim != 1 or len(y) != len(x) or (len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes)):
+        raise ConfigError(f"data.train_from: {files[1]} must hold one label in [0, {num_classes}) per image "
+                          f"({primary} has {num_classes} classes), got {len(y)} labels in "
+                          f"[{int(y.min()) if len(y) else 0}, {int(y.max()) if len(y) else 0}] for {len(x)} images")
+    return x, y.astype(np.int64)
+
+
 def eval_lists(cfg: Mapping[str, Any], runs_dir: "str | Path | Upstream | None") -> dict[str, list[int]] | None:
     """``data.eval_indices``: the test-split positions the selection rule and the evaluation use, in the
     analysis's order (a permutation's prefix is the selection set, the rest the final set)."""

@@ -124,12 +124,18 @@ def _arrays(cfg: Mapping[str, Any], man: Mapping[str, Any], root: str | Path, de
     d = cfg["data"]
     primary = d["primary"]
     x, y = load_split(primary, d["train_split"], root)
+    if d.get("train_from"):  # an analysis's images (a robust dataset) replace the primary's training split
+        from .refs import analysis_split
+
+        x, y = analysis_split(d["train_from"], runs_dir, tuple(x.shape[1:]), int(man["num_classes"]), primary)
     pos, held = training_positions(cfg, y, runs_dir)
     holdout = (x[held], y[held], held) if len(held) else None
     if not np.array_equal(pos, np.arange(len(y))):  # uncut splits stay as loaded (memory-mapped when large)
         x, y = x[pos], y[pos]
     splits = {primary: (x, y, pos)}
     provenance = {primary: _prov(man)}
+    if d.get("train_from"):
+        provenance[primary]["train_from"] = str(d["train_from"]["analysis"])
     aux_classes = {}
     for aux in d["aux"]:
         ax, ay = load_split(aux, "train", root)
@@ -158,8 +164,8 @@ def _streamed(cfg: Mapping[str, Any], man: Mapping[str, Any], root: str | Path, 
 
     d = cfg["data"]
     primary = d["primary"]
-    if d["aux"] or d.get("composite"):
-        raise ConfigError(f"run {cfg['name']}: data.aux and data.composite are not supported with the streamed "
+    if d["aux"] or d.get("composite") or d.get("train_from"):
+        raise ConfigError(f"run {cfg['name']}: data.aux, data.composite and data.train_from are not supported with the streamed "
                           f"(full-resolution JPEG) dataset {primary!r}")
     fs = read_file_split(primary, d["train_split"], root, meta=dict(man))
     pos, held = training_positions(cfg, fs.labels, runs_dir)
