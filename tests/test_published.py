@@ -28,7 +28,7 @@ def _block(lines: list[str], start: str, stop: str) -> list[str]:
 
 def _csv(name: str) -> list[dict[str, str]]:
     with open(PUB / f"{name}.csv", newline="") as f:
-        return list(csv.DictReader(f))
+        return list(csv.DictReader(line for line in f if not line.startswith("#")))
 
 
 def test_table2_cells_match_the_published_paper_in_order():
@@ -55,3 +55,20 @@ def test_table1_aa_matches_001_and_clean_matches_000():
     pairs = [NUM.findall(line) for line in block if len(NUM.findall(line)) == 2]
     order = ["baseline"] + [f"{a}-{k}" for a in auxes for k in ("ytilde", "yer")]
     assert pairs == [[rows[r]["clean"], rows[r]["aa"]] for r in order]
+
+
+def test_table15_mean_and_std_cells_match_000_in_order():
+    block = _block(_lines("000_ee39e36853903b80.txt"), "Table 15: Accuracy", "J Robust dataset analysis")
+    cells = [c for c in (re.findall(r"(\d+\.\d+)±(\d+\.\d+)", line) for line in block) if c]
+    rows = _csv("table15")
+    assert [r["source"] for r in rows] == ["AT", "AT+BiaMAT"]
+    assert cells == [[(r["clean"], r["clean_sd"]), (r["fgsm"], r["fgsm_sd"])] for r in rows]
+
+
+def test_table11_hours_match_000_in_order():
+    block = _block(_lines("000_ee39e36853903b80.txt"), "Table 11: The training times", "Table 12:")
+    hours = [line.rsplit("\t", 1)[1] for line in block[2:]]
+    methods = [line.split("\t")[1] for line in block[2:]]
+    rows = _csv("table11")
+    assert methods == [r["method"] for r in rows]
+    assert hours == [r["hours"] for r in rows] == ["34", "56", "56.5", "52", "103", "119", "196"]

@@ -14,6 +14,9 @@ variables. Sources:
     median epoch seconds x epochs / 3600, selection evaluations excluded; reproduce/train/timing.py)
 ``{config: dotted.key}``  the run's resolved config (hyperparameter tables)
 ``{value: X}``  a constant
+
+Modifier ``digits: N`` keeps N decimals of the cell in the rendered CSV (default 2): measured hours of
+a smoke run are thousandths, and claims divide them.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from ..registry import Registry
 from .series import parse_tolerances
 
 SOURCE_KEYS = ("eval", "eval_set", "analysis", "log", "train", "config", "value")
-MODIFIERS = ("where", "key", "array", "epoch", "over", "scale", "checkpoint", "aggregate", "run")
+MODIFIERS = ("where", "key", "array", "epoch", "over", "scale", "checkpoint", "aggregate", "run", "digits")
 ARTIFACT_KEYS = ("kind", "title", "source", "published", "aliases", "protocols", "columns", "rows", "tolerance",
                  "noise", "claims", "options", "_vars", "choice", "flagged",
                  "series_tolerance", "informational")
@@ -122,6 +125,9 @@ def check_source(src: Mapping[str, Any], where: str) -> None:
     unknown = sorted(set(src) - set(SOURCE_KEYS) - set(MODIFIERS))
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} in cell source")
+    dg = src.get("digits", 2)
+    if isinstance(dg, bool) or not isinstance(dg, int) or not 0 <= dg <= 12:
+        raise ConfigError(f"{where}.digits: expected an integer 0-12 (decimals kept), got {dg!r}")
     w = src.get("where")
     if "where" in src and (not isinstance(w, Mapping) or set(w) - {"class", "class_not", "subset"}
                            or isinstance(w.get("subset"), str) and w["subset"] not in ("A", "B")):

@@ -188,6 +188,10 @@ def check(claim: Claim, values: Values) -> tuple[str, list[str]]:
             results.append("unknown")
             details.append(f"{e.text}: missing {m}")
             continue
+        except ZeroDivisionError:  # a ratio over a zero cell (a run timed at 0 h) says nothing either way
+            results.append("unknown")
+            details.append(f"{e.text}: division by zero")
+            continue
         near = margin is not None and margin < claim.noise
         nums = ", ".join(f"{r}={_fmt(lookup(r))}" for r in e.refs)
         results.append("noise" if near else ("yes" if ok else "no"))

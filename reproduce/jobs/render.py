@@ -19,8 +19,8 @@ from ..provenance import git_commit, scale_banner
 from .values import PlanView, Reader
 
 
-def _round(v: Any) -> Any:
-    return round(v, 2) if isinstance(v, float) else v
+def _round(v: Any, digits: int = 2) -> Any:
+    return round(v, digits) if isinstance(v, float) else v
 
 
 def load_artifact(plan_path: str | Path) -> tuple[Artifact, PlanView]:
@@ -43,9 +43,10 @@ def build_frame(view: PlanView, art: Artifact) -> Frame:
             if isinstance(cell.value, list):
                 arrays[(rid, col)] = cell.value
                 continue
-            out[col] = _round(cell.value)
+            digits = int(src.get("digits", 2))
+            out[col] = _round(cell.value, digits)
             if cell.n > 1 and cell.sd is not None:
-                out[f"{col}_sd"] = round(cell.sd, 2)
+                out[f"{col}_sd"] = round(cell.sd, digits)
         if row.run:
             ids = view.run_ids(row.run)
             out["run_id"] = " ".join(ids)
