@@ -285,6 +285,18 @@ class Dag:
         # CPU scales (smoke) run locally in minutes: the floor; GPU scales use the cost model
         return train_minutes(self.configs[run_id], floor, self.graph) if self._on_gpu else floor
 
+    def analysis_runtime(self, analysis_id: str) -> int:
+        """Minutes for one analysis job: the floor, or for an analysis that declares its passes (a robust
+        dataset: about 31 V100-hours) its cost-model estimate, capped; such an analysis resumes by chunk."""
+        import math
+
+        from .plan import analysis_hours
+        from .resources import SAFETY, STARTUP_MIN
+
+        floor = int(self.scale.resources.get("runtime_floor_min", 10))
+        hours = (analysis_hours(self, analysis_id) or 0.0) if self._on_gpu else 0.0
+        return min(self.walltime_cap, max(floor, math.ceil(hours * 60 * SAFETY) + STARTUP_MIN))
+
     def train_retries(self) -> int:
         """Snakemake retries for the train rule: one resubmission after a real failure. A run
         longer than the walltime cap chains by requeueing its own SLURM job (train/requeue.py),

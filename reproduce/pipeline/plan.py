@@ -167,20 +167,55 @@ def plan(dag, targets: list[str], gpu_mem_gib: float | None = None) -> dict[str,
                      "epochs": cfg["epochs"], "gpu_hours": round(gpu_hours(cfg, graph=dag.graph) or 0.0, 2),
                      "h100_hours": _round(gpu_hours(cfg, gpu="h100", graph=dag.graph)), "artifacts": used_by,
                      "memory": run_memory(cfg, gpu_mem_gib=mem_gib, scale=dag.scale)})
-    h100 = [r["h100_hours"] for r in runs]
+    analyses = analysis_costs(dag, arts)
+    h100 = [r["h100_hours"] for r in [*runs, *analyses]]
     per_artifact = {}
     for name in [f"{a.paper}/{a.name}" for a in arts]:  # a shared run counts in every artifact that reads it
-        mine = [r for r in runs if name in r["artifacts"]]
+        mine = [r for r in [*runs, *analyses] if name in r["artifacts"]]
         hs = [r["h100_hours"] for r in mine]
-        per_artifact[name] = {"runs": len(mine), "gpu_hours": round(sum(r["gpu_hours"] for r in mine), 1),
+        per_artifact[name] = {"runs": len([r for r in mine if "run_id" in r]), "gpu_hours": round(sum(r["gpu_hours"] for r in mine), 1),
                               "h100_hours": None if None in hs else round(sum(hs), 1)}
     return {"per_artifact": per_artifact, "scale": dag.scale.name, "gpu_mem_gib": mem_gib, "artifacts": [f"{a.paper}/{a.name}" for a in arts],
-            "runs": runs,
+            "runs": runs, "analyses": analyses,
             "shared": [r for r in runs if len(r["artifacts"]) > 1],
-            "total_gpu_hours": round(sum(r["gpu_hours"] for r in runs), 1),
+            "total_gpu_hours": round(sum(r["gpu_hours"] for r in [*runs, *analyses]), 1),
             # unknown as soon as one run's model has no H100 figure: a partial sum would mislead
             "total_h100_hours": None if None in h100 else round(sum(h100), 1),
             "h100_assumed": assumed("h100")}
+
+
+def analysis_hours(dag: Any, aid: str, gpu: str = "v100") -> float | None:
+    """GPU-hours of an analysis that declares its passes (``Analysis.pass_epochs``): that many
+    forward+backward passes over the training images of the run it reads, at that run's model cost."""
+    from ..analyses import ANALYSES
+
+    node = dag.graph.analyses[aid]
+    passes = ANALYSES.get(node.kind).pass_epochs(node.params)
+    src = [i for k, i in node.deps if k == "run"]
+    if passes is None or not src:
+        return None
+    cfg, c = dag.configs[src[0]], _costs()
+    per = hours_per_pass_epoch(cfg["model"]["name"], gpu, c)
+    if per is None:
+        return None
+    factor = c.get("dataset_factor", {}).get(cfg["data"]["primary"], 1.0)
+    return float(passes) * (train_images(cfg, dag.graph, c) / 50000) * per * factor
+
+
+def analysis_costs(dag: Any, arts: list[Any]) -> list[dict[str, Any]]:
+    """The analyses behind the artifacts that cost GPU time (the others are negligible), each once."""
+    users: dict[str, list[str]] = {}
+    for a in arts:
+        for kind, nid in dag.upstream([a]):
+            if kind == "analysis":
+                users.setdefault(nid, []).append(f"{a.paper}/{a.name}")
+    out = []
+    for aid, used_by in users.items():
+        hours = analysis_hours(dag, aid)
+        if hours is not None:
+            out.append({"analysis_id": aid, "kind": dag.graph.analyses[aid].kind, "gpu_hours": round(hours, 2),
+                        "h100_hours": _round(analysis_hours(dag, aid, "h100")), "artifacts": used_by})
+    return out
 
 
 def _round(v: float | None) -> float | None:
@@ -230,6 +265,9 @@ def format_plan(p: Mapping[str, Any]) -> str:
         lines.append(f"{r['run_id']:<{w}}  {r['model']:<10} {r['method']:<8} {r['epochs']:>6} "
                      f"{r['gpu_hours']:>8.1f} {_fmt(r.get('h100_hours')):>8}  {cell:<{mw}}  "
                      f"{', '.join(r['artifacts'])}")
+    for a in p.get("analyses", []):
+        lines.append(f"{a['analysis_id']:<{w}}  {'analysis':<10} {a['kind'][:8]:<8} {'':>6} {a['gpu_hours']:>8.1f} "
+                     f"{_fmt(a.get('h100_hours')):>8}  {'':<{mw}}  {', '.join(a['artifacts'])}")
     if len(p.get("per_artifact", {})) > 1:
         aw = max(len(a) for a in p["per_artifact"])
         lines += ["", f"{'artifact':<{aw}}  {'runs':>5} {'V100-h':>9} {'H100-h':>9}  (a shared run counts in each)"]

@@ -14,7 +14,7 @@ rule analyze:
     threads: PIPE.scale.resources.get("cpus_per_task", 1)
     resources:
         gpu=lambda w: PIPE.analysis_gpu(w.analysis_id),
-        runtime=PIPE.scale.resources.get("runtime_floor_min", 10),
+        runtime=lambda w: PIPE.analysis_runtime(w.analysis_id),
         mem_mb=PIPE.scale.resources.get("mem_mb", 4000),
     wildcard_constraints:
         analysis_id="|".join(map(re.escape, GPU_ANALYSES)) or "^$",
