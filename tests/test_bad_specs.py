@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN = "  cifar10-at: {presets: [at, cifar10]}"
 ALIAS = "    aliases: [table2.csv]   # relative to the results directory"
 ANALYSES_AT = "runs:\n"
+ROW = "      - cifar100-at\n"
+CLAIM_FOR = "        for: {aux: [svhn, cifar100, places365, imagenet], labels: [ytilde, yer]}"
 
 # case -> (text replaced in pipelines/biamat/spec.yaml, its replacement, words the error line names)
 SPEC_CASES = {
@@ -61,6 +63,23 @@ SPEC_CASES = {
                                  ("runs.sel", "selection.n", "0")),
     "an L2 radius of a thousand": (RUN, RUN + "\n  l2: {presets: [at, cifar10], attack: {norm: l2, eps: 1000}}",
                                    ("runs.l2", "attack.eps (l2)", "100")),
+    "a training split from a run": (RUN, RUN + "\n  tf: {presets: [at, cifar10], data: {train_from: {run: cifar10-at}}}",
+                                    ("runs.tf", "data.train_from", "{analysis: NAME}")),
+    "a training split from an unknown analysis": (
+        RUN, RUN + "\n  tf: {presets: [at, cifar10], data: {train_from: {analysis: nope}}}",
+        ("runs.tf.data.train_from", "nope")),
+    "a robust dataset with a negative step": (
+        ANALYSES_AT, "analyses:\n  rdx: {kind: robust_dataset, model: {run: cifar10-at}, step_size: -0.1}\nruns:\n",
+        ("rdx", "step_size", "-0.1")),
+    "a robust dataset started from the target": (
+        ANALYSES_AT, "analyses:\n  rdx: {kind: robust_dataset, model: {run: cifar10-at}, init: target}\nruns:\n",
+        ("rdx", "init", "random_other", "target")),
+    "an informational column the artifact lacks": (ALIAS, ALIAS + "\n    informational: [hours]",
+                                                   ("table2.informational", "hours", "not a column")),
+    "negative digits in a cell": (ROW, "      - {run: cifar100-at, cells: {clean: {eval: clean, digits: -1}}}\n",
+                                  ("cifar100-at.clean.digits", "-1")),
+    "a same-device guard of one cell": (CLAIM_FOR, CLAIM_FOR + "\n        same: [baseline.aa]",
+                                        ("same", "at least two cells", "baseline.aa")),
 }
 
 

@@ -290,7 +290,7 @@ def artifact_to_plan(art: Artifact) -> dict[str, Any]:
             "columns": list(art.columns), "tolerance": art.tolerance, "noise": art.noise,
             "options": dict(art.options), "thinned": list(art.thinned), "thinned_columns": list(art.thinned_columns),
             "flagged": dict(art.flagged), "series_tolerance": dict(art.series_tolerance),
-            "informational": list(art.informational),
+            **({"informational": list(art.informational)} if art.informational else {}),  # older plans unchanged
             "rows": [{"id": r.id, "run": r.run, "cells": r.cells, "attrs": r.attrs,
                       "sweep": {k: list(v) for k, v in r.sweep.items()}} for r in art.rows.values()]}
 

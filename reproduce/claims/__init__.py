@@ -140,7 +140,8 @@ def claim_to_plan(c: Claim) -> dict[str, Any]:
     """A parsed claim as a plan file records it: expression texts, re-parsed by the diff job."""
     return {"id": c.id, "text": c.text, "source": c.source, "checks": [e.text for e in c.checks],
             "quantifier": c.quantifier, "noise": c.noise, "requires": [e.text for e in c.requires],
-            "python": None if c.python_ref is None else list(c.python_ref), "same": [str(r) for r in c.same]}
+            "python": None if c.python_ref is None else list(c.python_ref),
+            **({"same": [str(r) for r in c.same]} if c.same else {})}  # plans of claims without it unchanged
 
 
 def claim_from_plan(d: Mapping[str, Any], paper: str, where: str) -> Claim:
