@@ -161,13 +161,13 @@ class RobustDataset(Analysis):
         labels = np.asarray(y_all[pos], dtype=np.int64)
         for name, arr in zip(FILES, (xr, labels, pos.astype(np.int64), pos[pair].astype(np.int64))):
             _save_npy(ctx.out_dir / name, arr)
-        return {"n": int(len(pos)), "num_classes": int(cfg_classes(ctx, d["primary"])),
+        return {"n": int(len(pos)), "num_classes": _num_classes(ctx, d["primary"]),
                 "image_shape": list(xr.shape[1:]), "dataset": d["primary"], "steps": int(p["steps"]),
                 "step_size": float(p["step_size"]), "seed": int(p["seed"]), "checkpoint": checkpoint_file(ref),
                 "distance_start": float(d0.mean()), "distance_end": float(d1.mean()), "files": list(FILES)}
 
 
-def cfg_classes(ctx: AnalysisContext, dataset: str) -> int:
+def _num_classes(ctx: AnalysisContext, dataset: str) -> int:
     from ..data import read_manifest
 
     return int(read_manifest(dataset, ctx.data_root)["num_classes"])

@@ -98,6 +98,8 @@ def data_bytes(cfg: Mapping[str, Any], scale: Any = None, costs: Mapping[str, An
         if is_primary:
             n = primary_images(cfg, n, num_classes(name, scale))
         c, h, w, itemsize = dataset_shape(name, scale)
+        if is_primary and d.get("train_from"):  # an analysis's images (a robust dataset) are float32
+            itemsize = 4
         if _streamed(name, scale):  # JPEG files decoded by workers: only labels and ids are resident
             c = h = w = 0
         total += n * (c * h * w * itemsize + LABEL_BYTES)
