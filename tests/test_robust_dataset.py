@@ -41,12 +41,10 @@ def test_linear_g_first_step_and_clipping_by_hand():
     x = torch.tensor([[[[0.5, 0.5]]]])
     x0 = torch.tensor([[[[0.6, 0.9]]]])
     step = 0.5
-    diff = np.array([0.1, 0.4])
-    grad = np.array([4 * 0.1, 0.4])  # W^T W diff (the positive 1/||W diff|| factor vanishes in the normalisation)
+    grad = np.array([4 * 0.1, 0.4])  # W^T W (x_r - x), x_r - x = [0.1, 0.4] (the positive 1/||W diff|| factor vanishes in the normalisation)
     want = np.clip(np.array([0.6, 0.9]) - step * grad / np.linalg.norm(grad), 0, 1)
     xr, _, _ = match_features(g, x, x0, steps=1, step_size=step)
     assert np.allclose(xr.flatten().numpy(), want, atol=1e-6)
-    assert np.linalg.norm(diff) > 0
     # a large step past the box is clipped to [0, 1]
     xr, _, _ = match_features(g, x, torch.tensor([[[[0.0, 1.0]]]]), steps=1, step_size=5.0)
     assert xr.min() >= 0 and xr.max() <= 1 and float(xr.flatten()[0]) == 1.0
@@ -121,3 +119,30 @@ def test_train_from_is_one_analysis_reference(tmp_path):
     for bad in ("rd", {"run": "x"}, {"analysis": "rd", "key": "k"}):
         with pytest.raises(ConfigError, match=r"data.train_from must be \{analysis: NAME\}"):
             resolve_run({**base, "data": {"primary": "toy", "train_from": bad}})
+
+
+def test_a_run_trains_on_the_analysis_images_and_evaluates_on_the_primary(tmp_path):
+    import json
+
+    from reproduce.data.generated.synthetic import write_generated
+    from reproduce.train import train
+
+    root = tmp_path / "data"
+    write_generated("toy", root, num_classes=4, image_size=8, n_train=64, n_test=16, domain=0)
+    # 96 analysis images (the primary has 64): the run's steps follow the analysis's split
+    rng = np.random.default_rng(0)
+    _analysis_dir(tmp_path, rng.random((96, 8, 8, 3), dtype=np.float32), rng.integers(0, 4, 96))
+    cfg = {"name": "s", "scale": "test", "seed": 1, "data": {"primary": "toy", "train_from": {"analysis": "rd1"}},
+           "model": {"name": "small_cnn"}, "method": {"name": "standard"}, "epochs": 1, "batch_size": 32}
+    done = train(cfg, tmp_path / "runs" / "s", data_root=root, device="cpu", progress=False)
+    assert done["data"]["toy"]["train_from"] == "rd1"
+    rows = [json.loads(line) for line in (tmp_path / "runs" / "s" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["epoch"] == 1
+    import torch
+
+    from reproduce.config import resolve_run
+    from reproduce.train.run_data import load_run_data
+
+    d = load_run_data(resolve_run(cfg), root, torch.device("cpu"), runs_dir=tmp_path / "runs")
+    assert d["steps_per_epoch"] == 3 and len(d["eval"][1]) == 16  # 96 // 32 steps; the primary's 16 test images
+    assert float(d["train"]["toy"].images.max()) <= 1.0 and d["train"]["toy"].images.dtype == torch.float32
