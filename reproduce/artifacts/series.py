@@ -8,7 +8,9 @@ tolerance)``, ``missing``, ``shorter (m of n points)``, or ``not comparable (<sc
 
 A tolerance is absolute (points of accuracy, loss units) unless written ``"N%"``: relative to the
 published value (curves read off a log axis). ``series_tolerance: {column: tol, "*": tol}`` in an
-artifact sets it per column; the artifact's ``tolerance`` is the default.
+artifact sets it per column; the artifact's ``tolerance`` is the default. ``informational`` shows the
+published values beside the regenerated ones without a verdict (a column whose absolute values the
+harness cannot reproduce by design, such as BiaMAT's FIDs in another network's features).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from .. import io
 from ..errors import ConfigError
 from .frame import csv_text
 
+INFORMATIONAL = "informational"  # a column tolerance: shown beside the paper's values, never judged
 SERIES_HEADER = ["row", "column", "points", "max_abs_delta", "beyond", "tolerance", "verdict", "scale"]
 
 
@@ -58,10 +61,14 @@ def parse_tolerances(raw: Any, columns: list[str], where: str) -> dict[str, str 
         if col != "*" and col not in columns:
             raise ConfigError(f"{where}.series_tolerance.{col}: not a column ({', '.join(columns)})")
         text = str(tol).strip()
+        if text == INFORMATIONAL:
+            out[str(col)] = text
+            continue
         try:
             out[str(col)] = text if text.endswith("%") and float(text[:-1]) >= 0 else float(text)
         except ValueError:
-            raise ConfigError(f"{where}.series_tolerance.{col}: {tol!r} is neither a number nor 'N%'") from None
+            raise ConfigError(f"{where}.series_tolerance.{col}: {tol!r} is neither a number, 'N%' nor "
+                              f"{INFORMATIONAL!r}") from None
     return out
 
 
@@ -71,8 +78,11 @@ def tolerance(art: Any, column: str) -> str | float:
 
 
 def within(art: Any, column: str, published: float, reproduced: float) -> bool:
-    """Is a reproduced value within the column's tolerance of the published one?"""
+    """Is a reproduced value within the column's tolerance of the published one? (An informational
+    column is never asked: callers give it its own verdict.)"""
     tol = tolerance(art, column)
+    if tol == INFORMATIONAL:
+        raise ConfigError(f"column {column!r} is informational: it has no tolerance to be within")
     if isinstance(tol, str):  # relative
         return abs(reproduced - published) <= float(tol[:-1]) / 100.0 * abs(published)
     return abs(reproduced - published) <= tol + 1e-9
@@ -91,6 +101,8 @@ def diff_series(art: Any, rep: Mapping[str, Mapping[str, Any]], pub: Mapping[str
                     "tolerance": tolerance(art, col), "scale": scale}
             if not comparable:
                 line["verdict"] = f"not comparable ({scale} scale)"
+            elif line["tolerance"] == INFORMATIONAL:
+                line["verdict"] = INFORMATIONAL
             elif not isinstance(got, list) or not got:
                 line["verdict"] = "missing"
             else:

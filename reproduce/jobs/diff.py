@@ -141,6 +141,8 @@ def _cell_rows(art: Artifact, pub: Mapping[str, Mapping[str, Any]], rep: Mapping
                 verdict = "missing"
             elif not comparable:
                 verdict = f"not comparable ({scale} scale)"
+            elif series.tolerance(art, col) == series.INFORMATIONAL:  # shown beside the paper's, not judged
+                verdict = series.INFORMATIONAL
             else:
                 verdict = "match" if series.within(art, col, p, r) else "differs"
             if f"{rid}.{col}" in art.flagged:  # the paper contradicts this cell elsewhere: say so beside the verdict
