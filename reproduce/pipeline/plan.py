@@ -130,6 +130,27 @@ def gpu_hours(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = None, gp
     return float(cfg["epochs"]) * (n / 50000) * per * passes_per_step(cfg, c, attacked_fraction(cfg, graph)) * factor
 
 
+def analysis_gpu_hours(node: Any, configs: Mapping[str, Mapping[str, Any]], costs: Mapping[str, Any] | None = None,
+                       gpu: str = "v100") -> float | None:
+    """GPU-hours of an analysis node's forward passes (``Analysis.forward_images``): each run model's
+    images x ``eval_passes.forward`` pass-epochs per 50,000; None where a model has no figure for ``gpu``."""
+    from ..analyses import ANALYSES
+
+    c = costs or _costs()
+    fwd = float(c["eval_passes"]["forward"])
+    total = 0.0
+    for param, n in ANALYSES.get(node.kind).forward_images(node.params).items():
+        ref = node.params.get(param)
+        cfg = configs.get(ref.get("run") if isinstance(ref, Mapping) else ref)
+        if cfg is None:
+            continue
+        per = hours_per_pass_epoch(cfg["model"]["name"], gpu, c)
+        if per is None:
+            return None
+        total += int(n) / 50000 * fwd * per
+    return total
+
+
 def default_gpu_mem_gib(costs: Mapping[str, Any] | None = None) -> float:
     """The reference GPU's memory (config/costs.yaml ``gpus.v100.memory_gib``), else 32 GiB."""
     from ..costs.memory import DEFAULT_GPU_MEM_GIB
@@ -167,20 +188,40 @@ def plan(dag, targets: list[str], gpu_mem_gib: float | None = None) -> dict[str,
                      "epochs": cfg["epochs"], "gpu_hours": round(gpu_hours(cfg, graph=dag.graph) or 0.0, 2),
                      "h100_hours": _round(gpu_hours(cfg, gpu="h100", graph=dag.graph)), "artifacts": used_by,
                      "memory": run_memory(cfg, gpu_mem_gib=mem_gib, scale=dag.scale)})
-    h100 = [r["h100_hours"] for r in runs]
+    analyses = _analysis_costs(dag, arts)
+    h100 = [r["h100_hours"] for r in runs] + [x["h100_hours"] for x in analyses]
     per_artifact = {}
     for name in [f"{a.paper}/{a.name}" for a in arts]:  # a shared run counts in every artifact that reads it
         mine = [r for r in runs if name in r["artifacts"]]
-        hs = [r["h100_hours"] for r in mine]
-        per_artifact[name] = {"runs": len(mine), "gpu_hours": round(sum(r["gpu_hours"] for r in mine), 1),
+        mine_a = [x for x in analyses if name in x["artifacts"]]
+        hs = [r["h100_hours"] for r in [*mine, *mine_a]]
+        per_artifact[name] = {"runs": len(mine), "analyses": len(mine_a),
+                              "gpu_hours": round(sum(r["gpu_hours"] for r in [*mine, *mine_a]), 1),
                               "h100_hours": None if None in hs else round(sum(hs), 1)}
     return {"per_artifact": per_artifact, "scale": dag.scale.name, "gpu_mem_gib": mem_gib, "artifacts": [f"{a.paper}/{a.name}" for a in arts],
-            "runs": runs,
+            "runs": runs, "analyses": analyses,
             "shared": [r for r in runs if len(r["artifacts"]) > 1],
-            "total_gpu_hours": round(sum(r["gpu_hours"] for r in runs), 1),
+            "total_gpu_hours": round(sum(r["gpu_hours"] for r in [*runs, *analyses]), 1),
             # unknown as soon as one run's model has no H100 figure: a partial sum would mislead
             "total_h100_hours": None if None in h100 else round(sum(h100), 1),
             "h100_assumed": assumed("h100")}
+
+
+def _analysis_costs(dag: Any, arts: list[Any]) -> list[dict[str, Any]]:
+    """The GPU analyses the artifacts need that declare a forward-pass cost, each once."""
+    users: dict[str, list[str]] = {}
+    for a in arts:
+        for kind, nid in dag.upstream([a]):
+            if kind == "analysis":
+                users.setdefault(nid, []).append(f"{a.paper}/{a.name}")
+    out = []
+    for aid, used_by in users.items():
+        node = dag.graph.analyses[aid]
+        v100 = analysis_gpu_hours(node, dag.configs)
+        if v100:
+            out.append({"analysis_id": aid, "kind": node.kind, "gpu_hours": round(v100, 3),
+                        "h100_hours": _round(analysis_gpu_hours(node, dag.configs, gpu="h100")), "artifacts": used_by})
+    return out
 
 
 def _round(v: float | None) -> float | None:
@@ -230,6 +271,11 @@ def format_plan(p: Mapping[str, Any]) -> str:
         lines.append(f"{r['run_id']:<{w}}  {r['model']:<10} {r['method']:<8} {r['epochs']:>6} "
                      f"{r['gpu_hours']:>8.1f} {_fmt(r.get('h100_hours')):>8}  {cell:<{mw}}  "
                      f"{', '.join(r['artifacts'])}")
+    if p.get("analyses"):
+        aw = max(len("analysis (forward passes)"), *(len(x["analysis_id"]) for x in p["analyses"]))
+        lines += ["", f"{'analysis (forward passes)':<{aw}}  {'kind':<14} {'V100-h':>8} {'H100-h':>8}  used by"]
+        lines += [f"{x['analysis_id']:<{aw}}  {x['kind']:<14} {x['gpu_hours']:>8.2f} {_fmt(x.get('h100_hours')):>8}  "
+                  f"{', '.join(x['artifacts'])}" for x in p["analyses"]]
     if len(p.get("per_artifact", {})) > 1:
         aw = max(len(a) for a in p["per_artifact"])
         lines += ["", f"{'artifact':<{aw}}  {'runs':>5} {'V100-h':>9} {'H100-h':>9}  (a shared run counts in each)"]
