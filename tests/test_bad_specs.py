@@ -61,6 +61,22 @@ SPEC_CASES = {
                               ("runs.wd", "optim.weight_decay")),
     "selection on zero images": (RUN, RUN + "\n  sel: {presets: [at, cifar10], selection: {n: 0}}",
                                  ("runs.sel", "selection.n", "0")),
+    # BiaMAT's feature-space analyses (pipelines/biamat/artifacts/features.yaml)
+    "an fid reference without a split": (ANALYSES_AT, "analyses:\n  badfid: {kind: fid, model: cifar10-at, reference: "
+                                         "{dataset: cifar10}, datasets: [svhn]}\n" + ANALYSES_AT,
+                                         ("analyses.badfid", "reference", "{dataset: NAME, split: SPLIT}")),
+    "an fid dataset listed twice": (ANALYSES_AT, "analyses:\n  dupfid: {kind: fid, model: cifar10-at, reference: "
+                                    "{dataset: cifar10, split: train}, datasets: [svhn, svhn]}\n" + ANALYSES_AT,
+                                    ("analyses.dupfid", "datasets", "distinct")),
+    "a superclass that is not a list of names": (ANALYSES_AT, "analyses:\n  badconf: {kind: aux_confidence, model: "
+                                                 "cifar10-at, dataset: imagenet32, superclasses: {Ship: yawl}}\n"
+                                                 + ANALYSES_AT, ("analyses.badconf", "superclasses", "non-empty list")),
+    "a superclass named All": (ANALYSES_AT, "analyses:\n  allconf: {kind: aux_confidence, model: cifar10-at, "
+                               "dataset: imagenet32, superclasses: {All: [yawl]}}\n" + ANALYSES_AT,
+                               ("analyses.allconf", "Others or All")),
+    "a stand-in without superclasses": (ANALYSES_AT, "analyses:\n  siconf: {kind: aux_confidence, model: cifar10-at, "
+                                        "dataset: imagenet32, superclasses: {Ship: [yawl]}, stand_in: {named: [a]}}\n"
+                                        + ANALYSES_AT, ("analyses.siconf", "stand_in", "superclasses")),
     "an L2 radius of a thousand": (RUN, RUN + "\n  l2: {presets: [at, cifar10], attack: {norm: l2, eps: 1000}}",
                                    ("runs.l2", "attack.eps (l2)", "100")),
     "a training split from a run": (RUN, RUN + "\n  tf: {presets: [at, cifar10], data: {train_from: {run: cifar10-at}}}",

@@ -72,3 +72,34 @@ def test_table11_hours_match_000_in_order():
     rows = _csv("table11")
     assert methods == [r["method"] for r in rows]
     assert hours == [r["hours"] for r in rows] == ["34", "56", "56.5", "52", "103", "119", "196"]
+
+
+def test_table10_fids_match_000():
+    block = _block(_lines("000_ee39e36853903b80.txt"), "Table 10: FID to CIFAR-10.", "nnsub")
+    got = dict(re.match(r"^(\S+)\s+(\d+\.\d+)$", line).groups() for line in block[2:])
+    rows = {r["row"]: r["fid"] for r in _csv("table10")}
+    names = {"SVHN": "svhn", "CIFAR-100": "cifar100", "Places365": "places365", "ImageNet": "imagenet"}
+    assert {names[k]: v for k, v in got.items()} == rows
+
+
+def test_table16_ratios_stds_and_table17_counts_match_000():
+    lines = _lines("000_ee39e36853903b80.txt")
+    block = _block(lines, "CIFAR-10 Superclass\tAverage", "(a) The top-10")[1:]
+    rows = {r["row"]: r for r in _csv("table16")}
+    label = {"Others (dismatched)": "Others"}
+    for line in block:
+        name, ratio, std = line.split("\t")
+        r = rows[label.get(name, name)]
+        assert (r["ratio"], r["std"]) == (ratio, "" if std == "-" else std), name
+    assert len(block) == 12
+    # class counts: Table 17's comma-separated names per superclass; Others the rest of 1,000
+    t17 = _block(lines, "Table 17: The mapping", "(“geyser”")[2:]
+    counts = {line.split("\t")[0]: len(line.split("\t")[1].split(", ")) for line in t17}
+    assert counts == {k: int(rows[k]["classes"]) for k in counts}
+    assert int(rows["Others"]["classes"]) == 1000 - sum(counts.values()) and rows["All"]["classes"] == "1000"
+    # the classes the text names, with their ratios
+    text = " ".join(lines[1250:1290])
+    named = {k.replace(" ", "-"): v for k, v in re.findall(r"\(“([a-z ]+)”, (\d\.\d{3})\)", text)}
+    carrier = re.search(r"“aircraft carrier”, showing\n(\d+\.\d)% higher-than-threshold", "\n".join(lines[1250:1260]))
+    named["aircraft-carrier"] = f"{float(carrier.group(1)) / 100:.3f}"
+    assert {k: rows[k]["ratio"] for k in named} == named and len(named) == 7

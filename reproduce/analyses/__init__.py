@@ -16,3 +16,5 @@ from . import group_curves  # noqa: E402,F401
 from . import extremes  # noqa: E402,F401
 from . import instance_correlation  # noqa: E402,F401
 from . import robust_dataset  # noqa: E402,F401
+from . import fid  # noqa: E402,F401
+from . import aux_confidence  # noqa: E402,F401

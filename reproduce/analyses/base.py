@@ -105,6 +105,13 @@ class Analysis:
         (priced at that run's model); None: negligible beside training (one forward pass or less)."""
         return None
 
+    @classmethod
+    def forward_images(cls, params: Mapping[str, Any]) -> dict[str, int]:
+        """Images that the model of each run-reference param sees in forward passes alone (no
+        backward), per param: the planner's GPU cost of the node (a forward is ``eval_passes.forward``
+        of a pass). Empty: not declared, counted as 0."""
+        return {}
+
     def run(self, ctx: AnalysisContext) -> dict[str, Any]:
         """Compute and return the JSON values (arrays go to ``ctx.out_dir``)."""
         raise NotImplementedError

@@ -130,6 +130,27 @@ def gpu_hours(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = None, gp
     return float(cfg["epochs"]) * (n / 50000) * per * passes_per_step(cfg, c, attacked_fraction(cfg, graph)) * factor
 
 
+def _forward_hours(node: Any, configs: Mapping[str, Mapping[str, Any]], costs: Mapping[str, Any] | None = None,
+                       gpu: str = "v100") -> float | None:
+    """GPU-hours of an analysis node's forward passes (``Analysis.forward_images``): each run model's
+    images x ``eval_passes.forward`` pass-epochs per 50,000; None where a model has no figure for ``gpu``."""
+    from ..analyses import ANALYSES
+
+    c = costs or _costs()
+    fwd = float(c["eval_passes"]["forward"])
+    total = 0.0
+    for param, n in ANALYSES.get(node.kind).forward_images(node.params).items():
+        ref = node.params.get(param)
+        cfg = configs.get(ref.get("run") if isinstance(ref, Mapping) else ref)
+        if cfg is None:
+            continue
+        per = hours_per_pass_epoch(cfg["model"]["name"], gpu, c)
+        if per is None:
+            return None
+        total += int(n) / 50000 * fwd * per
+    return total
+
+
 def default_gpu_mem_gib(costs: Mapping[str, Any] | None = None) -> float:
     """The reference GPU's memory (config/costs.yaml ``gpus.v100.memory_gib``), else 32 GiB."""
     from ..costs.memory import DEFAULT_GPU_MEM_GIB
@@ -168,12 +189,14 @@ def plan(dag, targets: list[str], gpu_mem_gib: float | None = None) -> dict[str,
                      "h100_hours": _round(gpu_hours(cfg, gpu="h100", graph=dag.graph)), "artifacts": used_by,
                      "memory": run_memory(cfg, gpu_mem_gib=mem_gib, scale=dag.scale)})
     analyses = analysis_costs(dag, arts)
-    h100 = [r["h100_hours"] for r in [*runs, *analyses]]
+    h100 = [r["h100_hours"] for r in runs] + [x["h100_hours"] for x in analyses]
     per_artifact = {}
     for name in [f"{a.paper}/{a.name}" for a in arts]:  # a shared run counts in every artifact that reads it
-        mine = [r for r in [*runs, *analyses] if name in r["artifacts"]]
-        hs = [r["h100_hours"] for r in mine]
-        per_artifact[name] = {"runs": len([r for r in mine if "run_id" in r]), "gpu_hours": round(sum(r["gpu_hours"] for r in mine), 1),
+        mine = [r for r in runs if name in r["artifacts"]]
+        mine_a = [x for x in analyses if name in x["artifacts"]]
+        hs = [r["h100_hours"] for r in [*mine, *mine_a]]
+        per_artifact[name] = {"runs": len(mine), "analyses": len(mine_a),
+                              "gpu_hours": round(sum(r["gpu_hours"] for r in [*mine, *mine_a]), 1),
                               "h100_hours": None if None in hs else round(sum(hs), 1)}
     return {"per_artifact": per_artifact, "scale": dag.scale.name, "gpu_mem_gib": mem_gib, "artifacts": [f"{a.paper}/{a.name}" for a in arts],
             "runs": runs, "analyses": analyses,
@@ -184,22 +207,31 @@ def plan(dag, targets: list[str], gpu_mem_gib: float | None = None) -> dict[str,
             "h100_assumed": assumed("h100")}
 
 
-def analysis_hours(dag: Any, aid: str, gpu: str = "v100") -> float | None:
-    """GPU-hours of an analysis that declares its passes (``Analysis.pass_epochs``): that many
-    forward+backward passes over the training images of the run it reads, at that run's model cost."""
-    from ..analyses import ANALYSES
-
-    node = dag.graph.analyses[aid]
-    passes = ANALYSES.get(node.kind).pass_epochs(node.params)
+def _pass_hours(dag: Any, node: Any, passes: float, gpu: str) -> float | None:
+    """Forward+backward ``passes`` over the training images of the run the analysis reads, at that
+    run's model cost (``Analysis.pass_epochs``)."""
     src = [i for k, i in node.deps if k == "run"]
-    if passes is None or not src:
-        return None
+    if not src:
+        return 0.0
     cfg, c = dag.configs[src[0]], _costs()
     per = hours_per_pass_epoch(cfg["model"]["name"], gpu, c)
     if per is None:
         return None
     factor = c.get("dataset_factor", {}).get(cfg["data"]["primary"], 1.0)
     return float(passes) * (train_images(cfg, dag.graph, c) / 50000) * per * factor
+
+
+def analysis_hours(dag: Any, aid: str, gpu: str = "v100") -> float | None:
+    """GPU-hours of an analysis node: its declared forward+backward passes (``Analysis.pass_epochs``)
+    plus its forward-only images (``Analysis.forward_images``); None where a model has no figure for
+    ``gpu``, 0 where it declares neither (negligible beside training)."""
+    from ..analyses import ANALYSES
+
+    node = dag.graph.analyses[aid]
+    passes = ANALYSES.get(node.kind).pass_epochs(node.params)
+    back = 0.0 if passes is None else _pass_hours(dag, node, passes, gpu)
+    fwd = _forward_hours(node, dag.configs, gpu=gpu)
+    return None if back is None or fwd is None else back + fwd
 
 
 def analysis_costs(dag: Any, arts: list[Any]) -> list[dict[str, Any]]:
@@ -212,8 +244,8 @@ def analysis_costs(dag: Any, arts: list[Any]) -> list[dict[str, Any]]:
     out = []
     for aid, used_by in users.items():
         hours = analysis_hours(dag, aid)
-        if hours is not None:
-            out.append({"analysis_id": aid, "kind": dag.graph.analyses[aid].kind, "gpu_hours": round(hours, 2),
+        if hours:
+            out.append({"analysis_id": aid, "kind": dag.graph.analyses[aid].kind, "gpu_hours": round(hours, 3),
                         "h100_hours": _round(analysis_hours(dag, aid, "h100")), "artifacts": used_by})
     return out
 
@@ -265,9 +297,11 @@ def format_plan(p: Mapping[str, Any]) -> str:
         lines.append(f"{r['run_id']:<{w}}  {r['model']:<10} {r['method']:<8} {r['epochs']:>6} "
                      f"{r['gpu_hours']:>8.1f} {_fmt(r.get('h100_hours')):>8}  {cell:<{mw}}  "
                      f"{', '.join(r['artifacts'])}")
-    for a in p.get("analyses", []):
-        lines.append(f"{a['analysis_id']:<{w}}  {'analysis':<10} {a['kind'][:8]:<8} {'':>6} {a['gpu_hours']:>8.1f} "
-                     f"{_fmt(a.get('h100_hours')):>8}  {'':<{mw}}  {', '.join(a['artifacts'])}")
+    if p.get("analyses"):
+        aw = max(len("analysis"), *(len(x["analysis_id"]) for x in p["analyses"]))
+        lines += ["", f"{'analysis':<{aw}}  {'kind':<14} {'V100-h':>8} {'H100-h':>8}  used by"]
+        lines += [f"{x['analysis_id']:<{aw}}  {x['kind']:<14} {x['gpu_hours']:>8.2f} {_fmt(x.get('h100_hours')):>8}  "
+                  f"{', '.join(x['artifacts'])}" for x in p["analyses"]]
     if len(p.get("per_artifact", {})) > 1:
         aw = max(len(a) for a in p["per_artifact"])
         lines += ["", f"{'artifact':<{aw}}  {'runs':>5} {'V100-h':>9} {'H100-h':>9}  (a shared run counts in each)"]

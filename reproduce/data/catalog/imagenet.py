@@ -9,8 +9,12 @@ manifest); pickles are only unpickled after that check.
 
 from __future__ import annotations
 
+import hashlib
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
+from ...errors import ReproduceError
 from .base import IMAGENET_MEAN, IMAGENET_STD, NO_SHA, ArchiveFile, DatasetInfo, add
 
 _PLACES = "http://data.csail.mit.edu/places/places365/"
@@ -19,6 +23,28 @@ _TINY = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 # The papers split ImageNet64 "randomly" into 100 and 900 classes without
 # publishing the split; ours is fixed by this seed (see importers/pickles.py).
 IMGNET_SPLIT_SEED = 20220126
+# The downsampled ImageNet's label order: map_clsloc.txt of PatrykChrabaszcz/Imagenet32_Scripts
+# (commit caf2a13, 2017-05-04; lines "wnid label(1..1000) name"), copied verbatim beside this file
+# and pinned by its sha256 so the names can never drift from the labels they describe.
+CLASS_MAP = Path(__file__).with_name("map_clsloc.txt")
+CLASS_MAP_SHA256 = "1dd44b44b70cbdb05781d3b49851bfa25a82486f47b2957a29eac1f98da4441d"
+CLASS_MAP_SOURCE = "map_clsloc.txt of github.com/PatrykChrabaszcz/Imagenet32_Scripts@caf2a13 (sha256 " + CLASS_MAP_SHA256 + ")"
+
+
+@lru_cache(maxsize=1)
+def imagenet_classes() -> tuple[tuple[str, str], ...]:
+    """(wnid, name) per label 0..999 of the downsampled ImageNet; names with spaces for underscores
+    (the file joins words with "_"); a file whose checksum or order differs is an error."""
+    blob = CLASS_MAP.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != CLASS_MAP_SHA256:
+        raise ReproduceError(f"{CLASS_MAP}: sha256 differs from the pinned {CLASS_MAP_SHA256}; restore the file")
+    out = []
+    for i, line in enumerate(blob.decode("utf-8").splitlines()):
+        wnid, label, name = line.split(" ", 2)
+        if int(label) != i + 1:
+            raise ReproduceError(f"{CLASS_MAP}: line {i + 1} has label {label}")
+        out.append((wnid, name.replace("_", " ")))
+    return tuple(out)
 
 
 def _imagenet_like(name: str, title: str, num_classes: int, size: int, split_sizes: dict[str, int],
@@ -35,7 +61,7 @@ def _downsampled(size: int) -> DatasetInfo:
         files = ("Imagenet64_train_part1.zip", "Imagenet64_train_part2.zip", "Imagenet64_val.zip")
     return _imagenet_like(
         f"imagenet{size}", f"Downsampled ImageNet {size}x{size} (Chrabaszcz et al., 2017)", 1000, size,
-        {"train": 1_281_167, "val": 50_000},
+        {"train": 1_281_167, "val": 50_000}, classes=tuple(name for _, name in imagenet_classes()),
         licence="ImageNet terms of access (non-commercial research; login required)",
         homepage="https://patrykchrabaszcz.github.io/Imagenet32/ (files from https://image-net.org/download-images)",
         importer="downsampled_imagenet",
@@ -43,6 +69,7 @@ def _downsampled(size: int) -> DatasetInfo:
         import_hint="--from-archive DIR_WITH_ZIPS --sha256 HEX (once per zip)",
         params={
             "label_order": "the pickles' 1-indexed labels minus 1 (map_clsloc.txt order of Imagenet32_Scripts)",
+            "class_names": CLASS_MAP_SOURCE + "; wnids: reproduce.data.catalog.imagenet.imagenet_classes()",
             "pickle_layout": "dict with 'data' (N x 3*S*S uint8, CHW-flattened rows), 'labels' (1..1000), 'mean'",
         },
         notes="image-net.org requires a login, so --download is not supported.",
