@@ -13,6 +13,9 @@ variables. Sources:
 ``{train: wall_hours | epochs | best_epoch}``  the training summary
 ``{config: dotted.key}``  the run's resolved config (hyperparameter tables)
 ``{value: X}``  a constant
+
+Modifiers: ``scale: K`` multiplies a value by K, ``complement: C`` reads C - value (error % from
+accuracy %: each seed's value is turned before the mean, so the spread is the accuracy's).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from ..registry import Registry
 from .series import parse_tolerances
 
 SOURCE_KEYS = ("eval", "eval_set", "analysis", "log", "train", "config", "value")
-MODIFIERS = ("where", "key", "array", "epoch", "over", "scale", "checkpoint", "aggregate", "run")
+MODIFIERS = ("where", "key", "array", "epoch", "over", "scale", "complement", "checkpoint", "aggregate", "run")
 ARTIFACT_KEYS = ("kind", "title", "source", "published", "aliases", "protocols", "columns", "rows", "tolerance",
                  "noise", "claims", "options", "_vars", "choice", "flagged",
                  "series_tolerance")
@@ -118,6 +121,10 @@ def check_source(src: Mapping[str, Any], where: str) -> None:
     unknown = sorted(set(src) - set(SOURCE_KEYS) - set(MODIFIERS))
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} in cell source")
+    c = src.get("complement")
+    if "complement" in src and (isinstance(c, bool) or not isinstance(c, (int, float))):
+        raise ConfigError(f"{where}.complement: a number C (the cell reads C - value: error % from accuracy %), "
+                          f"got {c!r}")
     w = src.get("where")
     if "where" in src and (not isinstance(w, Mapping) or set(w) - {"class", "class_not", "subset"}
                            or isinstance(w.get("subset"), str) and w["subset"] not in ("A", "B")):

@@ -47,6 +47,11 @@ RUN_DEFAULTS: dict[str, Any] = {
         # test-set index lists from an analysis ({analysis: NAME}): its `selection` list feeds the
         # best-checkpoint rule, its `final` list the evaluation (Subset AT's seeded permutation)
         "eval_indices": None,
+        # named parts of the training split, the ones trained on, a fixed noise on some
+        # ({sizes, seed, use, noise}; reproduce/data/feeding/parts.py: BiaMAT 000 Table 5)
+        "parts": None,
+        # seeded subsample of an aux dataset: {NAME: {by: classes|samples, ratio, seed}} (feeding/subsample.py)
+        "aux_subsample": None,
     },
     # head: {hidden: H} gives every head a ReLU hidden layer (transfer heads; reproduce/train/transfer.py)
     "model": {"name": None, "heads": None, "normalize": "none", "head": None},
@@ -100,7 +105,7 @@ RUN_DEFAULTS: dict[str, Any] = {
 # keys added after run ids were in use: left out of the hash while at these defaults,
 # so every run id computed before they existed stays valid
 HASH_NEUTRAL = {("data", "holdout"): None, ("optim", "name"): "sgd", ("data", "pool"): None,
-                ("data", "eval_indices"): None,
+                ("data", "eval_indices"): None, ("data", "parts"): None, ("data", "aux_subsample"): None,
                 ("model", "head"): None}
 
 SCHEDULE_KINDS = ("piecewise", "onecycle", "constant", "cosine_epoch")
@@ -185,6 +190,14 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
     from ..data.feeding.holdout import check_holdout
 
     check_holdout(cfg["data"]["holdout"], where)
+    from ..data.feeding.parts import check_parts
+    from ..data.feeding.subsample import check_aux_subsample
+
+    from ..data.catalog import DATASETS
+
+    info = DATASETS.get(cfg["data"]["primary"]) if cfg["data"]["primary"] in DATASETS else None
+    check_parts(cfg["data"]["parts"], where, (info.split_sizes or {}).get(cfg["data"]["train_split"]) if info else None)
+    check_aux_subsample(cfg["data"]["aux_subsample"], cfg["data"]["aux"], where)
     check_optim(cfg["optim"], where)
     check_perf(cfg["perf"], where)
     if cfg["data"]["composite"] is not None:
