@@ -2,7 +2,8 @@
 
 ``{imagenet32: {by: classes|samples, ratio: r, seed: S}}``, one entry per aux dataset it cuts:
 
-* ``by: classes`` keeps round(r x classes) whole classes, drawn at random (seed S), and renumbers
+* ``by: classes`` keeps round(r x classes) whole classes, drawn at random (seed S) among the
+  classes that hold images, and renumbers
   their labels 0..k-1 in the order of the original labels, so a head for this aux has k outputs;
 * ``by: samples`` keeps every class with round(r x n_c) of its n_c images, drawn at random.
 
@@ -53,7 +54,9 @@ def subsample(labels: np.ndarray, num_classes: int, spec: Mapping[str, Any]) -> 
     rng = np.random.default_rng(int(spec.get("seed", 0)))
     r = float(spec["ratio"])
     if spec["by"] == "classes":
-        chosen = np.sort(rng.permutation(num_classes)[:kept_classes(num_classes, spec)])
+        # drawn among the classes that hold images (all of them in a real dataset; a shape-true
+        # stand-in of 4 images must not draw 10 empty classes of 1,000)
+        chosen = np.sort(rng.permutation(np.unique(labels))[:kept_classes(num_classes, spec)])
         pos = np.flatnonzero(np.isin(labels, chosen))
         return pos, np.searchsorted(chosen, labels[pos]).astype(labels.dtype)
     picks = []
