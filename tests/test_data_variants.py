@@ -205,3 +205,12 @@ def test_a_subsampled_aux_set_sizes_the_biamat_head(tmp_path):
     ctx = TrainContext(cfg=cfg, device=torch.device("cpu"), num_classes=10, datasets=data["train"],
                        steps_per_epoch=1, extra={"data_root": str(tmp_path)})
     assert METHODS.get("biamat")(cfg, ctx).heads() == {"primary": 10, "imagenet32": 5}
+
+
+def test_a_subsample_by_classes_draws_among_the_classes_that_hold_images():
+    """A shape-true stand-in of ImageNet32: 4 images of 1,000 classes; 1% of the classes is 10, of which
+    only the 4 present can hold images: all 4 are kept, renumbered 0..3 (the head keeps its 10)."""
+    y = np.array([999, 0, 666, 333])
+    pos, lab = subsample(y, 1000, {"by": "classes", "ratio": 0.01, "seed": 0})
+    assert pos.tolist() == [0, 1, 2, 3] and lab.tolist() == [3, 0, 2, 1]
+    assert kept_classes(1000, {"by": "classes", "ratio": 0.01}) == 10

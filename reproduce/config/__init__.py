@@ -190,14 +190,7 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
     from ..data.feeding.holdout import check_holdout
 
     check_holdout(cfg["data"]["holdout"], where)
-    from ..data.feeding.parts import check_parts
-    from ..data.feeding.subsample import check_aux_subsample
-
-    from ..data.catalog import DATASETS
-
-    info = DATASETS.get(cfg["data"]["primary"]) if cfg["data"]["primary"] in DATASETS else None
-    check_parts(cfg["data"]["parts"], where, (info.split_sizes or {}).get(cfg["data"]["train_split"]) if info else None)
-    check_aux_subsample(cfg["data"]["aux_subsample"], cfg["data"]["aux"], where)
+    check_data_variants(cfg["data"], where)
     check_optim(cfg["optim"], where)
     check_perf(cfg["perf"], where)
     if cfg["data"]["composite"] is not None:
@@ -220,6 +213,17 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
 
     cfg["eval_logs"] = check_eval_logs(cfg, where)
     return cfg
+
+
+def check_data_variants(data: Mapping[str, Any], where: str) -> None:
+    """``data.parts`` (within the catalog's training split) and ``data.aux_subsample`` (of listed aux sets)."""
+    from ..data.catalog import DATASETS
+    from ..data.feeding.parts import check_parts
+    from ..data.feeding.subsample import check_aux_subsample
+
+    info = DATASETS.get(data["primary"]) if data["primary"] in DATASETS else None
+    check_parts(data["parts"], where, (info.split_sizes or {}).get(data["train_split"]) if info else None)
+    check_aux_subsample(data["aux_subsample"], data["aux"], where)
 
 
 OPTIMIZERS = ("sgd", "adam")  # reproduce.train.optim builds each
