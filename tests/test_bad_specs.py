@@ -96,6 +96,24 @@ SPEC_CASES = {
                                   ("cifar100-at.clean.digits", "-1")),
     "a same-device guard of one cell": (CLAIM_FOR, CLAIM_FOR + "\n        same: [baseline.aa]",
                                         ("same", "at least two cells", "baseline.aa")),
+    "training on a part that was never split off": (
+        RUN, RUN + "\n  pa: {presets: [at, cifar10], data: {parts: {sizes: {a: 25000, b: 25000}, use: [a, c]}}}",
+        ("runs.pa", "data.parts.use", "'c'")),
+    "parts larger than the training split": (
+        RUN, RUN + "\n  pb: {presets: [at, cifar10], data: {parts: {sizes: {a: 40000, b: 20000}, use: [a]}}}",
+        ("runs.pb", "data.parts", "60000", "50000")),
+    "a noise amplitude of 3": (
+        RUN, RUN + "\n  pn: {presets: [at, cifar10], data: {parts: {sizes: {a: 25000}, use: [a], "
+        "noise: {a: {uniform: 3}}}}}", ("runs.pn", "data.parts.noise.a", "uniform")),
+    "a subsample of an aux dataset the run does not use": (
+        RUN, RUN + "\n  sa: {presets: [at, cifar10], data: {aux_subsample: {svhn: {by: classes, ratio: 0.1}}}}",
+        ("runs.sa", "data.aux_subsample", "'svhn'")),
+    "a subsample by an unknown mode": (
+        RUN, RUN + "\n  sm: {presets: [at, cifar10, biamat-at], data: {aux: [svhn], "
+        "aux_subsample: {svhn: {by: pixels, ratio: 0.1}}}}", ("runs.sm", "data.aux_subsample.svhn", "pixels")),
+    "a complement of a word": (
+        "    columns: [clean, aa]\n", "    columns: {clean: {eval: clean, complement: x}, aa: {eval: clean}}\n",
+        ("complement", "'x'")),
 }
 
 

@@ -141,6 +141,28 @@ def test_cpu_scale_plans_the_difficulty_pipeline_once():
                             *[f"c10-{p}-{m}10k" for p in ("pgd8", "clean") for m in ("easy", "random", "hard")]])
 
 
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "data").is_dir(), reason="../shared/data is not beside the checkout")
+def test_cpu_scale_plans_biamat_table5_on_three_batch_sizes():
+    """BiaMAT 000 Table 5 at the cpu scale: 4 datasets x 3 batch sizes x 2 seeds, cut from the 5k pool."""
+    from reproduce.pipeline.papers import load_all
+    from reproduce.pipeline.nodes import run_config
+    from reproduce.pipeline.plan import train_images
+
+    r = subprocess.run([SNAKEMAKE, "-n", "results/cpu/biamat/table5.diff.csv", "--config", "scale=cpu",
+                        "work_dir=" + str(Path("/nonexistent") / "w")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    runs = sorted(set(re.findall(r"run_id=([\w.-]+)", r.stdout)))
+    names = sorted(re.sub(r"-[0-9a-f]{8}$", "", rid) for rid in runs)
+    assert names == sorted(f"cifar10-{d}-bs{b}-s{s}" for d in ("a", "ab", "ac", "abc") for b in (128, 384, 1024)
+                           for s in (1, 2))
+    spec, cpu = load_all()["biamat"], load_scale("cpu")
+    sizes = {d: train_images(run_config(spec, f"cifar10-{d}-bs128-s1", cpu)) for d in ("a", "ab", "ac", "abc")}
+    assert sizes == {"a": 2500, "ab": 3750, "ac": 3750, "abc": 5000}
+    cfg = run_config(spec, "cifar10-abc-bs1024-s2", cpu)
+    assert cfg["model"]["name"] == "small_cnn" and cfg["epochs"] == 15 and cfg["batch_size"] == 1024
+
+
 def test_planner_costs_a_subset_run_by_its_images():
     from types import SimpleNamespace
 

@@ -28,6 +28,9 @@ def _block(lines: list[str], start: str, stop: str) -> list[str]:
 
 def _csv(name: str) -> list[dict[str, str]]:
     with open(PUB / f"{name}.csv", newline="") as f:
+
+
+    with open(PUB / f"{name}.csv", newline="") as f:  # `#` lines are comments, as the engine reads them
         return list(csv.DictReader(line for line in f if not line.startswith("#")))
 
 
@@ -103,3 +106,17 @@ def test_table16_ratios_stds_and_table17_counts_match_000():
     carrier = re.search(r"“aircraft carrier”, showing\n(\d+\.\d)% higher-than-threshold", "\n".join(lines[1250:1260]))
     named["aircraft-carrier"] = f"{float(carrier.group(1)) / 100:.3f}"
     assert {k: rows[k]["ratio"] for k in named} == named and len(named) == 7
+
+
+def test_table5_errors_and_stds_match_000_in_order():
+    """000 Table 5 [905-924]: four lines a batch size (A, A+B, A+C, A+B+C), each `mean±std`."""
+    lines = _lines("000_ee39e36853903b80.txt")
+    i = next(k for k, line in enumerate(lines) if line.startswith("Batch size\tDataset\tTest error"))
+    pairs = [re.findall(r"(\d+\.\d{2})±(\d+\.\d{2})", line) for line in lines[i + 1:i + 21]]
+    assert all(len(p) == 1 for p in pairs), pairs
+    rows = _csv("table5")
+    assert [r["row"] for r in rows] == [f"bs{b}" for b in (128, 256, 384, 512, 1024)]
+    assert [r["batch_size"] for r in rows] == ["128", "256", "384", "512", "1024"]
+    assert [p[0] for p in pairs] == [(r[c], r[f"{c}_sd"]) for r in rows for c in ("a", "ab", "ac", "abc")]
+    # each group of four opens with its batch size
+    assert [lines[i + 1 + 4 * k + 1].split("\t")[0] for k in range(5)] == ["128", "256", "384", "512", "1024"]

@@ -17,6 +17,8 @@ variables. Sources:
 
 Modifier ``digits: N`` keeps N decimals of the cell in the rendered CSV (default 2): measured hours of
 a smoke run are thousandths, and claims divide them.
+Modifiers: ``scale: K`` multiplies a value by K, ``complement: C`` reads C - value (error % from
+accuracy %: each seed's value is turned before the mean, so the spread is the accuracy's).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from ..registry import Registry
 from .series import parse_tolerances
 
 SOURCE_KEYS = ("eval", "eval_set", "analysis", "log", "train", "config", "value")
-MODIFIERS = ("where", "key", "array", "epoch", "over", "scale", "checkpoint", "aggregate", "run", "digits")
+MODIFIERS = ("where", "key", "array", "epoch", "over", "scale", "complement", "checkpoint", "aggregate", "run",
+             "digits")
 ARTIFACT_KEYS = ("kind", "title", "source", "published", "aliases", "protocols", "columns", "rows", "tolerance",
                  "noise", "claims", "options", "_vars", "choice", "flagged",
                  "series_tolerance", "informational")
@@ -128,6 +131,10 @@ def check_source(src: Mapping[str, Any], where: str) -> None:
     dg = src.get("digits", 2)
     if isinstance(dg, bool) or not isinstance(dg, int) or not 0 <= dg <= 12:
         raise ConfigError(f"{where}.digits: expected an integer 0-12 (decimals kept), got {dg!r}")
+    c = src.get("complement")
+    if "complement" in src and (isinstance(c, bool) or not isinstance(c, (int, float))):
+        raise ConfigError(f"{where}.complement: a number C (the cell reads C - value: error % from accuracy %), "
+                          f"got {c!r}")
     w = src.get("where")
     if "where" in src and (not isinstance(w, Mapping) or set(w) - {"class", "class_not", "subset"}
                            or isinstance(w.get("subset"), str) and w["subset"] not in ("A", "B")):

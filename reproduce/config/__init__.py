@@ -50,6 +50,11 @@ RUN_DEFAULTS: dict[str, Any] = {
         # a training split an analysis produced ({analysis: NAME}: its images.npy and labels.npy, e.g. a
         # robust dataset); the evaluation and selection splits stay data.primary's (reproduce/train/refs.py)
         "train_from": None,
+        # named parts of the training split, the ones trained on, a fixed noise on some
+        # ({sizes, seed, use, noise}; reproduce/data/feeding/parts.py: BiaMAT 000 Table 5)
+        "parts": None,
+        # seeded subsample of an aux dataset: {NAME: {by: classes|samples, ratio, seed}} (feeding/subsample.py)
+        "aux_subsample": None,
     },
     # head: {hidden: H} gives every head a ReLU hidden layer (transfer heads; reproduce/train/transfer.py)
     "model": {"name": None, "heads": None, "normalize": "none", "head": None},
@@ -103,7 +108,8 @@ RUN_DEFAULTS: dict[str, Any] = {
 # keys added after run ids were in use: left out of the hash while at these defaults,
 # so every run id computed before they existed stays valid
 HASH_NEUTRAL = {("data", "holdout"): None, ("optim", "name"): "sgd", ("data", "pool"): None,
-                ("data", "eval_indices"): None, ("data", "train_from"): None,
+                ("data", "eval_indices"): None, ("data", "train_from"): None, ("data", "parts"): None,
+                ("data", "aux_subsample"): None,
                 ("model", "head"): None}
 
 SCHEDULE_KINDS = ("piecewise", "onecycle", "constant", "cosine_epoch")
@@ -188,6 +194,7 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
     from ..data.feeding.holdout import check_holdout
 
     check_holdout(cfg["data"]["holdout"], where)
+    check_data_variants(cfg["data"], where)
     check_optim(cfg["optim"], where)
     check_perf(cfg["perf"], where)
     if cfg["data"]["composite"] is not None:
@@ -223,6 +230,17 @@ def check_train_from(data: Mapping[str, Any], where: str) -> None:
                           f"and labels.npy), got {tf!r}")
     if data.get("composite") is not None:
         raise ConfigError(f"{where}: data.train_from and data.composite cannot be combined")
+
+
+def check_data_variants(data: Mapping[str, Any], where: str) -> None:
+    """``data.parts`` (within the catalog's training split) and ``data.aux_subsample`` (of listed aux sets)."""
+    from ..data.catalog import DATASETS
+    from ..data.feeding.parts import check_parts
+    from ..data.feeding.subsample import check_aux_subsample
+
+    info = DATASETS.get(data["primary"]) if data["primary"] in DATASETS else None
+    check_parts(data["parts"], where, (info.split_sizes or {}).get(data["train_split"]) if info else None)
+    check_aux_subsample(data["aux_subsample"], data["aux"], where)
 
 
 OPTIMIZERS = ("sgd", "adam")  # reproduce.train.optim builds each

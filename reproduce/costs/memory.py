@@ -73,6 +73,11 @@ def primary_images(cfg: Mapping[str, Any], n: int, classes: int) -> int:
     """Training images left after the run's cuts (an analysis-chosen subset counts as the whole split)."""
     d = cfg["data"]
     sub = d.get("subset") or {}
+    if d.get("parts"):
+        from ..data.feeding.parts import used_fraction
+
+        info = DATASETS.get(d["primary"]) if d["primary"] in DATASETS else None
+        n = round(n * used_fraction(d["parts"], (info.split_sizes or {}).get("train") if info else None))
     if "classes" in sub:
         n = round(n * len(sub["classes"]) / max(1, classes))
     elif "indices" in sub:
@@ -97,6 +102,10 @@ def data_bytes(cfg: Mapping[str, Any], scale: Any = None, costs: Mapping[str, An
             return None
         if is_primary:
             n = primary_images(cfg, n, num_classes(name, scale))
+        elif (d.get("aux_subsample") or {}).get(name):
+            from ..data.feeding.subsample import subsampled_size
+
+            n = subsampled_size(n, num_classes(name, scale), d["aux_subsample"][name])[0]
         c, h, w, itemsize = dataset_shape(name, scale)
         if is_primary and d.get("train_from"):  # an analysis's images (a robust dataset) are float32
             itemsize = 4
@@ -165,7 +174,9 @@ def run_memory(cfg: Mapping[str, Any], *, gpu_mem_gib: float, scale: Any = None,
     """The planner's memory row of one run, with the placement ``auto`` would choose on that card."""
     d = cfg["data"]
     c, h, w, _ = dataset_shape(d["primary"], scale)
-    aux = {a: num_classes(a, scale) for a in d["aux"]}
+    from ..data.feeding.subsample import subsampled_size
+
+    aux = {a: subsampled_size(0, num_classes(a, scale), (d.get("aux_subsample") or {}).get(a))[1] for a in d["aux"]}
     mm = model_memory(cfg, classes=num_classes(d["primary"], scale), aux_classes=aux, shape=(c, h, w), costs=costs)
     data = data_bytes(cfg, scale, costs)
     reserve = mm["model_bytes"] + mm["activation_bytes"]

@@ -38,7 +38,9 @@ def build_frame(view: PlanView, art: Artifact) -> Frame:
     rows, arrays = [], {}
     for rid, row in art.rows.items():
         out: dict[str, Any] = {"row": rid, **row.attrs}
-        for col, src in row.cells.items():
+        # in the artifact's column order: the plan file stores cells with sorted keys
+        order = {c: i for i, c in enumerate(art.columns)}
+        for col, src in sorted(row.cells.items(), key=lambda kv: order.get(kv[0], len(order))):
             cell = reader.cell(art, row, src)
             if isinstance(cell.value, list):
                 arrays[(rid, col)] = cell.value

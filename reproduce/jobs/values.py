@@ -258,12 +258,14 @@ def _eval_value(res: Mapping[str, Any], where: Mapping[str, Any] | None, what: A
 
 
 def _scaled(v: Any, src: Mapping[str, Any]) -> Any:
-    k = src.get("scale")
-    if k is None or v is None:
+    """The ``scale: K`` and then ``complement: C`` modifiers (C - K x value) on one run's value."""
+    k, c = src.get("scale"), src.get("complement")
+    if v is None or (k is None and c is None):
         return v
     if isinstance(v, list):
-        return [x * float(k) for x in v]
-    return float(v) * float(k)
+        return [_scaled(x, src) for x in v]
+    v = float(v) * float(k if k is not None else 1.0)
+    return v if c is None else float(c) - v
 
 
 def aggregate(vals: list[Any], how: str = "mean") -> Cell:

@@ -184,13 +184,17 @@ class BiaMAT(Method):
     # -- configuration ---------------------------------------------------------------------
 
     def _num_classes(self, name: str) -> int:
-        """Aux head size: the prepared manifest when known, else the largest label + 1."""
+        """Aux head size: the prepared manifest when known, else the largest label + 1; a
+        ``data.aux_subsample`` by classes keeps fewer (its labels are renumbered 0..k-1)."""
         root = self.ctx.extra.get("data_root")
-        if root is not None:
-            from ..data import read_manifest
+        if root is None:
+            return int(self.ctx.datasets[name].labels.max().item()) + 1
+        from ..data import read_manifest
+        from ..data.feeding.subsample import kept_classes
 
-            return int(read_manifest(name, root)["num_classes"])
-        return int(self.ctx.datasets[name].labels.max().item()) + 1
+        n = int(read_manifest(name, root)["num_classes"])
+        sub = (self.ctx.cfg["data"].get("aux_subsample") or {}).get(name)
+        return kept_classes(n, sub) if sub else n
 
     def heads(self) -> dict[str, int]:
         return {"primary": int(self.ctx.num_classes), **self.aux_classes}

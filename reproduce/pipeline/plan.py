@@ -81,11 +81,15 @@ def assumed(gpu: str, costs: Mapping[str, Any] | None = None) -> bool:
 
 
 def train_images(cfg: Mapping[str, Any], graph: Any = None, costs: Mapping[str, Any] | None = None) -> int:
-    """Training images per epoch: the split, cut to ``pool`` / ``n_train``, then to the subset (a
+    """Training images per epoch: the split, cut to ``pool`` / ``n_train`` and ``parts``, then to the subset (a
     difficulty subset's ``n`` when ``graph`` can look the analysis up, a class subset's share)."""
     c = costs or _costs()
     d = cfg["data"]
     n = int(d["n_train"] or d.get("pool") or c["train_images"].get(d["primary"], 50000))
+    if d.get("parts"):  # the used parts' share of the split (BiaMAT's cifar-A/B/C)
+        from ..data.feeding.parts import used_fraction
+
+        n = round(n * used_fraction(d["parts"], c["train_images"].get(d["primary"])))
     if d.get("composite"):  # mixed batches: the epoch is the composite sampler's, both parts counted
         return composite_images(cfg, n, graph)
     sub = d.get("subset") or {}

@@ -53,12 +53,30 @@ def training_positions(cfg: Mapping[str, Any], labels: np.ndarray,
     pos = np.arange(len(labels))
     if d.get("pool"):
         pos = pos[pool_indices(labels[pos], int(d["pool"]))]
+    if d.get("parts"):
+        pos = np.sort(np.concatenate([ids for name, ids in training_parts(cfg, labels).items()
+                                      if name in d["parts"]["use"]]))
     if d.get("subset"):
         pos = pos[chosen(d["subset"], labels[pos], runs_dir)]
     if d["n_train"]:
         pos = pos[subset_indices(labels[pos], int(d["n_train"]), int(cfg["seed"]))]
     keep, held = split_holdout(pos, d.get("holdout"), int(cfg["seed"]))
     return pos[keep], pos[held]
+
+
+def training_parts(cfg: Mapping[str, Any], labels: np.ndarray) -> dict[str, np.ndarray]:
+    """``data.parts``: part name -> the original ids of its images, cut from the pool (if any)."""
+    from ..data.catalog import DATASETS
+    from ..data.feeding.parts import choose_parts
+
+    d = cfg["data"]
+    pos = np.arange(len(labels))
+    if d.get("pool"):
+        pos = pos[pool_indices(labels[pos], int(d["pool"]))]
+    info = DATASETS.get(d["primary"]) if d["primary"] in DATASETS else None
+    catalog_n = (info.split_sizes or {}).get(d["train_split"]) if info is not None else None
+    _, parts = choose_parts(d["parts"], labels[pos], catalog_n)
+    return {name: pos[p] for name, p in parts.items()}
 
 
 def _checked(indices: list[int], n: int, where: str) -> np.ndarray:
@@ -130,18 +148,32 @@ def _arrays(cfg: Mapping[str, Any], man: Mapping[str, Any], root: str | Path, de
         x, y = analysis_split(d["train_from"], runs_dir, tuple(x.shape[1:]), int(man["num_classes"]), primary)
     pos, held = training_positions(cfg, y, runs_dir)
     holdout = (x[held], y[held], held) if len(held) else None
+    full_y = y
     if not np.array_equal(pos, np.arange(len(y))):  # uncut splits stay as loaded (memory-mapped when large)
         x, y = x[pos], y[pos]
-    splits = {primary: (x, y, pos)}
     provenance = {primary: _prov(man)}
     if d.get("train_from"):
         provenance[primary]["train_from"] = str(d["train_from"]["analysis"])
+    if d.get("parts"):  # the noisy parts' images replaced by their fixed noisy copies (feeding/parts.py)
+        from ..data.feeding.parts import describe, noisy_images
+
+        parts = training_parts(cfg, full_y)
+        x = noisy_images(d["parts"], x, pos, parts)
+        provenance[primary]["parts"] = describe(d["parts"], parts, full_y)
+    splits = {primary: (x, y, pos)}
     aux_classes = {}
     for aux in d["aux"]:
         ax, ay = load_split(aux, "train", root)
-        splits[aux] = (ax, ay, None)
         aux_man = read_manifest(aux, root)
         provenance[aux], aux_classes[aux] = _prov(aux_man), int(aux_man["num_classes"])
+        sub = (d.get("aux_subsample") or {}).get(aux)
+        if sub:  # a seeded subsample, labels renumbered when whole classes go (feeding/subsample.py)
+            from ..data.feeding.subsample import kept_classes, subsample
+
+            keep, ay = subsample(ay, aux_classes[aux], sub)
+            ax, aux_classes[aux] = ax[keep], kept_classes(aux_classes[aux], sub)
+            provenance[aux]["subsample"] = {**dict(sub), "images": int(len(keep)), "classes": aux_classes[aux]}
+        splits[aux] = (ax, ay, None)
     comp = d.get("composite")
     if comp:  # pseudo-labelled extra data mixed into every batch (reproduce/data/feeding/composite.py)
         cx, cy = load_split(comp["dataset"], comp.get("split", "train"), root)
@@ -166,6 +198,9 @@ def _streamed(cfg: Mapping[str, Any], man: Mapping[str, Any], root: str | Path, 
     primary = d["primary"]
     if d["aux"] or d.get("composite") or d.get("train_from"):
         raise ConfigError(f"run {cfg['name']}: data.aux, data.composite and data.train_from are not supported with the streamed "
+                          f"(full-resolution JPEG) dataset {primary!r}")
+    if (d.get("parts") or {}).get("noise"):
+        raise ConfigError(f"run {cfg['name']}: data.parts.noise is not supported with the streamed "
                           f"(full-resolution JPEG) dataset {primary!r}")
     fs = read_file_split(primary, d["train_split"], root, meta=dict(man))
     pos, held = training_positions(cfg, fs.labels, runs_dir)
