@@ -15,3 +15,5 @@ from . import lipschitz  # noqa: E402,F401
 from . import group_curves  # noqa: E402,F401
 from . import extremes  # noqa: E402,F401
 from . import instance_correlation  # noqa: E402,F401
+from . import pseudo_labels  # noqa: E402,F401
+from . import topk_per_class  # noqa: E402,F401
