@@ -114,6 +114,27 @@ SPEC_CASES = {
     "a complement of a word": (
         "    columns: [clean, aa]\n", "    columns: {clean: {eval: clean, complement: x}, aa: {eval: clean}}\n",
         ("complement", "'x'")),
+    # BiaMAT's pseudo-labelling rows (pipelines/biamat/artifacts/pseudo.yaml): composite keys and their analyses
+    "composite labels naming no analysis": (
+        RUN, RUN + "\n  rl: {presets: [trades, cifar10, rst], data: {composite: {dataset: imagenet32, labels: {analysis: nope}}}}",
+        ("runs.rl", "nope")),
+    "composite labels as a bare name": (
+        RUN, RUN + "\n  rb: {presets: [trades, cifar10, rst], data: {composite: {dataset: imagenet32, labels: pl-c10-imagenet32}}}",
+        ("runs.rb", "data.composite.labels", "{analysis: NAME}")),
+    "composite subset with a stray key": (
+        RUN, RUN + "\n  rs: {presets: [trades, cifar10, rst], data: {composite: {dataset: imagenet32, "
+        "subset: {analysis: top-c10-in32-50000, keys: indices}}}}", ("runs.rs", "data.composite.subset", "keys")),
+    "an epoch of a made-up kind": (
+        RUN, RUN + "\n  re: {presets: [trades, cifar10], data: {composite: {dataset: imagenet32, epoch_images: one_pass}}}",
+        ("runs.re", "data.composite.epoch_images", "one_pass", "primary_pass")),
+    "top-k of zero per class": (ANALYSES_AT, "analyses:\n  tk: {kind: topk_per_class, labels: pl-c10-imagenet32, k: 0}\n"
+                                "runs:\n", ("analyses.tk", "k must be a positive integer", "0")),
+    "pseudo-labels of an unknown dataset": (
+        ANALYSES_AT, "analyses:\n  pl: {kind: pseudo_labels, model: {run: cifar10-at}, dataset: imagenet33}\nruns:\n",
+        ("analyses.pl", "imagenet33")),
+    "pseudo-labels of a split the dataset lacks": (
+        ANALYSES_AT, "analyses:\n  ps: {kind: pseudo_labels, model: {run: cifar10-at}, dataset: imagenet32, split: test}\n"
+        "runs:\n", ("analyses.ps", "split 'test'", "train, val")),
 }
 
 

@@ -63,8 +63,9 @@ def test_planner_counts_the_composite_epoch():
 
     assert train_images(_ft({"dataset": "tinyimages-500k", "order": "pass"})) == math.ceil(500_000 / 64) * 128
     assert train_images(_ft({"dataset": "svhn", "split": "extra", "order": "pass"})) == math.ceil(531_131 / 64) * 128
-    assert train_images(_ft({"dataset": "tinyimages-500k", "epoch_images": 100_000})) == 100_000
-    assert train_images(_ft({"dataset": "tinyimages-500k"})) == 50_000  # the primary, as before
+    # the sampler's full batches: ceil(images / 128) of 128 (HAT's Table 4: 196 x 256 = 50,176 of 50,000)
+    assert train_images(_ft({"dataset": "tinyimages-500k", "epoch_images": 100_000})) == math.ceil(100_000 / 128) * 128
+    assert train_images(_ft({"dataset": "tinyimages-500k"})) == math.ceil(50_000 / 128) * 128  # the primary's
 
 
 def test_reduce_and_match_adapted_values_by_original_index():

@@ -120,3 +120,52 @@ def test_table5_errors_and_stds_match_000_in_order():
     assert [p[0] for p in pairs] == [(r[c], r[f"{c}_sd"]) for r in rows for c in ("a", "ab", "ac", "abc")]
     # each group of four opens with its batch size
     assert [lines[i + 1 + 4 * k + 1].split("\t")[0] for k in range(5)] == ["128", "256", "384", "512", "1024"]
+
+
+# Table 3 (001 = 000) and Table 7 (000) in the paper's row order. The "Hendrycks et al." rows are declared
+# with the pre-training runs; a row the CSV holds must match the paper, every other row must be there.
+T3_ROWS = ["trades", "hendrycks-cifar100", "hendrycks-imagenet", "carmon-cifar100", "carmon-places365",
+           "carmon-imagenet", "carmon-imagenet500k", "biamat-cifar100", "biamat-places365", "biamat-imagenet"]
+T7_ROWS = [f"c10-{r}" for r in ["hendrycks-cifar100", "hendrycks-imagenet", "carmon-cifar100", "carmon-places365",
+                                "carmon-imagenet", "carmon-imagenet500k", "carmon-imagenet250k", "carmon-imagenet100k",
+                                "biamat-cifar100", "biamat-places365", "biamat-imagenet"]] + \
+          [f"c100-{r}" for r in ["hendrycks-imagenet", "carmon-places365", "carmon-imagenet", "carmon-imagenet500k",
+                                 "carmon-imagenet250k", "carmon-imagenet100k", "biamat-places365", "biamat-imagenet"]]
+
+
+def _check_rows(paper: dict[str, list[str]], name: str, columns: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    rows = {r["row"]: r for r in _csv(name)}
+    assert set(rows) <= set(paper), set(rows) - set(paper)
+    assert {r for r in paper if "hendrycks" not in r} <= set(rows)
+    for r, row in rows.items():
+        assert [row[c] for c in columns] == paper[r], r
+    return rows
+
+
+def test_table3_cells_match_both_versions_row_by_row():
+    cols = ("clean", "pgd100", "cw100", "aa")
+    for name, start, stop in (("001_c59c0d18c84aa014.txt", "Method\tAuxiliary dataset\tClean", "### 3.3"),
+                              ("000_ee39e36853903b80.txt", "Method\tAuxiliary dataset\tClean\tPGD100", "distribution of")):
+        numbers = [NUM.findall(line) for line in _block(_lines(name), start, stop)[1:]]
+        numbers = [n for n in numbers if n]
+        assert all(len(n) == 4 for n in numbers) and len(numbers) == len(T3_ROWS), name
+        _check_rows(dict(zip(T3_ROWS, numbers)), "table3", cols)
+
+
+def test_table7_cells_match_000_with_the_merged_rows_split_by_column_pairs():
+    lines = _block(_lines("000_ee39e36853903b80.txt"), "Primary dataset\tMethod\tAuxiliary dataset\tClean\tAA", "Table 8:")
+    pairs = []
+    for line in lines[1:]:
+        n = NUM.findall(line)
+        assert len(n) in (0, 2, 4), line
+        if len(n) == 4:  # L951 and L954: "A B  clean_A clean_B  aa_A aa_B"
+            assert "CIFAR-100 ImageNet" in line or "ImageNet ImageNet-500k" in line, line
+            pairs += [[n[0], n[2]], [n[1], n[3]]]
+        elif n:
+            pairs.append(n)
+    assert len(pairs) == len(T7_ROWS)
+    rows = _check_rows(dict(zip(T7_ROWS, pairs)), "table7", ("clean", "aa"))
+    t3 = {r["row"]: r for r in _csv("table3")}
+    for r in t3:  # the CIFAR-10 rows Table 3 also prints carry the same cells
+        if f"c10-{r}" in rows:
+            assert [rows[f"c10-{r}"][c] for c in ("clean", "aa")] == [t3[r][c] for c in ("clean", "aa")], r

@@ -18,3 +18,5 @@ from . import instance_correlation  # noqa: E402,F401
 from . import robust_dataset  # noqa: E402,F401
 from . import fid  # noqa: E402,F401
 from . import aux_confidence  # noqa: E402,F401
+from . import pseudo_labels  # noqa: E402,F401
+from . import topk_per_class  # noqa: E402,F401

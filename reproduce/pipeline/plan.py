@@ -106,18 +106,20 @@ def train_images(cfg: Mapping[str, Any], graph: Any = None, costs: Mapping[str, 
 
 
 def composite_images(cfg: Mapping[str, Any], n_primary: int, graph: Any = None) -> int:
-    """Images per epoch of a ``data.composite`` run: its steps (``epoch_images``, or one pass over the
-    extra split with ``order: pass``) times the batch size."""
+    """Images per epoch of a ``data.composite`` run, both parts: the sampler's batches times the batch size
+    (``epoch_images`` images, one pass over the primary's share of each batch with ``primary_pass``, or
+    one pass over the extra split with ``order: pass``; a 50/50 batch of 256 over a 50k primary is
+    about 100k images)."""
     from ..costs.memory import split_images
     from ..data.feeding.composite import steps_per_epoch
 
     comp, bs = cfg["data"]["composite"], int(cfg["batch_size"])
-    if comp.get("order", "replacement") == "replacement":
-        return int(comp.get("epoch_images") or n_primary)
-    n_extra = split_images(comp["dataset"], comp.get("split", "train"), getattr(graph, "scale", None))
-    if comp.get("order") == "pass" and n_extra is None:
-        raise ConfigError(f"run {cfg.get('name')}: no size known for {comp['dataset']}:{comp.get('split', 'train')}")
-    return steps_per_epoch(comp, n_primary, bs, n_extra) * bs
+    n_extra = None
+    if comp.get("order") == "pass":
+        n_extra = split_images(comp["dataset"], comp.get("split", "train"), getattr(graph, "scale", None))
+        if n_extra is None:
+            raise ConfigError(f"run {cfg.get('name')}: no size known for {comp['dataset']}:{comp.get('split', 'train')}")
+    return steps_per_epoch(comp, n_primary, bs, n_extra, bool(cfg["data"]["drop_last"])) * bs
 
 
 def gpu_hours(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = None, gpu: str = "v100",

@@ -1,7 +1,9 @@
 """Typed references between nodes: where they may stand, what they name, and no cycles.
 
 A run may reference runs in ``init`` and in the method parameters its method
-lists in ``references`` (HAT's helper), and an analysis in ``data.subset``, ``data.eval_indices`` and ``data.train_from``.
+lists in ``references`` (HAT's helper), and an analysis in ``data.subset``, ``data.eval_indices``,
+``data.train_from``, ``data.composite.labels`` and ``data.composite.subset`` (pseudo-labels and a
+selection of the extra data).
 An analysis may reference runs and analyses in the parameters it lists in
 ``references``. A reference is ``{run: NAME, checkpoint: best|last|epoch_N}``
 or ``{analysis: NAME[, key: K]}``; a bare string is a name of the declared type.
@@ -24,6 +26,11 @@ def run_reference_slots(cfg: Mapping[str, Any], check_registries: bool = True) -
         value = (cfg.get("data") or {}).get(key)
         if isinstance(value, Mapping) and "analysis" in value:
             yield f"data.{key}", value, "analysis"
+    comp = (cfg.get("data") or {}).get("composite")
+    for key in ("labels", "subset"):
+        value = comp.get(key) if isinstance(comp, Mapping) else None
+        if isinstance(value, Mapping) and "analysis" in value:
+            yield f"data.composite.{key}", value, "analysis"
     feats = cfg.get("feature_stats")
     if isinstance(feats, Mapping) and feats.get("groups") is not None:
         yield "feature_stats.groups", feats["groups"], "analysis"

@@ -192,7 +192,7 @@ def _batches(run: TrainRun, epoch: int, first: int) -> Iterable[Any]:
 
         return composite_batches(primary, run.data["train"]["composite"], d["composite"], int(cfg["batch_size"]),
                                  seed=cfg["seed"], epoch=epoch, augment=bool(d["augment"]), pad=int(d["pad"]),
-                                 start_batch=first)
+                                 start_batch=first, drop_last=bool(d["drop_last"]))
     from ..data import iterate
 
     return iterate(primary, int(cfg["batch_size"]), shuffle=True, augment=bool(d["augment"]), pad=int(d["pad"]),

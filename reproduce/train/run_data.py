@@ -123,7 +123,7 @@ def load_run_data(cfg: Mapping[str, Any], root: str | Path, device: torch.device
     if d.get("composite"):
         from ..data.feeding.composite import steps_per_epoch
 
-        steps = steps_per_epoch(d["composite"], n, bs, len(out["train"]["composite"]))
+        steps = steps_per_epoch(d["composite"], n, bs, len(out["train"]["composite"]), bool(d["drop_last"]))
     if steps < 1:
         raise ConfigError(f"run {cfg['name']}: batch_size {cfg['batch_size']} exceeds the {n} training images")
     ex, ey = load_split(primary, d["eval_split"], root)
@@ -176,8 +176,10 @@ def _arrays(cfg: Mapping[str, Any], man: Mapping[str, Any], root: str | Path, de
         splits[aux] = (ax, ay, None)
     comp = d.get("composite")
     if comp:  # pseudo-labelled extra data mixed into every batch (reproduce/data/feeding/composite.py)
+        from .composite_refs import composite_extra
+
         cx, cy = load_split(comp["dataset"], comp.get("split", "train"), root)
-        splits["composite"] = (cx, cy, None)
+        splits["composite"] = composite_extra(comp, cx, cy, int(man["num_classes"]), runs_dir)
         provenance[comp["dataset"]] = _prov(read_manifest(comp["dataset"], root))
     # decided before any split is copied: a split that does not fit must never reach the device
     placement = place_data(cfg, splits, device, classes=int(man["num_classes"]), aux_classes=aux_classes)

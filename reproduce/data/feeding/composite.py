@@ -12,6 +12,14 @@ notes hard_instances.md §3.5): an epoch is one pass over a permutation of the e
 and the primary part walks through fresh permutations of the primary split, one after another.
 ``epoch_images`` is then not given. ``split`` names the extra dataset's split (default ``train``;
 SVHN's ``extra``). Both keys are left out of a config at their defaults, so run ids stay as they were.
+
+``epoch_images: primary_pass`` makes an epoch one pass over the primary split, as BiaMAT's RST rows
+count it ("the same amount of primary and pseudo-labeled data" in every batch of a TRADES epoch):
+``n_primary // primary_per_batch`` batches (``ceil`` with ``data.drop_last: false``), so a scale
+with a smaller primary keeps that meaning. ``labels: {analysis: NAME}`` (a ``pseudo_labels``
+analysis) replaces the extra split's own labels, and ``subset: {analysis: NAME, key: indices}``
+(a ``topk_per_class`` analysis) keeps only the listed positions of the extra split; the trainer
+resolves both (``reproduce/train/composite_refs.py``), this module sees the result.
 """
 
 from __future__ import annotations
@@ -24,8 +32,20 @@ import torch
 from ...errors import ConfigError
 from .loader import Batch, DeviceDataset, augment_batch, epoch_generator, to_unit_float
 
-KEYS = ("dataset", "fraction", "epoch_images", "order", "split")
+KEYS = ("dataset", "fraction", "epoch_images", "order", "split", "labels", "subset")
 ORDERS = ("replacement", "pass")
+PRIMARY_PASS = "primary_pass"
+REF_KEYS = ("labels", "subset")  # analysis references (reproduce/pipeline/references.py hashes their ids)
+
+
+def _check_ref(spec: Mapping[str, Any], key: str, where: str) -> None:
+    ref = spec.get(key)
+    if ref is None:
+        return
+    allowed = {"analysis"} if key == "labels" else {"analysis", "key"}
+    if not isinstance(ref, Mapping) or "analysis" not in ref or set(ref) - allowed:
+        form = "{analysis: NAME}" if key == "labels" else "{analysis: NAME, key: indices}"
+        raise ConfigError(f"{where}: data.composite.{key} must be {form}, got {ref!r}")
 
 
 def check_composite(spec: Mapping[str, Any], where: str) -> None:
@@ -41,17 +61,31 @@ def check_composite(spec: Mapping[str, Any], where: str) -> None:
     if order == "pass" and spec.get("epoch_images"):
         raise ConfigError(f"{where}: data.composite.order pass makes an epoch one pass over the extra data; "
                           f"drop epoch_images (got {spec['epoch_images']!r})")
+    ep = spec.get("epoch_images")
+    if ep is not None and ep != PRIMARY_PASS and (isinstance(ep, bool) or not isinstance(ep, int) or ep < 1):
+        raise ConfigError(f"{where}: data.composite.epoch_images must be a positive image count or "
+                          f"{PRIMARY_PASS!r}, got {ep!r}")
+    for key in REF_KEYS:
+        _check_ref(spec, key, where)
 
 
 def extra_per_batch(spec: Mapping[str, Any], batch_size: int) -> int:
     return int(round(batch_size * float(spec.get("fraction", 0.5))))
 
 
-def steps_per_epoch(spec: Mapping[str, Any], n_primary: int, batch_size: int, n_extra: int | None = None) -> int:
+def steps_per_epoch(spec: Mapping[str, Any], n_primary: int, batch_size: int, n_extra: int | None = None,
+                    drop_last: bool = True) -> int:
+    """Batches per epoch; ``drop_last`` (the run's ``data.drop_last``) matters for ``primary_pass`` only."""
     if spec.get("order") == "pass":
         if n_extra is None:
             raise ConfigError("data.composite.order pass: the extra split's size is needed to count the steps")
         return math.ceil(int(n_extra) / extra_per_batch(spec, batch_size))
+    if spec.get("epoch_images") == PRIMARY_PASS:
+        per = batch_size - extra_per_batch(spec, batch_size)
+        if per < 1:
+            raise ConfigError(f"data.composite: a batch of {batch_size} leaves no primary image at fraction "
+                              f"{spec.get('fraction', 0.5)}")
+        return int(n_primary) // per if drop_last else math.ceil(int(n_primary) / per)
     return math.ceil(int(spec.get("epoch_images") or n_primary) / batch_size)
 
 
@@ -67,10 +101,11 @@ def _pass_orders(n_primary: int, n_extra: int, steps: int, n_prim: int, n_ext: i
 
 
 def composite_batches(primary: DeviceDataset, extra: DeviceDataset, spec: Mapping[str, Any], batch_size: int, *,
-                      seed: int, epoch: int, augment: bool, pad: int, start_batch: int = 0) -> Iterator[Batch]:
+                      seed: int, epoch: int, augment: bool, pad: int, start_batch: int = 0,
+                      drop_last: bool = True) -> Iterator[Batch]:
     n_extra = extra_per_batch(spec, batch_size)
     n_prim = batch_size - n_extra
-    steps = steps_per_epoch(spec, len(primary), batch_size, len(extra))
+    steps = steps_per_epoch(spec, len(primary), batch_size, len(extra), drop_last)
     g = epoch_generator(seed, epoch)
     if spec.get("order") == "pass":
         order, picks, starts = _pass_orders(len(primary), len(extra), steps, n_prim, n_extra, g)
