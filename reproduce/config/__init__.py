@@ -73,6 +73,10 @@ RUN_DEFAULTS: dict[str, Any] = {
         "cycle_momentum": False,
         "base_momentum": 0.85,
         "max_momentum": 0.95,
+        # cosine_iter only: the LR falls per step from optim.lr to lr_min; step t uses the factor of
+        # t + step_offset (1: Hendrycks' scheduler.step() before optimizer.step(), tune.py:145-149)
+        "lr_min": 0.0,
+        "step_offset": 0,
     },
     "epochs": None,
     "batch_size": 128,
@@ -93,6 +97,9 @@ RUN_DEFAULTS: dict[str, Any] = {
     "init": None,
     # trunk: train the heads only, on the init run's fixed features (BatchNorm kept in eval mode)
     "freeze": None,
+    # an external checkpoint in place of training: {file, sha256, format, url, provenance}
+    # (reproduce/config/imports.py); the rest of the config is the recipe that made it
+    "import": None,
     # speed switches (reproduce/perf.py); only amp and compile enter the hash, see there why
     "perf": dict(PERF_DEFAULTS),
 }
@@ -101,9 +108,9 @@ RUN_DEFAULTS: dict[str, Any] = {
 # so every run id computed before they existed stays valid
 HASH_NEUTRAL = {("data", "holdout"): None, ("optim", "name"): "sgd", ("data", "pool"): None,
                 ("data", "eval_indices"): None,
-                ("model", "head"): None}
+                ("model", "head"): None, ("schedule", "lr_min"): 0.0, ("schedule", "step_offset"): 0}
 
-SCHEDULE_KINDS = ("piecewise", "onecycle", "constant", "cosine_epoch")
+SCHEDULE_KINDS = ("piecewise", "onecycle", "constant", "cosine_epoch", "cosine_iter")
 
 
 def _merge(defaults: Mapping[str, Any], given: Mapping[str, Any], where: str, open_keys: bool,
@@ -203,10 +210,24 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
     from .transfer import check_transfer
 
     check_transfer(cfg, where)
+    check_schedule(cfg["schedule"], where)
+    from .imports import check_import
+
+    check_import(cfg, where)
     from .eval_logs import check_eval_logs
 
     cfg["eval_logs"] = check_eval_logs(cfg, where)
     return cfg
+
+
+def check_schedule(sched: Mapping[str, Any], where: str) -> None:
+    """``lr_min`` and ``step_offset`` (cosine_iter's) are numbers in range."""
+    lo, off = sched["lr_min"], sched["step_offset"]
+    if isinstance(lo, bool) or not isinstance(lo, (int, float)) or lo < 0:
+        raise ConfigError(f"{where}: schedule.lr_min must be a number >= 0, got {lo!r}")
+    if isinstance(off, bool) or not isinstance(off, int) or off not in (0, 1):
+        raise ConfigError(f"{where}: schedule.step_offset must be 0 or 1 (1: the scheduler steps before the "
+                          f"update, as torch LambdaLR called first in the loop), got {off!r}")
 
 
 OPTIMIZERS = ("sgd", "adam")  # reproduce.train.optim builds each
@@ -256,7 +277,7 @@ def config_hash(cfg: Mapping[str, Any], length: int = 8) -> str:
         body["data"] = {k: v for k, v in body["data"].items() if k != "color_jitter"}
     if body.get("eval_logs") == []:  # added after runs existed: no logs keeps their ids
         body.pop("eval_logs")
-    for key in ("freeze", "feature_stats"):  # the same
+    for key in ("freeze", "feature_stats", "import"):  # the same
         if body.get(key) is None:
             body.pop(key, None)
     init = body.get("init")
