@@ -65,6 +65,12 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
     runs and analyses this run references live; ``comparable`` is the plan's word on whether
     the run's scale is comparable with the papers (it refuses a silent CPU fallback).
     """
+    from ..config.imports import imported
+
+    if imported(resolve_run(raw_cfg)):  # an external checkpoint: verified and converted, not trained
+        from .imported import import_run
+
+        return import_run(raw_cfg, out_dir, data_root)
     stop = stop or StopRequest()
     stop.install()
     try:
@@ -252,6 +258,8 @@ def _finish(run: TrainRun, sgd_impl: str) -> dict[str, Any]:
                "perf": fast.provenance(pf, run.device, optimizer_impl=sgd_impl),
                "data_placement": data["placement"].as_dict(),
                "provenance": runtime_provenance(run.device, seed=cfg["seed"], scale=cfg["scale"])}
+    if cfg.get("import"):  # a scale without the file trained the recipe in its place: say so
+        summary["import"] = {**cfg["import"], "note": "a stand-in trained at this scale, not the imported file"}
     io.write_json(run.out / DONE, summary)
     return summary
 
