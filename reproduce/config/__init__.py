@@ -77,6 +77,9 @@ RUN_DEFAULTS: dict[str, Any] = {
         # t + step_offset (1: Hendrycks' scheduler.step() before optimizer.step(), tune.py:145-149)
         "lr_min": 0.0,
         "step_offset": 0,
+        # best_epoch: epoch e runs at the schedule's epoch e_best + e, e_best the epoch of the init
+        # run's checkpoint (milestones then count epochs of the whole pre-training + fine-tuning)
+        "continue_from_init": None,
     },
     "epochs": None,
     "batch_size": 128,
@@ -108,7 +111,8 @@ RUN_DEFAULTS: dict[str, Any] = {
 # so every run id computed before they existed stays valid
 HASH_NEUTRAL = {("data", "holdout"): None, ("optim", "name"): "sgd", ("data", "pool"): None,
                 ("data", "eval_indices"): None,
-                ("model", "head"): None, ("schedule", "lr_min"): 0.0, ("schedule", "step_offset"): 0}
+                ("model", "head"): None, ("schedule", "lr_min"): 0.0, ("schedule", "step_offset"): 0,
+                ("schedule", "continue_from_init"): None}
 
 SCHEDULE_KINDS = ("piecewise", "onecycle", "constant", "cosine_epoch", "cosine_iter")
 
@@ -156,7 +160,7 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
         raise ConfigError(f"{where}: schedule.per must be 'epoch' or 'iteration'")
     ep = cfg["epochs"] if isinstance(cfg["epochs"], int) and not isinstance(cfg["epochs"], bool) else None
     late = [m for m in cfg["schedule"]["milestones"] or [] if ep and isinstance(m, (int, float)) and m > ep]
-    if late and cfg["schedule"]["kind"] == "piecewise":
+    if late and cfg["schedule"]["kind"] == "piecewise" and not cfg["schedule"]["continue_from_init"]:
         # an iteration count (39000) read as an epoch would silently never decay the LR
         raise ConfigError(f"{where}: schedule.milestones {late} lie beyond the {cfg['epochs']} epochs; milestones "
                           "count epochs (per: iteration only moves the LR within them) or are fractions of training")
@@ -210,7 +214,7 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
     from .transfer import check_transfer
 
     check_transfer(cfg, where)
-    check_schedule(cfg["schedule"], where)
+    check_schedule(cfg, where)
     from .imports import check_import
 
     check_import(cfg, where)
@@ -220,11 +224,21 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
     return cfg
 
 
-def check_schedule(sched: Mapping[str, Any], where: str) -> None:
-    """``lr_min`` and ``step_offset`` (cosine_iter's) are numbers in range."""
+def check_schedule(cfg: Mapping[str, Any], where: str) -> None:
+    """cosine_iter's ``lr_min`` and ``step_offset`` in range; ``continue_from_init`` with an ``init``."""
+    sched = cfg["schedule"]
     lo, off = sched["lr_min"], sched["step_offset"]
     if isinstance(lo, bool) or not isinstance(lo, (int, float)) or lo < 0:
         raise ConfigError(f"{where}: schedule.lr_min must be a number >= 0, got {lo!r}")
+    cont = sched["continue_from_init"]
+    if cont not in (None, "best_epoch"):
+        raise ConfigError(f"{where}: schedule.continue_from_init must be best_epoch or null, got {cont!r}")
+    if cont and (sched["kind"] != "piecewise" or any(0 < m < 1 for m in sched["milestones"] or [])):
+        raise ConfigError(f"{where}: schedule.continue_from_init needs kind piecewise with milestones in epochs of "
+                          "the whole schedule (not fractions)")
+    if cont and not cfg.get("init"):
+        raise ConfigError(f"{where}: schedule.continue_from_init needs init: (the run whose checkpoint epoch it "
+                          "continues from)")
     if isinstance(off, bool) or not isinstance(off, int) or off not in (0, 1):
         raise ConfigError(f"{where}: schedule.step_offset must be 0 or 1 (1: the scheduler steps before the "
                           f"update, as torch LambdaLR called first in the loop), got {off!r}")

@@ -212,7 +212,7 @@ def _steps(run: TrainRun, epoch: int, first: int, tally: EpochTally, stop: StopR
     bar = tqdm(_batches(run, epoch, first), total=steps, initial=first, desc=f"{name} epoch {epoch + 1}/{epochs}",
                disable=not progress, leave=False)
     for it, batch in enumerate(bar, start=first):
-        lr = lr_at(cfg["schedule"], float(cfg["optim"]["lr"]), epochs, epoch, it, steps)
+        lr = lr_at(cfg["schedule"], float(cfg["optim"]["lr"]), epochs, epoch + run.epoch_offset, it, steps)
         mom = momentum_at(cfg["schedule"], epochs, epoch, it, steps)
         for g in opt.param_groups:
             g["lr"] = lr
@@ -258,6 +258,8 @@ def _finish(run: TrainRun, sgd_impl: str) -> dict[str, Any]:
                "perf": fast.provenance(pf, run.device, optimizer_impl=sgd_impl),
                "data_placement": data["placement"].as_dict(),
                "provenance": runtime_provenance(run.device, seed=cfg["seed"], scale=cfg["scale"])}
+    if run.epoch_offset:  # schedule.continue_from_init: where in the global schedule the run started
+        summary["schedule_epoch_offset"] = run.epoch_offset
     if cfg.get("import"):  # a scale without the file trained the recipe in its place: say so
         summary["import"] = {**cfg["import"], "note": "a stand-in trained at this scale, not the imported file"}
     io.write_json(run.out / DONE, summary)
