@@ -55,3 +55,12 @@ def test_table1_aa_matches_001_and_clean_matches_000():
     pairs = [NUM.findall(line) for line in block if len(NUM.findall(line)) == 2]
     order = ["baseline"] + [f"{a}-{k}" for a in auxes for k in ("ytilde", "yer")]
     assert pairs == [[rows[r]["clean"], rows[r]["aa"]] for r in order]
+
+
+def test_table8_cells_match_000_table8():
+    block = _block(_lines("000_ee39e36853903b80.txt"), "Fine-tuning\tClean\tPGD20", "are ineffective")
+    by_row = {line.split("\t")[0]: NUM.findall(line) for line in block[1:]}
+    rows = {r["row"]: r for r in csv.DictReader(line for line in open(PUB / "table8.csv") if not line.startswith("#"))}
+    assert by_row == {"AT": [rows["at"][c] for c in ("clean", "pgd20", "pgd100")],
+                      "TRADES": [rows["trades"][c] for c in ("clean", "pgd20", "pgd100")]}
+    assert not any(rows["released-at"][c] for c in ("clean", "pgd20", "pgd100"))  # unpublished cross-check
