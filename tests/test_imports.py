@@ -257,3 +257,15 @@ def test_a_schedule_continued_from_the_init_runs_best_epoch(tmp_path):
     checkpoint.save(tmp_path / "src" / "best.pt", {"model": {}, "epoch": None, "score": None})
     with pytest.raises(ConfigError, match="records no epoch"):
         init_epoch(cfg, tmp_path)
+
+
+def test_the_training_entry_point_imports_instead_of_training(tmp_path, weights):
+    from reproduce.train import train
+
+    path, sha = weights
+    (tmp_path / "data" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "data" / "checkpoints" / "w.pt").write_bytes(path.read_bytes())
+    done = train(_cfg(sha), tmp_path / "runs" / "ext-1", data_root=tmp_path / "data", device="cpu")
+    assert done["external"] and not (tmp_path / "runs" / "ext-1" / "metrics.jsonl").exists()
+    stand_in = {**_cfg(sha), "import": {**_cfg(sha)["import"], "stand_in": True}}
+    assert config_hash(stand_in) != config_hash(_cfg(sha))  # a stand-in is never taken for the file
