@@ -208,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .pipeline import cli as pipeline_cli
 
     pipeline_cli.add_subcommands(sub)
+    from .pipeline import models_cli
+
+    models_cli.add_subcommands(sub)
     from .pipeline import report_cli
 
     report_cli.add_subcommands(sub)

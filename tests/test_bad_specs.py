@@ -135,6 +135,26 @@ SPEC_CASES = {
     "pseudo-labels of a split the dataset lacks": (
         ANALYSES_AT, "analyses:\n  ps: {kind: pseudo_labels, model: {run: cifar10-at}, dataset: imagenet32, split: test}\n"
         "runs:\n", ("analyses.ps", "split 'test'", "train, val")),
+    # imported checkpoints (reproduce/config/imports.py) and cosine_iter (reproduce/train/schedule.py)
+    "an import with a short sha256": (RUN, RUN + "\n  imp: {presets: [at, cifar10], import: {file: w.pt, sha256: abc, "
+                                      "format: hendrycks-wrn, url: u}}", ("runs.imp", "import.sha256", "'abc'")),
+    "an import of an unknown format": (RUN, RUN + "\n  imp: {presets: [at, cifar10], import: {file: w.pt, "
+                                       "format: keras, url: u}}", ("runs.imp", "import.format", "'keras'")),
+    "an import whose format cannot hold the model": (RUN, RUN + "\n  imp: {presets: [at, cifar10], model: {name: "
+                                                     "resnet18}, import: {file: w.pt, format: hendrycks-wrn, url: u}}",
+                                                     ("runs.imp", "hendrycks-wrn", "'resnet18'")),
+    "an import file with a directory": (RUN, RUN + "\n  imp: {presets: [at, cifar10], import: {file: ../w.pt, "
+                                        "format: hendrycks-wrn, url: u}}", ("runs.imp", "import.file", "'../w.pt'")),
+    "an import without a url": (RUN, RUN + "\n  imp: {presets: [at, cifar10], import: {file: w.pt, "
+                                "format: hendrycks-wrn}}", ("runs.imp", "import.url")),
+    "an unknown import key": (RUN, RUN + "\n  imp: {presets: [at, cifar10], import: {file: w.pt, format: hendrycks-wrn, "
+                              "url: u, md5: x}}", ("runs.imp", "import", "'md5'")),
+    "a negative cosine floor": (RUN, RUN + "\n  cos: {presets: [at, cifar10], schedule: {kind: cosine_iter, "
+                                "lr_min: -1}}", ("runs.cos", "schedule.lr_min", "-1")),
+    "a schedule continued from no init": (RUN, RUN + "\n  cont: {presets: [at, cifar10], schedule: {milestones: [60], "
+                                          "continue_from_init: best_epoch}}", ("runs.cont", "continue_from_init", "init")),
+    "a cosine step offset of 2": (RUN, RUN + "\n  cos: {presets: [at, cifar10], schedule: {kind: cosine_iter, "
+                                  "step_offset: 2}}", ("runs.cos", "schedule.step_offset", "2")),
 }
 
 

@@ -169,3 +169,12 @@ def test_table7_cells_match_000_with_the_merged_rows_split_by_column_pairs():
     for r in t3:  # the CIFAR-10 rows Table 3 also prints carry the same cells
         if f"c10-{r}" in rows:
             assert [rows[f"c10-{r}"][c] for c in ("clean", "aa")] == [t3[r][c] for c in ("clean", "aa")], r
+
+
+def test_table8_cells_match_000_table8():
+    block = _block(_lines("000_ee39e36853903b80.txt"), "Fine-tuning\tClean\tPGD20", "are ineffective")
+    by_row = {line.split("\t")[0]: NUM.findall(line) for line in block[1:]}
+    rows = {r["row"]: r for r in csv.DictReader(line for line in open(PUB / "table8.csv") if not line.startswith("#"))}
+    assert by_row == {"AT": [rows["at"][c] for c in ("clean", "pgd20", "pgd100")],
+                      "TRADES": [rows["trades"][c] for c in ("clean", "pgd20", "pgd100")]}
+    assert "released-at" not in rows  # the unpublished cross-check row

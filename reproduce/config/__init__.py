@@ -81,6 +81,13 @@ RUN_DEFAULTS: dict[str, Any] = {
         "cycle_momentum": False,
         "base_momentum": 0.85,
         "max_momentum": 0.95,
+        # cosine_iter only: the LR falls per step from optim.lr to lr_min; step t uses the factor of
+        # t + step_offset (1: Hendrycks' scheduler.step() before optimizer.step(), tune.py:145-149)
+        "lr_min": 0.0,
+        "step_offset": 0,
+        # best_epoch: epoch e runs at the schedule's epoch e_best + e, e_best the epoch of the init
+        # run's checkpoint (milestones then count epochs of the whole pre-training + fine-tuning)
+        "continue_from_init": None,
     },
     "epochs": None,
     "batch_size": 128,
@@ -101,6 +108,9 @@ RUN_DEFAULTS: dict[str, Any] = {
     "init": None,
     # trunk: train the heads only, on the init run's fixed features (BatchNorm kept in eval mode)
     "freeze": None,
+    # an external checkpoint in place of training: {file, sha256, format, url, provenance}
+    # (reproduce/config/imports.py); the rest of the config is the recipe that made it
+    "import": None,
     # speed switches (reproduce/perf.py); only amp and compile enter the hash, see there why
     "perf": dict(PERF_DEFAULTS),
 }
@@ -110,9 +120,10 @@ RUN_DEFAULTS: dict[str, Any] = {
 HASH_NEUTRAL = {("data", "holdout"): None, ("optim", "name"): "sgd", ("data", "pool"): None,
                 ("data", "eval_indices"): None, ("data", "train_from"): None, ("data", "parts"): None,
                 ("data", "aux_subsample"): None,
-                ("model", "head"): None}
+                ("model", "head"): None, ("schedule", "lr_min"): 0.0, ("schedule", "step_offset"): 0,
+                ("schedule", "continue_from_init"): None}
 
-SCHEDULE_KINDS = ("piecewise", "onecycle", "constant", "cosine_epoch")
+SCHEDULE_KINDS = ("piecewise", "onecycle", "constant", "cosine_epoch", "cosine_iter")
 
 
 def _merge(defaults: Mapping[str, Any], given: Mapping[str, Any], where: str, open_keys: bool,
@@ -158,7 +169,7 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
         raise ConfigError(f"{where}: schedule.per must be 'epoch' or 'iteration'")
     ep = cfg["epochs"] if isinstance(cfg["epochs"], int) and not isinstance(cfg["epochs"], bool) else None
     late = [m for m in cfg["schedule"]["milestones"] or [] if ep and isinstance(m, (int, float)) and m > ep]
-    if late and cfg["schedule"]["kind"] == "piecewise":
+    if late and cfg["schedule"]["kind"] == "piecewise" and not cfg["schedule"]["continue_from_init"]:
         # an iteration count (39000) read as an epoch would silently never decay the LR
         raise ConfigError(f"{where}: schedule.milestones {late} lie beyond the {cfg['epochs']} epochs; milestones "
                           "count epochs (per: iteration only moves the LR within them) or are fractions of training")
@@ -214,6 +225,10 @@ def resolve_run(raw: Mapping[str, Any], where: str = "run") -> dict[str, Any]:
     from .transfer import check_transfer
 
     check_transfer(cfg, where)
+    check_schedule(cfg, where)
+    from .imports import check_import
+
+    check_import(cfg, where)
     from .eval_logs import check_eval_logs
 
     cfg["eval_logs"] = check_eval_logs(cfg, where)
@@ -241,6 +256,26 @@ def check_data_variants(data: Mapping[str, Any], where: str) -> None:
     info = DATASETS.get(data["primary"]) if data["primary"] in DATASETS else None
     check_parts(data["parts"], where, (info.split_sizes or {}).get(data["train_split"]) if info else None)
     check_aux_subsample(data["aux_subsample"], data["aux"], where)
+
+
+def check_schedule(cfg: Mapping[str, Any], where: str) -> None:
+    """cosine_iter's ``lr_min`` and ``step_offset`` in range; ``continue_from_init`` with an ``init``."""
+    sched = cfg["schedule"]
+    lo, off = sched["lr_min"], sched["step_offset"]
+    if isinstance(lo, bool) or not isinstance(lo, (int, float)) or lo < 0:
+        raise ConfigError(f"{where}: schedule.lr_min must be a number >= 0, got {lo!r}")
+    cont = sched["continue_from_init"]
+    if cont not in (None, "best_epoch"):
+        raise ConfigError(f"{where}: schedule.continue_from_init must be best_epoch or null, got {cont!r}")
+    if cont and (sched["kind"] != "piecewise" or any(0 < m < 1 for m in sched["milestones"] or [])):
+        raise ConfigError(f"{where}: schedule.continue_from_init needs kind piecewise with milestones in epochs of "
+                          "the whole schedule (not fractions)")
+    if cont and not cfg.get("init"):
+        raise ConfigError(f"{where}: schedule.continue_from_init needs init: (the run whose checkpoint epoch it "
+                          "continues from)")
+    if isinstance(off, bool) or not isinstance(off, int) or off not in (0, 1):
+        raise ConfigError(f"{where}: schedule.step_offset must be 0 or 1 (1: the scheduler steps before the "
+                          f"update, as torch LambdaLR called first in the loop), got {off!r}")
 
 
 OPTIMIZERS = ("sgd", "adam")  # reproduce.train.optim builds each
@@ -290,7 +325,7 @@ def config_hash(cfg: Mapping[str, Any], length: int = 8) -> str:
         body["data"] = {k: v for k, v in body["data"].items() if k != "color_jitter"}
     if body.get("eval_logs") == []:  # added after runs existed: no logs keeps their ids
         body.pop("eval_logs")
-    for key in ("freeze", "feature_stats"):  # the same
+    for key in ("freeze", "feature_stats", "import"):  # the same
         if body.get(key) is None:
             body.pop(key, None)
     init = body.get("init")

@@ -125,7 +125,11 @@ def composite_images(cfg: Mapping[str, Any], n_primary: int, graph: Any = None) 
 def gpu_hours(cfg: Mapping[str, Any], costs: Mapping[str, Any] | None = None, gpu: str = "v100",
               graph: Any = None) -> float | None:
     """Training passes only: per-epoch evaluations (``selection``, ``eval_logs``) are not counted (README)."""
+    from ..config.imports import imported
+
     c = costs or _costs()
+    if imported(cfg):  # an external checkpoint: verified and converted, no training
+        return 0.0
     model = cfg["model"]["name"]
     per = hours_per_pass_epoch(model, gpu, c)
     if per is None:
@@ -173,6 +177,7 @@ def plan(dag, targets: list[str], gpu_mem_gib: float | None = None) -> dict[str,
     """Which artifacts the targets name, the distinct runs they need, what they cost in time and
     device memory, and where ``perf.data_placement: auto`` would put their data on a
     ``gpu_mem_gib`` card (default: ``default_gpu_mem_gib``)."""
+    from ..config.imports import imported
     from ..costs.memory import run_memory
 
     mem_gib = float(gpu_mem_gib) if gpu_mem_gib is not None else default_gpu_mem_gib()
@@ -190,7 +195,8 @@ def plan(dag, targets: list[str], gpu_mem_gib: float | None = None) -> dict[str,
     runs = []
     for rid, used_by in users.items():
         cfg = dag.configs[rid]
-        runs.append({"run_id": rid, "model": cfg["model"]["name"], "method": cfg["method"]["name"],
+        method = "import" if imported(cfg) else cfg["method"]["name"]
+        runs.append({"run_id": rid, "model": cfg["model"]["name"], "method": method,
                      "epochs": cfg["epochs"], "gpu_hours": round(gpu_hours(cfg, graph=dag.graph) or 0.0, 2),
                      "h100_hours": _round(gpu_hours(cfg, gpu="h100", graph=dag.graph)), "artifacts": used_by,
                      "memory": run_memory(cfg, gpu_mem_gib=mem_gib, scale=dag.scale)})

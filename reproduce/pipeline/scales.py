@@ -170,6 +170,8 @@ class Scale:
             cfg["eval_logs"] = [{**e, "n": min(cap, int(e["n"])) if e.get("n") else cap} for e in cfg["eval_logs"]]
         if self.iterations:
             _cut_attacks(cfg, self.iterations, self.protocol_to_run)
+        if isinstance(cfg.get("import"), Mapping):
+            _imports(cfg, self.raw["data"].get("imports", "file"))
         cfg["scale"] = self.name
         return cfg
 
@@ -185,6 +187,15 @@ def _follow_batch(cfg: dict[str, Any], run: Mapping[str, Any], fixed: set[str]) 
         return
     lr = (run.get("optim") or {}).get("lr", RUN_DEFAULTS["optim"]["lr"])
     cfg["optim"] = {**(cfg.get("optim") or {}), "lr": float(lr) * int(new) / int(old)}
+
+
+def _imports(cfg: dict[str, Any], mode: str) -> None:
+    """``data.imports``: a stand-in trains the recipe (its references kept, so the DAG keeps its shape);
+    a file import depends on no run of ours, so the recipe's ``init`` is dropped from it."""
+    if mode == "stand_in":
+        cfg["import"] = {**cfg["import"], "stand_in": True}
+    else:
+        cfg.pop("init", None)
 
 
 def _cut_attacks(cfg: dict[str, Any], n: int, to_run: Any) -> None:

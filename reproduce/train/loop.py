@@ -66,6 +66,12 @@ def train(raw_cfg: Mapping[str, Any], out_dir: str | Path, *, data_root: str | P
     runs and analyses this run references live; ``comparable`` is the plan's word on whether
     the run's scale is comparable with the papers (it refuses a silent CPU fallback).
     """
+    from ..config.imports import imported
+
+    if imported(resolve_run(raw_cfg)):  # an external checkpoint: verified and converted, not trained
+        from .imported import import_run
+
+        return import_run(raw_cfg, out_dir, data_root)
     stop = stop or StopRequest()
     stop.install()
     try:
@@ -207,7 +213,7 @@ def _steps(run: TrainRun, epoch: int, first: int, tally: EpochTally, stop: StopR
     bar = tqdm(_batches(run, epoch, first), total=steps, initial=first, desc=f"{name} epoch {epoch + 1}/{epochs}",
                disable=not progress, leave=False)
     for it, batch in enumerate(bar, start=first):
-        lr = lr_at(cfg["schedule"], float(cfg["optim"]["lr"]), epochs, epoch, it, steps)
+        lr = lr_at(cfg["schedule"], float(cfg["optim"]["lr"]), epochs, epoch + run.epoch_offset, it, steps)
         mom = momentum_at(cfg["schedule"], epochs, epoch, it, steps)
         for g in opt.param_groups:
             g["lr"] = lr
@@ -255,6 +261,10 @@ def _finish(run: TrainRun, sgd_impl: str) -> dict[str, Any]:
                "provenance": runtime_provenance(run.device, seed=cfg["seed"], scale=cfg["scale"])}
     # the measured hours (BiaMAT Table 11); done.json is never hashed, so run ids stay as they were
     summary.update(timing_summary(run.history, run.epochs, summary["provenance"]))
+    if run.epoch_offset:  # schedule.continue_from_init: where in the global schedule the run started
+        summary["schedule_epoch_offset"] = run.epoch_offset
+    if cfg.get("import"):  # a scale without the file trained the recipe in its place: say so
+        summary["import"] = {**cfg["import"], "note": "a stand-in trained at this scale, not the imported file"}
     io.write_json(run.out / DONE, summary)
     return summary
 

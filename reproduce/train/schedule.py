@@ -43,6 +43,14 @@ def onecycle_momentum(step: int, total_steps: int, pct_start: float = 0.25, base
     return _cos(base, top, (step - up_end) / (down_end - up_end))
 
 
+def cosine_iter_lr(step: int, total_steps: int, lr: float, lr_min: float) -> float:
+    """Hendrycks' ``cosine_annealing`` as a LambdaLR factor times ``lr`` (tune.py:114-125): from ``lr``
+    at step 0 to ``lr_min`` at ``total_steps``, per optimizer step; the factor is evaluated as that
+    code does (lr_max 1, lr_min / lr), so values agree to the last bit of a float."""
+    factor = lr_min / lr + (1 - lr_min / lr) * 0.5 * (1 + math.cos(step / total_steps * math.pi))
+    return lr * factor
+
+
 def momentum_at(sched: Mapping[str, Any], epochs: int, epoch: int, it: int, steps_per_epoch: int) -> float | None:
     """SGD momentum for this step, or None where the schedule leaves ``optim.momentum`` alone."""
     if sched["kind"] != "onecycle" or not sched.get("cycle_momentum"):
@@ -63,6 +71,9 @@ def lr_at(sched: Mapping[str, Any], base_lr: float, epochs: int, epoch: int, it:
         # HAT's CosineLR (core/utils/rst.py) gives the same values: torch's _LRScheduler.__init__ calls
         # step() once, so epoch 1 runs at lr and epoch 2 at the e = 2 value (checked with torch 2.x).
         return base_lr * 0.5 * (1 + math.cos(epoch / epochs * math.pi))
+    if kind == "cosine_iter":
+        return cosine_iter_lr(t_iter + int(sched.get("step_offset") or 0), epochs * steps_per_epoch, base_lr,
+                              float(sched.get("lr_min") or 0.0))
     warm = float(sched.get("warmup_epochs") or 0)
     t = epoch + it / steps_per_epoch if sched["per"] == "iteration" else float(epoch)
     if warm > 0 and epoch + it / steps_per_epoch < warm:

@@ -40,6 +40,8 @@ class TrainRun:
     step_rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # steps.jsonl rows
     # the selected epoch so far; the selection observer keeps it, the loop reports it
     best: dict[str, Any] = dataclasses.field(default_factory=lambda: {"score": -math.inf, "epoch": None})
+    # schedule.continue_from_init: the epochs the init run trained before its checkpoint (the transfer observer)
+    epoch_offset: int = 0
 
     @property
     def epochs(self) -> int:

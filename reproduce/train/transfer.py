@@ -41,6 +41,19 @@ def source_checkpoint(cfg: Mapping[str, Any], runs_dir: str | Path) -> Path:
     return path
 
 
+def init_epoch(cfg: Mapping[str, Any], runs_dir: Any) -> int:
+    """The epoch after which the init run saved its checkpoint (``schedule.continue_from_init``: the
+    fine-tune continues the LR schedule from there; read again on every start, so a resume agrees)."""
+    from . import checkpoint
+
+    path = source_checkpoint(cfg, runs_dir)
+    epoch = checkpoint.load(path, "cpu").get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int):
+        raise ConfigError(f"run {cfg['name']}: schedule.continue_from_init: {path} records no epoch "
+                          f"({epoch!r}: an imported checkpoint?); fix the fine-tune's schedule instead")
+    return epoch
+
+
 def load_init(model: torch.nn.Module, cfg: Mapping[str, Any], runs_dir: str | Path, device: torch.device) -> None:
     """Put the source run's weights into ``model`` as ``init.load`` says."""
     from ..models import HEADS_PREFIX, TRUNK_PREFIX
@@ -81,4 +94,4 @@ def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-__all__ = ["apply_freeze", "load_init", "source_checkpoint", "trainable_parameters"]
+__all__ = ["apply_freeze", "init_epoch", "load_init", "source_checkpoint", "trainable_parameters"]

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from ..state import TrainRun
-from ..transfer import apply_freeze, load_init, source_checkpoint
+from ..transfer import apply_freeze, init_epoch, load_init, source_checkpoint
 from .base import Observer, register
 
 
 @register("transfer")
 class Transfer(Observer):
-    keys = ("init", "freeze")
+    keys = ("init", "freeze")  # and schedule.continue_from_init, which needs init
 
     def on_setup(self, run: TrainRun) -> None:
         # a resumed run has every weight in last.pt; a fresh one needs its source before any data loads
         if run.cfg.get("init") and not run.resuming:
             source_checkpoint(run.cfg, run.upstream)
+        if run.cfg["schedule"].get("continue_from_init") == "best_epoch":
+            run.epoch_offset = init_epoch(run.cfg, run.upstream)
 
     def on_model(self, run: TrainRun) -> None:
         if run.cfg.get("init") and not run.resuming:
