@@ -73,6 +73,13 @@ class PseudoLabels(Analysis):
         if isinstance(params["model"], Mapping):
             checkpoint_file(params["model"])
 
+    @classmethod
+    def forward_images(cls, params: Mapping[str, Any]) -> dict[str, int]:
+        from ..data.catalog import DATASETS
+
+        ds = DATASETS.get(str(params["dataset"])) if params["dataset"] in DATASETS else None
+        return {"model": int((ds.split_sizes if ds else {}).get(str(params["split"]), 0))}
+
     def run(self, ctx: AnalysisContext) -> dict[str, Any]:
         from ..config.references import checkpoint_file
         from ..data import load_split, read_manifest

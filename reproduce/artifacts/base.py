@@ -157,6 +157,38 @@ def _columns(path: Path, name: str, a: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _row_cells(spec: Any, name: str, rid: str, sources: Mapping[str, Any], env: Mapping[str, Any], run: Any,
+               pset: Any, check_registries: bool) -> dict[str, dict[str, Any]]:
+    """One row's cell sources, substituted and checked against the spec (protocol sets, analyses, runs)."""
+    path, where = spec.path, f"{spec.path}: artifacts.{name}"
+    cells: dict[str, dict[str, Any]] = {}
+    for col, src in sources.items():
+        cw = f"{where}.rows.{rid}.{col}"
+        src = substitute(src, env, cw)
+        check_source(src, cw)
+        if "eval_set" in src:
+            if pset not in spec.protocol_sets:
+                raise ConfigError(f"{cw}: protocol set {pset!r} not in protocol_sets "
+                                  f"({', '.join(sorted(spec.protocol_sets))})")
+            if src["eval_set"] not in spec.protocol_sets[pset]:
+                raise ConfigError(f"{path}: protocol_sets.{pset} has no protocol for column {src['eval_set']!r}")
+            src = {**{k: v for k, v in src.items() if k != "eval_set"},
+                   "eval": spec.protocol_sets[pset][src["eval_set"]]}
+        if "analysis" in src:
+            spec.check_analysis(str(src["analysis"]), f"artifacts.{name}.rows.{rid}.{col}")
+        if "run" in src:
+            spec.members(str(src["run"]), f"artifacts.{name}.rows.{rid}.{col}.run")
+        needs_run = any(k in src for k in ("eval", "log", "train", "config"))
+        if needs_run and run is None and "run" not in src:
+            raise ConfigError(f"{cw}: this source reads a run, but the row names none (run:)")
+        if check_registries and "eval" in src:
+            from ..evaluate import PROTOCOLS
+
+            PROTOCOLS.get(str(src["eval"]), where=cw)
+        cells[col] = src
+    return cells
+
+
 def parse_artifact(spec: Any, name: str, a: Mapping[str, Any], check_registries: bool = True) -> Artifact:
     path, where = spec.path, f"{spec.path}: artifacts.{name}"
     unknown = sorted(set(a) - set(ARTIFACT_KEYS))
@@ -190,31 +222,8 @@ def parse_artifact(spec: Any, name: str, a: Mapping[str, Any], check_registries:
             run = substitute(run, env, f"{where}.rows.{rid}.run")
             spec.members(str(run), f"artifacts.{name}.rows.{rid}.run")
         pset = entry.get("protocols") or a.get("protocols")
-        cells: dict[str, dict[str, Any]] = {}
-        for col, src in {**columns, **(entry.get("cells") or {})}.items():
-            cw = f"{where}.rows.{rid}.{col}"
-            src = substitute(src, env, cw)
-            check_source(src, cw)
-            if "eval_set" in src:
-                if pset not in spec.protocol_sets:
-                    raise ConfigError(f"{cw}: protocol set {pset!r} not in protocol_sets "
-                                      f"({', '.join(sorted(spec.protocol_sets))})")
-                if src["eval_set"] not in spec.protocol_sets[pset]:
-                    raise ConfigError(f"{path}: protocol_sets.{pset} has no protocol for column {src['eval_set']!r}")
-                src = {**{k: v for k, v in src.items() if k != "eval_set"},
-                       "eval": spec.protocol_sets[pset][src["eval_set"]]}
-            if "analysis" in src:
-                spec.check_analysis(str(src["analysis"]), f"artifacts.{name}.rows.{rid}.{col}")
-            if "run" in src:
-                spec.members(str(src["run"]), f"artifacts.{name}.rows.{rid}.{col}.run")
-            needs_run = any(k in src for k in ("eval", "log", "train", "config"))
-            if needs_run and run is None and "run" not in src:
-                raise ConfigError(f"{cw}: this source reads a run, but the row names none (run:)")
-            if check_registries and "eval" in src:
-                from ..evaluate import PROTOCOLS
-
-                PROTOCOLS.get(str(src["eval"]), where=cw)
-            cells[col] = src
+        cells = _row_cells(spec, name, rid, {**columns, **(entry.get("cells") or {})}, env, run, pset,
+                           check_registries)
         attrs = {k: substitute(entry[k], env, f"{where}.rows.{rid}.{k}") for k in ("series", "label", "x")
                  if k in entry}
         rows[rid] = Row(rid, None if run is None else str(run), cells, attrs, dict(entry.get("_sweep", {})))
