@@ -214,3 +214,19 @@ def test_a_subsample_by_classes_draws_among_the_classes_that_hold_images():
     pos, lab = subsample(y, 1000, {"by": "classes", "ratio": 0.01, "seed": 0})
     assert pos.tolist() == [0, 1, 2, 3] and lab.tolist() == [3, 0, 2, 1]
     assert kept_classes(1000, {"by": "classes", "ratio": 0.01}) == 10
+
+
+def test_complement_turns_accuracy_into_error_with_the_same_spread():
+    from reproduce.artifacts.base import check_source
+    from reproduce.jobs.values import _scaled, aggregate
+
+    src = {"eval": "clean", "complement": 100}
+    acc = [90.42, 90.68, 89.9]
+    err = aggregate([_scaled(v, src) for v in acc])
+    plain = aggregate(acc)
+    assert err.value == pytest.approx(100 - plain.value) and err.sd == pytest.approx(plain.sd)
+    assert err.value == pytest.approx((9.58 + 9.32 + 10.1) / 3)
+    assert _scaled(0.9, {"eval": "clean", "scale": 100, "complement": 100}) == pytest.approx(10.0)
+    assert _scaled([90.0, None], src) == [10.0, None]
+    with pytest.raises(ConfigError, match="complement"):
+        check_source({"eval": "clean", "complement": "100%"}, "t.columns.err")
