@@ -58,7 +58,8 @@ def test_every_target_dry_runs_at_paper_scale():
     r = _snakemake(["-n", "--config", "scale=paper", "--", "all"])
     assert r.returncode == 0, r.stderr[-2000:]
     # every distinct training of every paper, once: BiaMAT's 186 (46 + Tables 3, 7 and 8's 20: 2 labellers,
-    # 11 RST runs, 4 fine-tunes, 3 imports; Table 5's 100, Figure 3's 10, Table 15's 10 students), HAT's 81 (helpers and sweep points included), and those of the papers in progress
+    # 11 RST runs, 4 fine-tunes, 3 imports; Table 5's 100, Figure 3's 10, Table 15's 10 students), HAT's 81
+    # (helpers and sweep points included), and those of the papers in progress
     from reproduce.pipeline.dag import Dag
 
     dag = Dag({"scale": "paper", "data_dir": "data", "work_dir": "work", "results_dir": "results"})
